@@ -1,0 +1,54 @@
+import { createReadStream } from "node:fs";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { Readable } from "node:stream";
+import { digestHex, type Digest } from "../model/digest.js";
+import { ioError } from "../model/errors.js";
+
+/**
+ * A content-addressed directory of blobs: `ROOT/sha256/HEX`. Blobs are written to a
+ * temporary name in the same directory and renamed to their digest once complete,
+ * so a reader never sees a partial blob and two writers of one blob never clash.
+ */
+export class BlobStore {
+  constructor(readonly root: string) {}
+
+  pathOf(digest: Digest): string {
+    return join(this.root, "sha256", digestHex(digest));
+  }
+
+  async has(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await stat(this.pathOf(digest))).size;
+    } catch {
+      return undefined;
+    }
+  }
+
+  open(digest: Digest): Promise<Readable> {
+    return Promise.resolve(createReadStream(this.pathOf(digest)));
+  }
+
+  /** A fresh temporary path inside the store, for a writer that learns the digest at the end. */
+  async tempPath(): Promise<string> {
+    const dir = join(this.root, "tmp");
+    try {
+      await mkdir(dir, { recursive: true });
+      await mkdir(join(this.root, "sha256"), { recursive: true });
+    } catch (err) {
+      throw ioError(`the blob store ${this.root}`, err);
+    }
+    return join(dir, `${process.pid}-${randomBytes(6).toString("hex")}`);
+  }
+
+  /** Moves a completed temporary file into place under its digest. */
+  async commit(tempPath: string, digest: Digest): Promise<void> {
+    try {
+      await rename(tempPath, this.pathOf(digest));
+    } catch (err) {
+      await rm(tempPath, { force: true });
+      throw ioError(`the blob store ${this.root}`, err);
+    }
+  }
+}

@@ -1,0 +1,91 @@
+import { open, rename, rm, mkdtemp, stat } from "node:fs/promises";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { ioError } from "../model/errors.js";
+
+/**
+ * Atomic outputs: every command writes beside its destination under a hidden
+ * temporary name and renames at the end, so a failure leaves DEST as it was.
+ */
+
+function tempNameBeside(dest: string): string {
+  return join(dirname(dest), `.${basename(dest)}.gantry-${process.pid}-${randomBytes(4).toString("hex")}.tmp`);
+}
+
+export interface AtomicFile {
+  /** Where to write. */
+  readonly path: string;
+  stream(): WriteStream;
+  /** fsync and rename into place. */
+  commit(): Promise<void>;
+  /** Remove the temporary file; safe to call after commit (does nothing then). */
+  discard(): Promise<void>;
+}
+
+export async function atomicFile(dest: string): Promise<AtomicFile> {
+  const path = tempNameBeside(dest);
+  let committed = false;
+  try {
+    await (await open(path, "wx", 0o644)).close();
+  } catch (err) {
+    throw ioError(`the output ${dest}`, err);
+  }
+  return {
+    path,
+    stream: () => createWriteStream(path, { flags: "w" }),
+    async commit() {
+      try {
+        const fh = await open(path, "r+");
+        await fh.sync();
+        await fh.close();
+        await rename(path, dest);
+        committed = true;
+      } catch (err) {
+        throw ioError(`the output ${dest}`, err);
+      }
+    },
+    async discard() {
+      if (!committed) await rm(path, { force: true });
+    },
+  };
+}
+
+/** Runs `fill(tempPath)` and renames the result to `dest`; on failure removes the temporary file. */
+export async function writeFileAtomically(dest: string, fill: (tempPath: string) => Promise<void>): Promise<void> {
+  const f = await atomicFile(dest);
+  try {
+    await fill(f.path);
+    await f.commit();
+  } finally {
+    await f.discard();
+  }
+}
+
+/**
+ * Builds a directory beside `dest` with `fill(tempDir)`, then swaps it into place:
+ * an existing `dest` is moved aside and removed only after the new one is in place.
+ */
+export async function writeDirAtomically(dest: string, fill: (tempDir: string) => Promise<void>): Promise<void> {
+  let tmp: string;
+  try {
+    tmp = await mkdtemp(join(dirname(dest), `.${basename(dest)}.gantry-`));
+  } catch (err) {
+    throw ioError(`the output directory ${dest}`, err);
+  }
+  try {
+    await fill(tmp);
+    const existed = await stat(dest).then(() => true, () => false);
+    if (existed) {
+      const old = tempNameBeside(dest);
+      await rename(dest, old);
+      await rename(tmp, dest);
+      await rm(old, { recursive: true, force: true });
+    } else {
+      await rename(tmp, dest);
+    }
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw ioError(`the output directory ${dest}`, err);
+  }
+}
