@@ -1,0 +1,134 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Digest } from "../model/digest.js";
+import { digestHex, sha256 } from "../model/digest.js";
+import { throwIfAborted } from "../model/errors.js";
+import type { Image, Layer } from "../model/image.js";
+import type { ProgressListener } from "../model/progress.js";
+import { BlobStore } from "../cache/blob-store.js";
+import { defaultCacheDir } from "../cache/location.js";
+import { readImage } from "../formats/read.js";
+import { writeImage } from "../formats/write.js";
+import { mergedTree } from "../layer/tree.js";
+import { packLayer } from "../layer/pack.js";
+import { loadSpecFile, specDirOf, validateSpec } from "./spec-load.js";
+import type { ImageSpecInput } from "./spec-schema.js";
+import { planBuild, type BuildPlan } from "./plan.js";
+import { configBytes, imageConfig, type NewLayerRecord } from "./config.js";
+import { layerEntries } from "./layer-content.js";
+
+export interface BuildOptions {
+  /** A spec file (JSON, or a TS/JS module), or a spec object. */
+  spec: string | ImageSpecInput;
+  /** For a spec object: the directory its relative paths start from (default: the working directory). */
+  specDir?: string;
+  /** Where to write: a path (docker-archive), any writable reference (`oci:DIR`...), or "-" for stdout. Default `./NAME.tar`. */
+  output?: string;
+  /** Extra NAME:TAG names for the image, besides the spec's own. */
+  tags?: readonly string[];
+  /** Bypass the cache: new blobs go to a temporary store removed afterwards. */
+  noCache?: boolean;
+  /** The cache directory (default `$GANTRY_CACHE`, `$XDG_CACHE_HOME/gantry`, `~/.cache/gantry`). */
+  cacheDir?: string;
+  /** Registry options for registry bases. */
+  creds?: string;
+  tlsVerify?: boolean;
+  env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+export interface BuiltLayer { digest: Digest; diffId: Digest; size: number; base: boolean }
+
+export interface BuildResult {
+  output: string;
+  repoTags: string[];
+  configDigest: Digest;
+  manifestDigest: Digest;
+  layers: BuiltLayer[];
+  image: Image;
+}
+
+/** The image name's last path component, for the default output `./NAME.tar`. */
+function defaultOutput(name: string): string {
+  return `./${name.slice(name.lastIndexOf("/") + 1)}.tar`;
+}
+
+async function loadPlan(opts: BuildOptions): Promise<BuildPlan> {
+  const env = opts.env ?? process.env;
+  if (typeof opts.spec === "string") {
+    const spec = validateSpec(await loadSpecFile(opts.spec), `spec ${opts.spec}`);
+    return planBuild(spec, specDirOf(opts.spec), env);
+  }
+  const spec = validateSpec(opts.spec, "spec");
+  return planBuild(spec, resolve(opts.specDir ?? "."), env);
+}
+
+export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
+  const { signal } = opts;
+  const progress = opts.onProgress ?? (() => {});
+  const plan = await loadPlan(opts);
+  throwIfAborted(signal);
+
+  const tempStore = opts.noCache ? await mkdtemp(join(tmpdir(), "gantry-build-")) : undefined;
+  const store = new BlobStore(tempStore ?? join(opts.cacheDir ?? defaultCacheDir(opts.env), "blobs"));
+  try {
+    let base: Image | undefined;
+    if (plan.fromImage !== undefined) {
+      progress({ step: "base", message: `reading base ${plan.fromImage}` });
+      const readOpts: Parameters<typeof readImage>[1] = {};
+      if (signal) readOpts.signal = signal;
+      if (plan.pick !== undefined) readOpts.pick = plan.pick;
+      base = await readImage(plan.fromImage, readOpts);
+    }
+
+    const layers: Layer[] = [...(base?.layers ?? [])];
+    const records: NewLayerRecord[] = [];
+    for (const [i, layerPlan] of plan.layers.entries()) {
+      throwIfAborted(signal);
+      const what = `layer ${i + 1}/${plan.layers.length}`;
+      progress({ step: "layer", message: `comparing ${what} with the base` });
+      const tree = await mergedTree(layers, signal ? { signal } : {});
+      const entries = await layerEntries(tree, layerPlan, layers, plan, signal);
+      progress({ step: "layer", message: `packing ${what}: ${entries.length} entries (${plan.compression})` });
+      const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${what}` };
+      if (signal) packOpts.signal = signal;
+      const layer = await packLayer(entries, packOpts);
+      layers.push(layer);
+      records.push({ diffId: layer.diffId, createdBy: `gantry build: ${describeLayer(layerPlan)}` });
+    }
+
+    const config = imageConfig(base?.config, plan, records);
+    const bytes = configBytes(config);
+    const configDigest = sha256(bytes);
+    const tag = plan.tag ?? digestHex(configDigest).slice(0, 32);
+    const repoTags = [`${plan.name}:${tag}`, ...(opts.tags ?? [])];
+    const image: Image = { configBytes: bytes, configDigest, config, layers, repoTags };
+
+    const output = opts.output ?? defaultOutput(plan.name);
+    progress({ step: "write", message: `writing ${output}` });
+    const writeOpts: Parameters<typeof writeImage>[2] = {};
+    if (signal) writeOpts.signal = signal;
+    const written = await writeImage(output, [{ image, repoTags }], writeOpts);
+    const baseCount = base?.layers.length ?? 0;
+    return {
+      output,
+      repoTags,
+      configDigest,
+      manifestDigest: written.manifestDigests[0]!,
+      layers: layers.map((l, i) => ({ digest: l.digest, diffId: l.diffId, size: l.size, base: i < baseCount })),
+      image,
+    };
+  } finally {
+    if (tempStore) await rm(tempStore, { recursive: true, force: true });
+  }
+}
+
+function describeLayer(layer: BuildPlan["layers"][number]): string {
+  const parts: string[] = [];
+  if (layer.sources.length) parts.push(`copyToRoot ${layer.sources.length} source(s)`);
+  if (layer.runAsRoot !== undefined) parts.push("runAsRoot");
+  if (layer.extraCommands !== undefined) parts.push("extraCommands");
+  return parts.join(", ") || "empty layer";
+}

@@ -1,0 +1,159 @@
+import { SpecError } from "../model/errors.js";
+import type { Compression } from "../model/mediatypes.js";
+import type { ContainerConfig } from "../model/oci.js";
+import type { ParsedSpec } from "./spec-schema.js";
+import { specRelative } from "./spec-load.js";
+
+/**
+ * A validated spec turned into what the build needs: absolute paths, numeric modes,
+ * resolved times and one entry per layer to make. No I/O happens here.
+ */
+
+export interface PlannedSource { from: string; to: string }
+export interface PlannedPerm { path: string; mode?: number; uid?: number; gid?: number }
+
+export interface PlannedLayer {
+  sources: PlannedSource[];
+  perms: PlannedPerm[];
+  runAsRoot?: string;
+  extraCommands?: string;
+}
+
+export interface BuildPlan {
+  name: string;
+  tag?: string;
+  fromImage?: string;
+  /** NAME[:TAG] picking one image of a multi-image base. */
+  pick?: string;
+  layers: PlannedLayer[];
+  config?: ContainerConfig;
+  architecture?: string;
+  os?: string;
+  variant?: string;
+  /** ISO-8601, second precision. */
+  created: string;
+  /** Seconds since the epoch, for every file of the new layers. */
+  mtime: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  compression: Compression;
+}
+
+export const DEFAULT_CREATED = "1970-01-01T00:00:01Z";
+
+const TRANSPORTS_WITH_PATH = ["docker-archive:", "oci-archive:", "oci:"];
+
+/** A base reference with its path part made absolute against the spec's directory. */
+export function resolveBaseReference(ref: string, specDir: string): string {
+  if (ref.startsWith("docker://") || ref === "-") return ref;
+  for (const t of TRANSPORTS_WITH_PATH) {
+    if (ref.startsWith(t)) {
+      const rest = ref.slice(t.length);
+      return rest.startsWith("/") ? ref : `${t}${specDir}/${rest}`;
+    }
+  }
+  return specRelative(specDir, ref);
+}
+
+function isoSeconds(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function resolveTime(value: string, field: string, now: () => Date): Date {
+  if (value === "now") return now();
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw new SpecError(`the field "${field}" is ${JSON.stringify(value)}, expected an ISO-8601 time or "now"`);
+  return d;
+}
+
+function parseMode(mode: string | number | undefined): number | undefined {
+  if (mode === undefined) return undefined;
+  return typeof mode === "number" ? mode : parseInt(mode, 8);
+}
+
+function toSources(copyToRoot: ParsedSpec["copyToRoot"], specDir: string): PlannedSource[] {
+  if (copyToRoot === undefined) return [];
+  const list = Array.isArray(copyToRoot) ? copyToRoot : [copyToRoot];
+  return list.map((s) => typeof s === "string"
+    ? { from: specRelative(specDir, s), to: "/" }
+    : { from: specRelative(specDir, s.from), to: s.to });
+}
+
+function toPerms(perms: ParsedSpec["perms"]): PlannedPerm[] {
+  return (perms ?? []).map((p) => {
+    const out: PlannedPerm = { path: p.path };
+    const mode = parseMode(p.mode);
+    if (mode !== undefined) out.mode = mode;
+    if (p.uid !== undefined) out.uid = p.uid;
+    if (p.gid !== undefined) out.gid = p.gid;
+    return out;
+  });
+}
+
+/**
+ * The `maxLayers` strategy: one layer per `copyToRoot` entry, in order; when there are
+ * more entries than layers allowed, the surplus entries share the last layer.
+ * runAsRoot and extraCommands act on the last layer.
+ */
+function splitTopLevel(spec: ParsedSpec, specDir: string): PlannedLayer[] {
+  const sources = toSources(spec.copyToRoot, specDir);
+  const perms = toPerms(spec.perms);
+  const max = spec.maxLayers ?? 1;
+  const groups: PlannedSource[][] = [];
+  if (max <= 1 || sources.length <= 1) groups.push(sources);
+  else {
+    const count = Math.min(max, sources.length);
+    for (let i = 0; i < count - 1; i++) groups.push([sources[i]!]);
+    groups.push(sources.slice(count - 1));
+  }
+  return groups.map((g, i) => {
+    const layer: PlannedLayer = { sources: g, perms };
+    if (i === groups.length - 1) {
+      if (spec.runAsRoot !== undefined) layer.runAsRoot = spec.runAsRoot;
+      if (spec.extraCommands !== undefined) layer.extraCommands = spec.extraCommands;
+    }
+    return layer;
+  });
+}
+
+export function planBuild(spec: ParsedSpec, specDir: string, env: NodeJS.ProcessEnv = process.env, now: () => Date = () => new Date()): BuildPlan {
+  const created = resolveTime(spec.created ?? DEFAULT_CREATED, "created", now);
+  let mtime: number;
+  if (typeof spec.mtime === "number") mtime = spec.mtime;
+  else if (spec.mtime !== undefined) mtime = Math.floor(resolveTime(spec.mtime, "mtime", now).getTime() / 1000);
+  else if (env["SOURCE_DATE_EPOCH"] !== undefined && /^\d+$/.test(env["SOURCE_DATE_EPOCH"])) mtime = Number(env["SOURCE_DATE_EPOCH"]);
+  else mtime = Math.floor(created.getTime() / 1000);
+
+  const layers: PlannedLayer[] = spec.layers
+    ? spec.layers.map((l) => {
+        const layer: PlannedLayer = { sources: toSources(l.copyToRoot, specDir), perms: toPerms(l.perms) };
+        if (l.runAsRoot !== undefined) layer.runAsRoot = l.runAsRoot;
+        if (l.extraCommands !== undefined) layer.extraCommands = l.extraCommands;
+        return layer;
+      })
+    : splitTopLevel(spec, specDir);
+
+  const plan: BuildPlan = {
+    name: spec.name,
+    layers,
+    created: isoSeconds(created),
+    mtime,
+    uid: spec.uid ?? 0,
+    gid: spec.gid ?? 0,
+    uname: spec.uname ?? "",
+    gname: spec.gname ?? "",
+    compression: spec.compressor ?? "gzip",
+  };
+  if (spec.tag !== undefined) plan.tag = spec.tag;
+  if (spec.fromImage !== undefined) plan.fromImage = resolveBaseReference(spec.fromImage, specDir);
+  if (spec.fromImageName !== undefined || spec.fromImageTag !== undefined) {
+    plan.pick = spec.fromImageTag !== undefined ? `${spec.fromImageName ?? ""}:${spec.fromImageTag}` : spec.fromImageName!;
+  }
+  if (spec.config !== undefined) plan.config = spec.config as ContainerConfig;
+  if (spec.architecture !== undefined) plan.architecture = spec.architecture;
+  if (spec.os !== undefined) plan.os = spec.os;
+  if (spec.variant !== undefined) plan.variant = spec.variant;
+  return plan;
+}

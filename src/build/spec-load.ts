@@ -1,0 +1,109 @@
+import { readFile } from "node:fs/promises";
+import { dirname, extname, isAbsolute, resolve } from "node:path";
+import { pathToFileURL, fileURLToPath } from "node:url";
+import type { ZodError, ZodIssue } from "zod";
+import { createJiti } from "jiti";
+import { SpecError, ioError } from "../model/errors.js";
+import { specSchema, type ParsedSpec } from "./spec-schema.js";
+
+/**
+ * Loads a build spec: a JSON file, or a JS/TS module whose default export is the spec.
+ * TypeScript specs load with no build step; `import ... from "gantry"` inside them
+ * resolves to this package wherever the spec lives.
+ */
+export async function loadSpecFile(specPath: string): Promise<unknown> {
+  const abs = resolve(specPath);
+  const ext = extname(abs).toLowerCase();
+  if (ext === ".json") {
+    let text: string;
+    try {
+      text = await readFile(abs, "utf8");
+    } catch (err) {
+      throw ioError(`the spec file ${specPath}`, err);
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (err) {
+      throw new SpecError(`the spec file ${specPath} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if ([".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"].includes(ext)) {
+    try {
+      await readFile(abs);
+    } catch (err) {
+      throw ioError(`the spec file ${specPath}`, err);
+    }
+    const packageEntry = fileURLToPath(new URL("../index.js", import.meta.url));
+    const jiti = createJiti(pathToFileURL(abs).href, { alias: { gantry: packageEntry }, moduleCache: false, fsCache: false });
+    let mod: unknown;
+    try {
+      mod = await jiti.import(abs);
+    } catch (err) {
+      throw new SpecError(`the spec module ${specPath} failed to load: ${(err as Error).message.split("\n")[0]}`, { cause: err });
+    }
+    const value = (mod as { default?: unknown } | undefined)?.default ?? mod;
+    return typeof value === "function" ? await (value as () => unknown)() : value;
+  }
+  throw new SpecError(`the spec file ${specPath} must be .json, .ts, .mts, .js or .mjs`);
+}
+
+function fieldName(path: (string | number)[]): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${p}` : p;
+  return out || "(the spec)";
+}
+
+function valueAt(input: unknown, path: (string | number)[]): unknown {
+  let v: unknown = input;
+  for (const p of path) v = v !== null && typeof v === "object" ? (v as Record<string | number, unknown>)[p] : undefined;
+  return v;
+}
+
+function describeIssue(issue: ZodIssue, input: unknown, where: string): string {
+  if (issue.code === "unrecognized_keys") {
+    const parent = issue.path.length ? `${fieldName(issue.path)} ` : "";
+    const hint = issue.keys.includes("contents") ? " (use copyToRoot)" : "";
+    return `${where}: unknown field ${parent}${issue.keys.map((k) => `"${k}"`).join(", ")}${hint}`;
+  }
+  const field = fieldName(issue.path);
+  const value = valueAt(input, issue.path);
+  if (value === undefined && issue.code === "invalid_type") {
+    return `${where}: the field "${field}" is required (${issue.expected})`;
+  }
+  const shown = JSON.stringify(value)?.slice(0, 80) ?? String(value);
+  let allowed: string;
+  if (issue.code === "invalid_enum_value") allowed = `one of ${issue.options.map((o) => JSON.stringify(o)).join(", ")}`;
+  else if (issue.code === "invalid_type") allowed = `a ${issue.expected}`;
+  else if (issue.code === "invalid_union") {
+    const inner = issue.unionErrors.flatMap((e) => e.issues).find((i) => i.code !== "invalid_type") ?? issue.unionErrors[0]?.issues[0];
+    allowed = inner ? inner.message.replace(/^Invalid/, "valid") : "a valid value";
+    if (inner?.code === "unrecognized_keys") return describeIssue(inner, input, where);
+  } else allowed = issue.message;
+  return `${where}: the field "${field}" is ${shown}, expected ${allowed}`;
+}
+
+/** Validates a spec value, throwing one SpecError that names the first bad field. */
+export function validateSpec(input: unknown, where: string): ParsedSpec {
+  const parsed = specSchema.safeParse(input);
+  if (parsed.success) {
+    if (parsed.data.layers && (parsed.data.copyToRoot !== undefined || parsed.data.perms !== undefined)) {
+      throw new SpecError(`${where}: give either "layers" or a top-level "copyToRoot"/"perms", not both`);
+    }
+    if (parsed.data.layers && parsed.data.maxLayers !== undefined) {
+      throw new SpecError(`${where}: "maxLayers" splits a top-level "copyToRoot"; it cannot be combined with "layers"`);
+    }
+    return parsed.data;
+  }
+  const err: ZodError = parsed.error;
+  const first = err.issues[0];
+  throw new SpecError(first ? describeIssue(first, input, where) : `${where} is not a valid spec`);
+}
+
+/** Resolves a path written in a spec relative to the spec's directory. */
+export function specRelative(specDir: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(specDir, p);
+}
+
+export function specDirOf(specPath: string): string {
+  return dirname(resolve(specPath));
+}

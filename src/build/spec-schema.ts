@@ -1,0 +1,103 @@
+import { z } from "zod";
+
+/**
+ * The build spec's schema. Field names follow nixpkgs `dockerTools.buildImage`.
+ * Unknown fields are refused (a typo must not be silently ignored).
+ */
+
+const octalMode = z.union([
+  z.string().regex(/^0?[0-7]{3,4}$/, "a mode in octal, like \"0755\""),
+  z.number().int().min(0).max(0o7777),
+]);
+
+const imagePath = z.string().regex(/^\//, "an absolute path in the image, like \"/app\"");
+
+export const copySourceSchema = z.union([
+  z.string().min(1, "a directory path"),
+  z.object({ from: z.string().min(1), to: imagePath.default("/") }).strict(),
+]);
+
+export const permRuleSchema = z.object({
+  path: z.string().min(1),
+  mode: octalMode.optional(),
+  uid: z.number().int().min(0).optional(),
+  gid: z.number().int().min(0).optional(),
+}).strict();
+
+const stringMap = z.record(z.string());
+const emptyObjectMap = z.record(z.object({}).passthrough());
+const stringList = z.array(z.string());
+
+export const containerConfigSchema = z.object({
+  Cmd: stringList.nullable().optional(),
+  Entrypoint: stringList.nullable().optional(),
+  Env: z.array(z.string().regex(/^[^=]+=/, "NAME=value")).optional(),
+  WorkingDir: z.string().optional(),
+  User: z.string().optional(),
+  ExposedPorts: emptyObjectMap.optional(),
+  Volumes: emptyObjectMap.optional(),
+  Labels: stringMap.optional(),
+  StopSignal: z.string().optional(),
+  Healthcheck: z.object({
+    Test: stringList.optional(),
+    Interval: z.number().int().min(0).optional(),
+    Timeout: z.number().int().min(0).optional(),
+    StartPeriod: z.number().int().min(0).optional(),
+    Retries: z.number().int().min(0).optional(),
+  }).strict().optional(),
+}).strict();
+
+const timestamp = z.union([
+  z.literal("now"),
+  z.string().refine((s) => !Number.isNaN(Date.parse(s)), "an ISO-8601 time or \"now\""),
+]);
+
+export const compressorSchema = z.enum(["gzip", "zstd", "none"]);
+
+const copyToRoot = z.union([copySourceSchema, z.array(copySourceSchema)]);
+
+export const layerSpecSchema = z.object({
+  copyToRoot: copyToRoot.optional(),
+  perms: z.array(permRuleSchema).optional(),
+  runAsRoot: z.string().optional(),
+  extraCommands: z.string().optional(),
+}).strict();
+
+// Docker's reference grammar: lowercase path components, optional registry host[:port].
+const NAME_RE = /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+export const specSchema = z.object({
+  name: z.string().regex(NAME_RE, "an image name: lowercase letters, digits and separators, like \"my-app\" or \"registry:5000/team/app\""),
+  tag: z.string().regex(TAG_RE, "a tag of letters, digits, '_', '.', '-' (at most 128)").optional(),
+  fromImage: z.string().min(1).optional(),
+  fromImageName: z.string().min(1).optional(),
+  fromImageTag: z.string().regex(TAG_RE, "a tag").optional(),
+  copyToRoot: copyToRoot.optional(),
+  runAsRoot: z.string().optional(),
+  extraCommands: z.string().optional(),
+  config: containerConfigSchema.optional(),
+  architecture: z.string().regex(/^[a-z0-9]+$/, "a Go architecture name like \"amd64\" or \"arm64\"").optional(),
+  os: z.string().regex(/^[a-z0-9]+$/, "a Go OS name like \"linux\"").optional(),
+  variant: z.string().regex(/^[a-z0-9]+$/, "a variant like \"v8\"").optional(),
+  created: timestamp.optional(),
+  mtime: z.union([timestamp, z.number().int().min(0)]).optional(),
+  uid: z.number().int().min(0).optional(),
+  gid: z.number().int().min(0).optional(),
+  uname: z.string().max(31).optional(),
+  gname: z.string().max(31).optional(),
+  perms: z.array(permRuleSchema).optional(),
+  compressor: compressorSchema.optional(),
+  layers: z.array(layerSpecSchema).min(1).optional(),
+  maxLayers: z.number().int().min(1).max(125).optional(),
+}).strict();
+
+export type ImageSpecInput = z.input<typeof specSchema>;
+export type ParsedSpec = z.output<typeof specSchema>;
+export type CopySourceInput = z.input<typeof copySourceSchema>;
+export type LayerSpecInput = z.input<typeof layerSpecSchema>;
+
+/** For TypeScript specs: `export default defineImage({...})` gives types and completion. */
+export function defineImage(spec: ImageSpecInput): ImageSpecInput {
+  return spec;
+}

@@ -1,0 +1,42 @@
+import type { Command } from "commander";
+import type { ProgressListener } from "../model/progress.js";
+
+/** The global flags every command honours (SPEC "Command line"). */
+export interface GlobalOptions {
+  quiet: boolean;
+  json: boolean;
+  tlsVerify: boolean;
+  creds?: string;
+}
+
+export function globalOptions(cmd: Command): GlobalOptions {
+  const o = cmd.optsWithGlobals<{ quiet?: boolean; json?: boolean; tlsVerify?: boolean; creds?: string }>();
+  const g: GlobalOptions = { quiet: o.quiet === true, json: o.json === true, tlsVerify: o.tlsVerify !== false };
+  if (o.creds !== undefined) g.creds = o.creds;
+  return g;
+}
+
+/** Progress goes to stderr only, one line per step, nothing with --quiet. */
+export function progressPrinter(g: GlobalOptions): ProgressListener {
+  if (g.quiet) return () => {};
+  return (e) => { process.stderr.write(`${e.message}\n`); };
+}
+
+/** Stdout carries only requested data. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function printLine(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export function parseBoolFlag(value: string): boolean {
+  if (/^(true|1|yes)$/i.test(value)) return true;
+  if (/^(false|0|no)$/i.test(value)) return false;
+  throw new Error(`expected true or false, got "${value}"`);
+}
+
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

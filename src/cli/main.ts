@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import { GantryError } from "../model/errors.js";
+import { parseBoolFlag } from "./context.js";
+import { registerCommands } from "./commands/index.js";
+
+/**
+ * The only place that turns results into exit statuses:
+ * 0 done, 1 failed (bad input, network, I/O), 2 usage error.
+ */
+
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+/** One line, no trailing period doubling, no newlines inside. */
+function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, "; ").trim();
+}
+
+function reportAndExit(err: unknown): never {
+  const debug = process.env["GANTRY_DEBUG"] === "1";
+  if (err instanceof CommanderError) {
+    // Commander already printed help/version; its own errors are usage errors.
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") process.exit(0);
+    process.stderr.write(`gantry: ${oneLine(err.message.replace(/^error: /, ""))} (see gantry --help)\n`);
+    process.exit(EXIT_USAGE);
+  }
+  if (err instanceof GantryError) {
+    process.stderr.write(`gantry: ${oneLine(err.message)}\n`);
+    if (debug) process.stderr.write(`${err.stack ?? ""}\n${err.cause ? String((err.cause as Error).stack ?? err.cause) : ""}\n`);
+    process.exit(EXIT_FAILED);
+  }
+  const e = err as Error;
+  process.stderr.write(`gantry: unexpected failure: ${oneLine(e?.message ?? String(err))} (set GANTRY_DEBUG=1 for details)\n`);
+  if (debug) process.stderr.write(`${e?.stack ?? ""}\n`);
+  process.exit(EXIT_FAILED);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command("gantry");
+  program
+    .description("build, move and take apart container images with no daemon, no VM and no root")
+    .version(packageVersion(), "--version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .option("-q, --quiet", "print no progress")
+    .option("--json", "print a machine-readable result on stdout")
+    .addOption(new Option("--tls-verify <bool>", "verify registry TLS certificates (use --tls-verify=false for self-signed)").argParser(parseBoolFlag))
+    .option("--creds <user:pass>", "registry credentials")
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      // Commander's own error text is reformatted by reportAndExit into one gantry: line.
+      outputError: () => {},
+    });
+  registerCommands(program);
+  for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    reportAndExit(err);
+  }
+}
+
+process.on("SIGPIPE", () => process.exit(EXIT_FAILED));
+// Writing to a closed stdout (e.g. `gantry build -o - | head`) is not worth a stack trace.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(EXIT_FAILED);
+});
+
+await main(process.argv);

@@ -1,0 +1,11 @@
+/** gantry's public API: re-exports only. */
+export { buildImage, type BuildOptions, type BuildResult, type BuiltLayer } from "./build/build.js";
+export { defineImage, type ImageSpecInput } from "./build/spec-schema.js";
+export { inspectImage, type InspectOptions, type InspectResult } from "./inspect/inspect.js";
+export {
+  GantryError, SpecError, FormatError, DigestMismatchError, ImageNotFoundError,
+  UnsafePathError, RegistryError, AuthError, RuntimeError, type ErrorCode,
+} from "./model/errors.js";
+export type { Image, Layer } from "./model/image.js";
+export type { Digest } from "./model/digest.js";
+export type { ProgressEvent, ProgressListener } from "./model/progress.js";
