@@ -1,0 +1,60 @@
+import { createWriteStream } from "node:fs";
+import { rm } from "node:fs/promises";
+import { pipeline } from "node:stream/promises";
+import type { BlobStore } from "../cache/blob-store.js";
+import { GantryError, ioError } from "../model/errors.js";
+import type { Layer } from "../model/image.js";
+import { makeLayer } from "../model/layer.js";
+import type { Compression } from "../model/mediatypes.js";
+import { measuring } from "../model/verify.js";
+import { compressor } from "./compression.js";
+import type { LayerEntry } from "./differ.js";
+import { tarStream } from "./tar-writer.js";
+
+export interface PackOptions {
+  compression: Compression;
+  /** Compressor level; the compressor's default when absent. The bytes depend on it alone. */
+  level?: number;
+  /** Where the blob is stored, under its digest. */
+  store: BlobStore;
+  signal?: AbortSignal;
+  /** Names the layer in errors, e.g. "the new layer of app.json". */
+  describe: string;
+}
+
+/**
+ * The one layer pipeline: tar → sha256 (the diffId) → compressor → sha256 and size (the
+ * digest) → a temporary file in the blob store, renamed to its digest once complete.
+ * Every byte is hashed once, as it streams; nothing is held whole in memory.
+ */
+export async function packLayer(entries: readonly LayerEntry[], opts: PackOptions): Promise<Layer> {
+  const tempPath = await opts.store.tempPath();
+  const uncompressed = measuring();
+  // Uncompressed, the stored bytes are the tar: one hash serves as diffId and digest.
+  const stored = opts.compression === "none" ? undefined : measuring();
+  const tar = tarStream(entries, opts.signal === undefined ? {} : { signal: opts.signal });
+  const file = createWriteStream(tempPath);
+  const options = opts.signal === undefined ? {} : { signal: opts.signal };
+  let diffId, digest, size;
+  try {
+    if (stored === undefined) await pipeline(tar, uncompressed.stream, file, options);
+    else await pipeline(tar, uncompressed.stream, compressor(opts.compression, opts.level), stored.stream, file, options);
+    ({ digest: diffId, size } = await uncompressed.result);
+    if (stored !== undefined) ({ digest, size } = await stored.result);
+    else digest = diffId;
+    await opts.store.commit(tempPath, digest);
+  } catch (err) {
+    await rm(tempPath, { force: true });
+    if (opts.signal?.aborted) throw new GantryError("ABORTED", "the operation was aborted", { cause: opts.signal.reason });
+    if (err instanceof GantryError) throw err;
+    throw ioError(`the blob store ${opts.store.root} (writing ${opts.describe})`, err);
+  }
+  return makeLayer({
+    digest,
+    diffId,
+    size,
+    compression: opts.compression,
+    openRaw: () => opts.store.open(digest),
+    describe: opts.describe,
+  });
+}

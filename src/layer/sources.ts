@@ -1,0 +1,174 @@
+import { lstat, readdir, readlink } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { SpecError, UnsafePathError, throwIfAborted } from "../model/errors.js";
+import { sourceUnreadable } from "./source-error.js";
+import { isWhiteoutName } from "../whiteout/index.js";
+import { PathTree } from "./path-tree.js";
+import { cleanPath, comparePaths, joinPath } from "./tar-path.js";
+
+/** One copyToRoot source: the contents of host directory `from` laid at image directory `to`. */
+export interface SourceSpec {
+  /** Absolute host directory (a single file is accepted when `to` is not "/"). */
+  from: string;
+  /** Absolute directory in the image, usually "/". */
+  to: string;
+}
+
+/**
+ * What a walk found at one image path. Only what the layer may carry is kept: no host
+ * owner, no times, no inode numbers, so none of them can leak into a layer.
+ */
+export interface SourceNode {
+  type: "file" | "dir" | "symlink" | "char" | "block" | "fifo";
+  /** Permission bits, 0o7777. */
+  mode: number;
+  /** Bytes of a regular file as seen by the walk; 0 otherwise. */
+  size: number;
+  /** Symlink target, verbatim. */
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  /** Host file to read a regular file's bytes from. */
+  hostPath?: string;
+  /**
+   * For a regular file that shares its inode with other walked files: the image path of
+   * the group member first in byte order (the same for every member).
+   */
+  hardlinkGroup?: string;
+  /** A directory made to hold a source's `to`; it has no host counterpart and no mode of its own. */
+  synthetic?: true;
+}
+
+/** The overlay of every source: image path → SourceNode. */
+export class SourceTree extends PathTree<SourceNode> {
+  protected implicitDir(): SourceNode {
+    return { type: "dir", mode: 0o755, size: 0, synthetic: true };
+  }
+}
+
+/** Linux `major()`/`minor()` of a device number (glibc's split of the 64-bit dev_t). */
+function deviceNumbers(rdev: number): { devmajor: number; devminor: number } {
+  const high = Math.floor(rdev / 0x1_0000_0000);
+  const low = rdev >>> 0;
+  return {
+    devmajor: ((low >>> 8) & 0xfff) | ((high & 0xfffff000) >>> 0),
+    devminor: ((low & 0xff) | ((low >>> 20) << 8) | ((high & 0xfff) << 20)) >>> 0,
+  };
+}
+
+/** Turns one lstat result into a node, or undefined for what a tar cannot hold (sockets). */
+async function nodeOf(hostPath: string, st: Stats): Promise<SourceNode | undefined> {
+  const mode = st.mode & 0o7777;
+  if (st.isDirectory()) return { type: "dir", mode, size: 0 };
+  if (st.isFile()) return { type: "file", mode, size: st.size, hostPath };
+  if (st.isSymbolicLink()) {
+    try {
+      return { type: "symlink", mode: 0o777, size: 0, linkname: await readlink(hostPath) };
+    } catch (err) {
+      throw sourceUnreadable(hostPath, err);
+    }
+  }
+  if (st.isCharacterDevice()) return { type: "char", mode, size: 0, ...deviceNumbers(st.rdev) };
+  if (st.isBlockDevice()) return { type: "block", mode, size: 0, ...deviceNumbers(st.rdev) };
+  if (st.isFIFO()) return { type: "fifo", mode, size: 0 };
+  return undefined; // a socket exists only while its server runs; container layers never carry one
+}
+
+interface WalkState {
+  tree: SourceTree;
+  /** dev:ino of regular files with more than one link → where each copy was put, to find hardlink groups. */
+  inodes: Map<string, Array<{ path: string; node: SourceNode }>>;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Walks `sources` (never following symlinks) and overlays them in order: a later source
+ * wins per path, and a later non-directory replacing an earlier directory removes that
+ * directory's children. Names are visited in byte order, so readdir order, times, inode
+ * numbers and where the sources live on the host cannot influence the result.
+ * @throws GantryError SOURCE_UNREADABLE naming the host path that cannot be read;
+ *         UnsafePathError for a name starting with `.wh.` (reserved for whiteouts).
+ */
+export async function walkSources(sources: readonly SourceSpec[], opts: { signal?: AbortSignal } = {}): Promise<SourceTree> {
+  const state: WalkState = { tree: new SourceTree(), inodes: new Map(), signal: opts.signal };
+  for (const source of sources) {
+    if (!isAbsolute(source.from)) {
+      throw new SpecError(`the copyToRoot source ${JSON.stringify(source.from)} is not an absolute host path; resolve it against the spec file first`);
+    }
+    const to = cleanPath(source.to, "the copyToRoot destination");
+    let st: Stats;
+    try {
+      st = await lstat(source.from);
+    } catch (err) {
+      throw sourceUnreadable(source.from, err);
+    }
+    if (st.isDirectory()) {
+      if (to !== "") state.tree.set(to, { type: "dir", mode: st.mode & 0o7777, size: 0 });
+      await walkDir(state, source.from, to);
+    } else {
+      if (to === "") {
+        throw new SpecError(`the copyToRoot source ${source.from} is not a directory and cannot be laid at "/"; give it a "to" path or use its directory`);
+      }
+      await addEntry(state, source.from, to, st);
+    }
+  }
+  markHardlinkGroups(state);
+  return state.tree;
+}
+
+async function walkDir(state: WalkState, hostDir: string, imageDir: string): Promise<void> {
+  throwIfAborted(state.signal);
+  let names: string[];
+  try {
+    names = await readdir(hostDir);
+  } catch (err) {
+    throw sourceUnreadable(hostDir, err);
+  }
+  names.sort(comparePaths);
+  const stats = await Promise.all(names.map(async (name) => {
+    const hostPath = join(hostDir, name);
+    if (isWhiteoutName(name)) {
+      throw new UnsafePathError(`the source file ${hostPath} has a name starting with ".wh.", which layers reserve for deletions; rename or remove it`);
+    }
+    try {
+      return await lstat(hostPath);
+    } catch (err) {
+      throw sourceUnreadable(hostPath, err);
+    }
+  }));
+  for (const [i, name] of names.entries()) {
+    const st = stats[i];
+    if (st === undefined) continue;
+    await addEntry(state, join(hostDir, name), joinPath(imageDir, name), st);
+  }
+}
+
+async function addEntry(state: WalkState, hostPath: string, imagePath: string, st: Stats): Promise<void> {
+  const node = await nodeOf(hostPath, st);
+  if (node === undefined) return;
+  // A later directory over an earlier one merges into it; anything else replaces.
+  state.tree.set(imagePath, node);
+  if (node.type === "file" && st.nlink > 1) {
+    const key = `${st.dev}:${st.ino}`;
+    const members = state.inodes.get(key);
+    if (members) members.push({ path: imagePath, node });
+    else state.inodes.set(key, [{ path: imagePath, node }]);
+  }
+  if (node.type === "dir") await walkDir(state, hostPath, imagePath);
+}
+
+/** Groups files sharing an inode, after the overlay (a later source may have replaced a member). */
+function markHardlinkGroups(state: WalkState): void {
+  for (const members of state.inodes.values()) {
+    // A member counts only if no later source put something else at its path.
+    const alive = members.filter((m) => state.tree.get(m.path) === m.node).map((m) => m.path);
+    const paths = [...new Set(alive)].sort(comparePaths);
+    const first = paths[0];
+    if (first === undefined || paths.length < 2) continue;
+    for (const p of paths) {
+      const node = state.tree.get(p);
+      if (node) state.tree.set(p, { ...node, hardlinkGroup: first });
+    }
+  }
+}

@@ -1,0 +1,185 @@
+import { open } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { pack as tarPack, type Header, type Pack } from "tar-stream";
+import { GantryError, SpecError, UnsafePathError } from "../model/errors.js";
+import type { LayerEntry } from "./differ.js";
+import type { EntryType } from "./path-tree.js";
+import { sourceUnreadable } from "./source-error.js";
+
+/**
+ * The one deterministic tar writer. Every byte of its output is fixed by the entries:
+ * their order (the caller's), names (directories end in "/"), mode, owner ids and names,
+ * mtime, link targets, device numbers and file content. No atime or ctime is written;
+ * names longer than ustar allows, non-ASCII names and ids too large for ustar go in a
+ * PAX header (tar-stream writes one with a fixed name and the entry's own fields).
+ */
+
+const TAR_TYPE: Record<EntryType, NonNullable<Header["type"]>> = {
+  file: "file",
+  dir: "directory",
+  symlink: "symlink",
+  hardlink: "link",
+  char: "character-device",
+  block: "block-device",
+  fifo: "fifo",
+};
+
+/**
+ * The `st_mode` type bits of each kind. tar-stream replaces a mode of 0 with 0644/0755, so a
+ * mode is always given with its type bits (never 0); the ustar field keeps only 0o7777.
+ */
+const S_IF: Record<EntryType, number> = {
+  file: 0o100000, hardlink: 0o100000, dir: 0o040000, symlink: 0o120000, char: 0o020000, block: 0o060000, fifo: 0o010000,
+};
+
+/** Largest value of ustar's 8-byte octal owner fields (7 digits); above it, PAX carries the id. */
+const USTAR_MAX_ID = 0o7777777;
+/** ustar's owner name fields are 32 bytes, NUL-terminated. */
+const USTAR_MAX_NAME = 31;
+/** The 8-byte modern device fields hold 7 octal digits. */
+const USTAR_MAX_DEVICE = 0o7777777;
+
+/** What `Pack.entry` takes: a header, PAX records included. */
+type EntryHeader = Partial<Header> & Pick<Header, "name"> & { pax?: Record<string, string> };
+
+function headerOf(e: LayerEntry): EntryHeader {
+  if (e.path === "" || e.path.startsWith("/") || e.path.endsWith("/")) {
+    throw new UnsafePathError(`the layer entry ${JSON.stringify(e.path)} is not a canonical path below the image root`);
+  }
+  const pax: Record<string, string> = {};
+  const id = (value: number, key: "uid" | "gid"): number => {
+    if (value <= USTAR_MAX_ID) return value;
+    pax[key] = String(value);
+    return 0;
+  };
+  const ownerName = (value: string, key: "uname" | "gname"): string => {
+    if (Buffer.byteLength(value) <= USTAR_MAX_NAME && !value.includes("\0")) return value;
+    if (value.includes("\0")) throw new SpecError(`the owner name ${JSON.stringify(value)} holds a NUL byte; give a plain user or group name`);
+    pax[key] = value;
+    return "";
+  };
+  if ((e.devmajor ?? 0) > USTAR_MAX_DEVICE || (e.devminor ?? 0) > USTAR_MAX_DEVICE) {
+    throw new GantryError("UNSUPPORTED", `the device ${e.path} has numbers ${e.devmajor}:${e.devminor}, too large for a tar header`);
+  }
+  const header: EntryHeader = {
+    name: e.type === "dir" ? `${e.path}/` : e.path,
+    type: TAR_TYPE[e.type],
+    mode: S_IF[e.type] | (e.mode & 0o7777),
+    uid: id(e.uid, "uid"),
+    gid: id(e.gid, "gid"),
+    uname: ownerName(e.uname, "uname"),
+    gname: ownerName(e.gname, "gname"),
+    size: e.type === "file" ? e.size : 0,
+    mtime: new Date(e.mtime * 1000),
+  };
+  if (e.type === "symlink" || e.type === "hardlink") header.linkname = e.linkname ?? "";
+  if (e.type === "char" || e.type === "block") {
+    header.devmajor = e.devmajor ?? 0;
+    header.devminor = e.devminor ?? 0;
+  }
+  if (Object.keys(pax).length > 0) header.pax = pax;
+  return header;
+}
+
+/** Resolves when a tar-stream writable can take more; rejects if it fails or closes first. */
+function whenWritable(sink: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: unknown): void => {
+      sink.off("drain", onDrain);
+      sink.off("error", done);
+      sink.off("close", onClose);
+      if (err) reject(err); else resolve();
+    };
+    const onDrain = (): void => done();
+    const onClose = (): void => done(new Error("the tar stream was closed"));
+    sink.on("drain", onDrain);
+    sink.on("error", done);
+    sink.on("close", onClose);
+  });
+}
+
+/** Adds one entry and waits until tar-stream has taken all of it. */
+function addEntry(tar: Pack, header: EntryHeader, fill?: (sink: Sink) => Promise<void>): Promise<void> {
+  let sink: Sink | undefined;
+  const added = new Promise<void>((resolve, reject) => {
+    sink = tar.entry(header, (err) => (err ? reject(err) : resolve()));
+  });
+  added.catch(() => {});
+  if (fill === undefined || sink === undefined) return added;
+  const body = sink;
+  return fill(body).then(
+    () => { body.end(null); return added; },
+    (err: unknown) => { body.destroy(err as Error); throw err; },
+  );
+}
+
+type Sink = ReturnType<Pack["entry"]>;
+
+const READ_CHUNK = 256 * 1024;
+
+/** Streams a regular file's bytes from its host file; it must still be exactly `size` bytes. */
+async function writeFile(tar: Pack, header: EntryHeader, e: LayerEntry): Promise<void> {
+  if (e.hostPath === undefined) {
+    if (e.size === 0) return addEntry(tar, header, async () => {});
+    throw new GantryError("IO", `the layer entry ${e.path} has ${e.size} bytes of content but no host file to read them from`);
+  }
+  const hostPath = e.hostPath;
+  const changed = (now: number): GantryError => new GantryError("SOURCE_UNREADABLE",
+    `the source file ${hostPath} changed size while the layer was built (${e.size} bytes when walked, ${now} now); build again once it stops changing`);
+  let file;
+  try {
+    file = await open(hostPath, "r");
+  } catch (err) {
+    throw sourceUnreadable(hostPath, err);
+  }
+  try {
+    const { size } = await file.stat();
+    if (size !== e.size) throw changed(size);
+    await addEntry(tar, header, async (sink) => {
+      let offset = 0;
+      while (offset < e.size) {
+        const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, e.size - offset));
+        let n: number;
+        try {
+          ({ bytesRead: n } = await file.read(chunk, 0, chunk.length, offset));
+        } catch (err) {
+          throw sourceUnreadable(hostPath, err);
+        }
+        if (n === 0) throw changed(offset);
+        offset += n;
+        if (!sink.write(n === chunk.length ? chunk : chunk.subarray(0, n))) await whenWritable(sink);
+      }
+    });
+  } finally {
+    await file.close();
+  }
+}
+
+export interface TarOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * The tar of `entries`, in their order, as a Node stream. File contents are read from
+ * each entry's `hostPath` when the consumer asks for them; the stream fails with a
+ * SOURCE_UNREADABLE error naming the file if one cannot be read or changed size.
+ */
+export function tarStream(entries: readonly LayerEntry[], opts: TarOptions = {}): Readable {
+  const tar = tarPack();
+  const fail = (err: unknown): void => { tar.destroy(err as Error); };
+  const onAbort = (): void => fail(new GantryError("ABORTED", "the operation was aborted", { cause: opts.signal?.reason }));
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  void feed(tar, entries).then(
+    () => tar.finalize(),
+    fail,
+  ).finally(() => opts.signal?.removeEventListener("abort", onAbort));
+  return Readable.from(tar as AsyncIterable<Buffer>, { objectMode: false });
+}
+
+async function feed(tar: Pack, entries: readonly LayerEntry[]): Promise<void> {
+  for (const e of entries) {
+    const header = headerOf(e);
+    if (e.type === "file") await writeFile(tar, header, e);
+    else await addEntry(tar, header);
+  }
+}
