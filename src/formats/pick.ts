@@ -1,0 +1,29 @@
+import { FormatError, ImageNotFoundError } from "../model/errors.js";
+import { matchesRepoTag } from "./image-name.js";
+
+/** One image a multi-image source holds, as the picker sees it. */
+export interface Candidate {
+  readonly repoTags: readonly string[];
+  /** How to name the image in a message when it has no tags (e.g. its config file). */
+  readonly untaggedLabel: string;
+}
+
+/** Lists what a source holds, for "not found" messages. */
+export function describeCandidates(candidates: readonly Candidate[]): string {
+  return candidates.map((c) => (c.repoTags.length > 0 ? c.repoTags.join(", ") : `an untagged image (${c.untaggedLabel})`)).join("; ");
+}
+
+/**
+ * Picks one image by `NAME[:TAG]` (a `docker.io/library/`, `docker.io/` or `localhost/`
+ * prefix ignored, a missing tag meaning `latest`), or the first when no name is given.
+ */
+export function pickCandidate<T extends Candidate>(candidates: readonly T[], wanted: string | undefined, source: string): T {
+  const first = candidates[0];
+  if (first === undefined) throw new FormatError(`${source} holds no image`);
+  if (wanted === undefined) return first;
+  const found = candidates.find((c) => matchesRepoTag(c.repoTags, wanted));
+  if (!found) {
+    throw new ImageNotFoundError(`${source} holds no image named "${wanted}"; it holds: ${describeCandidates(candidates)}`);
+  }
+  return found;
+}
