@@ -50,7 +50,8 @@ export class Authenticator {
       this.scheme ??= { kind: "none" };
       return;
     }
-    this.scheme = schemeOf(parseChallenges(response.headers.get("www-authenticate")));
+    // A 401 without a challenge we understand keeps what the ping taught; failing that, Basic.
+    this.scheme = schemeOf(parseChallenges(response.headers.get("www-authenticate"))) ?? this.scheme ?? { kind: "basic" };
   }
 
   /** The Authorization header for a request needing `scopes`, or undefined for none. */
@@ -117,12 +118,11 @@ export class Authenticator {
   }
 }
 
-function schemeOf(challenges: Challenge[]): Scheme {
+function schemeOf(challenges: Challenge[]): Scheme | undefined {
   const bearer = findChallenge(challenges, "bearer");
   if (bearer?.params["realm"]) return { kind: "bearer", realm: bearer.params["realm"], service: bearer.params["service"] };
   if (findChallenge(challenges, "basic")) return { kind: "basic" };
-  // A 401 with no challenge we understand: credentials, if any, are the best guess.
-  return { kind: "basic" };
+  return undefined;
 }
 
 function basicHeader(creds: Credentials): string {

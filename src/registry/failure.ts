@@ -10,7 +10,7 @@ export interface FailureContext {
   readonly repository: string;
   /** What was being done, as a verb phrase: "read the manifest of docker.io/library/x:1". */
   readonly action: string;
-  /** For 404s: the thing that is missing ("docker.io/library/x:1", "blob sha256:…"). */
+  /** For 404s: the thing that is missing, naming its registry ("docker.io/library/x:1"). */
   readonly missing?: string;
 }
 
@@ -24,7 +24,7 @@ export async function registryFailure(response: Response, ctx: FailureContext): 
   const said = first ? `${first.code ?? "error"}${first.message ? `: ${first.message}` : ""}` : `HTTP ${response.status}`;
   const status = response.status;
   if (status === 404 && ctx.missing !== undefined) {
-    return new ImageNotFoundError(`${ctx.missing} was not found on ${ctx.registry} (${said}); check the repository name, tag and digest`);
+    return new ImageNotFoundError(`${ctx.missing} was not found (${said}); check the repository name, tag and digest`);
   }
   if (status === 403) {
     return new AuthError(`access to ${ctx.registry}/${ctx.repository} was denied (${said}) when trying to ${ctx.action}; check that your account may do that, pass --creds or log in`);
