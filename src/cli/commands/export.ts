@@ -1,0 +1,25 @@
+import type { Command } from "commander";
+import { exportImage, type ExportOptions } from "../../export/export.js";
+import { globalOptions, printJson, progressPrinter } from "../context.js";
+
+export function registerExport(program: Command): void {
+  program
+    .command("export")
+    .description("write an image's merged root file system (whiteouts applied) to a directory or a tar")
+    .argument("<src>", "any image reference (docker-archive:, oci:, oci-archive:, docker://, a path)")
+    .requiredOption("-o, --output <dest>", "a directory, or FILE.tar for a deterministic tar")
+    .option("--pick <name:tag>", "which image of a multi-image source")
+    .action(async (src: string, o: { output: string; pick?: string }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const opts: ExportOptions = { ref: src, output: o.output, onProgress: progressPrinter(g) };
+      if (o.pick !== undefined) opts.pick = o.pick;
+      const r = await exportImage(opts);
+      if (g.json) printJson(r);
+      else if (!g.quiet) {
+        process.stderr.write(`exported ${r.entries} paths of ${r.layers} layer(s) -> ${r.output}\n`);
+        if (r.skippedDevices.length > 0) {
+          process.stderr.write(`left out ${r.skippedDevices.length} device node(s), which only root can make: ${r.skippedDevices.join(", ")}\n`);
+        }
+      }
+    });
+}

@@ -1,0 +1,90 @@
+import { mkdir, open, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { digestHex, type Digest } from "../model/digest.js";
+import { GantryError, ioError } from "../model/errors.js";
+import type { LayerEntry } from "../layer/differ.js";
+import type { FileTree, TreeNode } from "../layer/tree.js";
+import type { LinkGroup, LinkPlan } from "./hardlinks.js";
+import { writeHashed, type FileContentSink } from "./layer-files.js";
+
+/**
+ * Collects the bytes of a flattened root in a spool directory, one file per distinct
+ * content (named by its sha256), then turns the merged tree into the entry list the
+ * layer engine's deterministic tar writer takes: every path once, in byte order, with
+ * the tree's modes, owners and times; hardlink groups as one file and links to it.
+ */
+export class SpoolWriter implements FileContentSink {
+  private readonly digestOf = new Map<string, Digest>();
+  private ready: Promise<void> | undefined;
+
+  constructor(private readonly spoolDir: string) {}
+
+  async file(path: string, _node: TreeNode, content: AsyncIterable<Buffer>): Promise<Digest> {
+    this.ready ??= mkdir(this.spoolDir, { recursive: true }).then(() => undefined);
+    await this.ready;
+    const temp = join(this.spoolDir, `tmp-${randomBytes(6).toString("hex")}`);
+    const fh = await open(temp, "wx", 0o600).catch((e: unknown) => { throw ioError(`the spool file ${temp}`, e); });
+    let digest: Digest;
+    try {
+      digest = await writeHashed(fh, content);
+    } catch (err) {
+      await fh.close();
+      await rm(temp, { force: true });
+      throw err instanceof GantryError ? err : ioError(`the spool file ${temp}`, err);
+    }
+    await fh.close();
+    await rename(temp, this.spoolPath(digest)).catch((e: unknown) => { throw ioError(`the spool file ${temp}`, e); });
+    this.digestOf.set(path, digest);
+    return digest;
+  }
+
+  copy(from: string, path: string): Promise<Digest> {
+    const digest = this.digestOf.get(from);
+    if (digest === undefined) throw new GantryError("IO", `the spooled bytes of ${from} are missing`);
+    this.digestOf.set(path, digest);
+    return Promise.resolve(digest);
+  }
+
+  /** The tar entries of the flattened root, sorted, file bytes read from the spool. */
+  entries(tree: FileTree, links: LinkPlan): LayerEntry[] {
+    const groupOf = new Map<string, LinkGroup>();
+    for (const g of links.groups) for (const m of g.members) groupOf.set(m, g);
+    const out: LayerEntry[] = [];
+    for (const [path, node] of tree.entries()) {
+      const group = groupOf.get(path);
+      if (group !== undefined) {
+        const first = group.members[0] as string;
+        out.push(path === first
+          ? this.fileEntry(path, group.node, group.holder)
+          : { ...attributes(path, group.node), type: "hardlink", size: 0, linkname: first });
+        continue;
+      }
+      if (node.type === "file") out.push(this.fileEntry(path, node, path));
+      else if (node.type === "hardlink") {
+        throw new GantryError("IO", `the hardlink ${path} was left out of its link group`);
+      } else {
+        const e: LayerEntry = { ...attributes(path, node), type: node.type, size: 0 };
+        if (node.linkname !== undefined) e.linkname = node.linkname;
+        if (node.devmajor !== undefined) e.devmajor = node.devmajor;
+        if (node.devminor !== undefined) e.devminor = node.devminor;
+        out.push(e);
+      }
+    }
+    return out;
+  }
+
+  private fileEntry(path: string, node: TreeNode, bytesOf: string): LayerEntry {
+    const digest = this.digestOf.get(bytesOf);
+    if (digest === undefined) throw new GantryError("IO", `the bytes of ${bytesOf} were never read from its layer`);
+    return { ...attributes(path, node), type: "file", size: node.size, hostPath: this.spoolPath(digest) };
+  }
+
+  private spoolPath(digest: Digest): string {
+    return join(this.spoolDir, digestHex(digest));
+  }
+}
+
+function attributes(path: string, node: TreeNode): Pick<LayerEntry, "path" | "mode" | "uid" | "gid" | "uname" | "gname" | "mtime"> {
+  return { path, mode: node.mode, uid: node.uid, gid: node.gid, uname: "", gname: "", mtime: node.mtime };
+}
