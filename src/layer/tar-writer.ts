@@ -168,7 +168,8 @@ export function tarStream(entries: readonly LayerEntry[], opts: TarOptions = {})
   const tar = tarPack();
   const fail = (err: unknown): void => { tar.destroy(err as Error); };
   const onAbort = (): void => fail(new GantryError("ABORTED", "the operation was aborted", { cause: opts.signal?.reason }));
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  if (opts.signal?.aborted) onAbort();
+  else opts.signal?.addEventListener("abort", onAbort, { once: true });
   void feed(tar, entries).then(
     () => tar.finalize(),
     fail,
