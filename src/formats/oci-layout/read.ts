@@ -82,7 +82,7 @@ function parseIndex(json: unknown, what: string): IndexJson {
   return { ...(json as unknown as IndexJson), manifests };
 }
 
-async function readTopIndex(bag: FileBag): Promise<IndexJson> {
+export async function readTopIndex(bag: FileBag): Promise<IndexJson> {
   if (!(await bag.has(OCI_LAYOUT_FILE))) {
     throw new FormatError(`${bag.label} is not an OCI image layout: it has no ${OCI_LAYOUT_FILE} file`);
   }
