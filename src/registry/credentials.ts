@@ -149,17 +149,24 @@ async function runCredentialHelper(name: string, registry: string, file: string)
 
 function runWithInput(program: string, args: string[], input: string, file: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(program, args, { stdio: ["pipe", "pipe", "pipe"], timeout: HELPER_TIMEOUT_MS });
+    const child = spawn(program, args, { stdio: ["pipe", "pipe", "pipe"] });
+    // Our own timer rather than spawn's, which outlives a helper that never started.
+    const timer = setTimeout(() => child.kill("SIGKILL"), HELPER_TIMEOUT_MS);
+    timer.unref();
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (s: string) => { stdout += s; });
     child.stderr.setEncoding("utf8").on("data", (s: string) => { stderr += s; });
     child.on("error", (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
       reject(err.code === "ENOENT"
         ? new AuthError(`the credential helper ${program} named in ${file} is not on PATH: install it or remove it from that file`, { cause: err })
         : new AuthError(`the credential helper ${program} named in ${file} cannot run: ${err.message}`, { cause: err }));
     });
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, stdout, stderr });
+    });
     child.stdin.on("error", () => { /* a helper that exits without reading is reported by its status */ });
     child.stdin.end(input);
   });
