@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { FIXTURE_BASES_DIR } from "./paths.js";
 import { fileTmpDir } from "./tmp.js";
@@ -19,6 +20,10 @@ export interface BaseFixture {
   readonly deleted: readonly string[];
   /** Number of layers. */
   readonly layers: number;
+  /** How skopeo names it, when `docker-archive:REF` is not enough (several images in one archive). */
+  readonly peerRef?: string;
+  /** Its rootfs.diff_ids when skopeo cannot read it (legacy archives), from the fixture script. */
+  readonly diffIds?: readonly string[];
 }
 
 type ScriptName = "umoci-busybox" | "two-images" | "merged-usr" | "whiteout" | "legacy" | "nix2017";
@@ -77,8 +82,14 @@ export function fixtureBases() {
       const path = join(dir, "multi.tar");
       return {
         path,
-        one: { ref: path, files: { "/etc/which": "one\n" }, deleted: ["/etc/only-in-two"], layers: 1 },
-        two: { ref: path, files: { "/etc/which": "two\n", "/etc/only-in-two": "two\n" }, deleted: [], layers: 2 },
+        one: {
+          ref: path, peerRef: `docker-archive:${path}:multi:one`,
+          files: { "/etc/which": "one\n" }, deleted: ["/etc/only-in-two"], layers: 1,
+        },
+        two: {
+          ref: path, peerRef: `docker-archive:${path}:multi:two`,
+          files: { "/etc/which": "two\n", "/etc/only-in-two": "two\n" }, deleted: [], layers: 2,
+        },
       };
     },
     /** (b) merged /usr: /bin -> usr/bin, /lib -> usr/lib. */
@@ -104,7 +115,14 @@ export function fixtureBases() {
     /** (e) legacy docker save: repositories + ID/json + ID/layer.tar, parent chain of two. */
     async legacy(): Promise<BaseFixture> {
       const dir = await make("legacy");
-      return { ref: join(dir, "legacy.tar"), files: { "/etc/legacy.txt": "from a legacy archive\n" }, deleted: [], layers: 2 };
+      const diffIds = (await readFile(join(dir, "legacy.diff_ids"), "utf8")).split("\n").filter(Boolean);
+      return {
+        ref: join(dir, "legacy.tar"),
+        files: { "/etc/legacy.txt": "from a legacy archive\n" },
+        deleted: [],
+        layers: 2,
+        diffIds,
+      };
     },
     /** (f) 2017 nixpkgs naming: ./sha256:HEX gzip layers, ./HEX.json config. */
     async nix2017(): Promise<BaseFixture> {

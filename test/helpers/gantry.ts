@@ -21,6 +21,11 @@ export interface GantryOptions {
   env?: NodeJS.ProcessEnv;
   input?: Buffer;
   timeoutMs?: number;
+  /**
+   * A command that runs gantry, e.g. ["taskset", "-c", "0"] or
+   * ["sh", "-c", 'umask 077 && exec "$@"', "sh"]: the node command line is appended.
+   */
+  prefix?: string[];
 }
 
 export type GantryResult = RunResult;
@@ -56,7 +61,8 @@ function requireCli(): void {
 /** Runs gantry to completion; never throws for a non-zero exit (tests assert on `code`). */
 export async function runGantry(args: string[], opts: GantryOptions = {}): Promise<GantryResult> {
   requireCli();
-  return run(process.execPath, [CLI_PATH, ...args], {
+  const [cmd = process.execPath, ...cmdArgs] = [...(opts.prefix ?? []), process.execPath, CLI_PATH, ...args];
+  return run(cmd, cmdArgs, {
     allowFailure: true,
     env: gantryEnv(opts.env),
     timeoutMs: opts.timeoutMs ?? 180_000,
@@ -69,7 +75,7 @@ export async function runGantry(args: string[], opts: GantryOptions = {}): Promi
  * Starts gantry with its stdout as a stream, for piping it into another process
  * (`gantry build x.json -o - | docker load`). stderr is collected.
  */
-export function spawnGantry(args: string[], opts: Omit<GantryOptions, "input" | "timeoutMs"> = {}): {
+export function spawnGantry(args: string[], opts: Omit<GantryOptions, "input" | "timeoutMs" | "prefix"> = {}): {
   child: ChildProcessByStdio<Writable, Readable, Readable>;
   done: Promise<{ code: number; stderr: string }>;
 } {
