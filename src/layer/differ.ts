@@ -141,8 +141,8 @@ function attributeRules(opts: DiffOptions): Attributes {
   return (sourcePath, target, node) => {
     // Linux ignores a symlink's permission bits; tar and docker write 0777.
     let mode = node.type === "symlink" ? 0o777 : node.mode;
-    let uid = opts.uid;
-    let gid = opts.gid;
+    let uid = node.uid ?? opts.uid;
+    let gid = node.gid ?? opts.gid;
     for (const rule of rules) {
       if (!rule.matches(sourcePath) && !rule.matches(target)) continue;
       if (rule.mode !== undefined && node.type !== "symlink") mode = rule.mode;

@@ -38,6 +38,12 @@ export interface SourceNode {
   hardlinkGroup?: string;
   /** A directory made to hold a source's `to`; it has no host counterpart and no mode of its own. */
   synthetic?: true;
+  /**
+   * The host owner, only from a walk asked for owners (a runAsRoot root file system, where
+   * the owners the script left are the layer's); the differ then uses it instead of its own.
+   */
+  uid?: number;
+  gid?: number;
 }
 
 /** The overlay of every source: image path → SourceNode. */
@@ -48,7 +54,7 @@ export class SourceTree extends PathTree<SourceNode> {
 }
 
 /** Linux `major()`/`minor()` of a device number (glibc's split of the 64-bit dev_t). */
-function deviceNumbers(rdev: number): { devmajor: number; devminor: number } {
+export function deviceNumbers(rdev: number): { devmajor: number; devminor: number } {
   const high = Math.floor(rdev / 0x1_0000_0000);
   const low = rdev >>> 0;
   return {
@@ -80,6 +86,7 @@ interface WalkState {
   /** dev:ino of regular files with more than one link → where each copy was put, to find hardlink groups. */
   inodes: Map<string, Array<{ path: string; node: SourceNode }>>;
   signal: AbortSignal | undefined;
+  owners: boolean;
 }
 
 /**
@@ -90,8 +97,8 @@ interface WalkState {
  * @throws GantryError SOURCE_UNREADABLE naming the host path that cannot be read;
  *         UnsafePathError for a name starting with `.wh.` (reserved for whiteouts).
  */
-export async function walkSources(sources: readonly SourceSpec[], opts: { signal?: AbortSignal } = {}): Promise<SourceTree> {
-  const state: WalkState = { tree: new SourceTree(), inodes: new Map(), signal: opts.signal };
+export async function walkSources(sources: readonly SourceSpec[], opts: { signal?: AbortSignal; owners?: boolean } = {}): Promise<SourceTree> {
+  const state: WalkState = { tree: new SourceTree(), inodes: new Map(), signal: opts.signal, owners: opts.owners === true };
   for (const source of sources) {
     if (!isAbsolute(source.from)) {
       throw new SpecError(`the copyToRoot source ${JSON.stringify(source.from)} is not an absolute host path; resolve it against the spec file first`);
@@ -145,8 +152,9 @@ async function walkDir(state: WalkState, hostDir: string, imageDir: string): Pro
 }
 
 async function addEntry(state: WalkState, hostPath: string, imagePath: string, st: Stats): Promise<void> {
-  const node = await nodeOf(hostPath, st);
-  if (node === undefined) return;
+  const walked = await nodeOf(hostPath, st);
+  if (walked === undefined) return;
+  const node = state.owners ? { ...walked, uid: st.uid, gid: st.gid } : walked;
   // A later directory over an earlier one merges into it; anything else replaces.
   state.tree.set(imagePath, node);
   if (node.type === "file" && st.nlink > 1) {
