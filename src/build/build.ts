@@ -16,7 +16,7 @@ import { loadSpecFile, specDirOf, validateSpec } from "./spec-load.js";
 import type { ImageSpecInput } from "./spec-schema.js";
 import { planBuild, type BuildPlan } from "./plan.js";
 import { configBytes, imageConfig, type NewLayerRecord } from "./config.js";
-import { layerEntries } from "./layer-content.js";
+import { layerContent } from "./layer-content.js";
 
 export interface BuildOptions {
   /** A spec file (JSON, or a TS/JS module), or a spec object. */
@@ -90,11 +90,12 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       const what = `layer ${i + 1}/${plan.layers.length}`;
       progress({ step: "layer", message: `comparing ${what} with the base` });
       const tree = await mergedTree(layers, signal ? { signal } : {});
-      const entries = await layerEntries(tree, layerPlan, layers, plan, signal);
-      progress({ step: "layer", message: `packing ${what}: ${entries.length} entries (${plan.compression})` });
+      const content = await layerContent(tree, layerPlan, layers, plan, signal, base?.config);
+      progress({ step: "layer", message: `packing ${what}: ${content.entries.length} entries (${plan.compression})` });
       const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${what}` };
       if (signal) packOpts.signal = signal;
-      const layer = await packLayer(entries, packOpts);
+      // A staged layer's files are read while packing; its staging directory goes after.
+      const layer = await packLayer(content.entries, packOpts).finally(() => content.dispose());
       layers.push(layer);
       records.push({ diffId: layer.diffId, createdBy: `gantry build: ${describeLayer(layerPlan)}` });
     }
