@@ -104,6 +104,9 @@ export async function walkSources(sources: readonly SourceSpec[], opts: { signal
       throw new SpecError(`the copyToRoot source ${JSON.stringify(source.from)} is not an absolute host path; resolve it against the spec file first`);
     }
     const to = cleanPath(source.to, "the copyToRoot destination");
+    if (to.split("/").some(isWhiteoutName)) {
+      throw new UnsafePathError(`the copyToRoot destination ${JSON.stringify(source.to)} has a name starting with ".wh.", which layers reserve for deletions; choose another path`);
+    }
     let st: Stats;
     try {
       st = await lstat(source.from);

@@ -110,6 +110,8 @@ test("names reserved for whiteouts are refused, naming the host path", async () 
     await assert.rejects(walkSources([{ from: join(dir, "src"), to: "/" }]), code("UNSAFE_PATH", join(dir, "src/deep/.wh.sneaky")));
     await mkdir(join(dir, "src2/.wh..wh..opq"), { recursive: true });
     await assert.rejects(walkSources([{ from: join(dir, "src2"), to: "/" }]), code("UNSAFE_PATH"));
+    await mkdir(join(dir, "clean"));
+    await assert.rejects(walkSources([{ from: join(dir, "clean"), to: "/opt/.wh.app" }]), code("UNSAFE_PATH", "/opt/.wh.app"));
   } finally {
     await cleanup();
   }
