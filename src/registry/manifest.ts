@@ -1,6 +1,7 @@
-import { sha256, type Digest } from "../model/digest.js";
+import type { Digest } from "../model/digest.js";
 import type { Image } from "../model/image.js";
-import { MediaType, layerMediaType } from "../model/mediatypes.js";
+import { imageManifest } from "../model/manifest.js";
+import { MediaType } from "../model/mediatypes.js";
 import type { ManifestJson } from "../model/oci.js";
 import { registrySourceOf } from "./origin.js";
 
@@ -21,19 +22,8 @@ export type ManifestFormat = "oci" | "v2s2";
 export function manifestForPush(image: Image, format: ManifestFormat | undefined): ManifestToPush {
   const original = originalManifest(image, format);
   if (original) return original;
-  const family = format === "v2s2" ? "docker" : "oci";
-  const manifest: ManifestJson = {
-    schemaVersion: 2,
-    mediaType: family === "oci" ? MediaType.ociManifest : MediaType.dockerManifest,
-    config: {
-      mediaType: family === "oci" ? MediaType.ociConfig : MediaType.dockerConfig,
-      digest: image.configDigest,
-      size: image.configBytes.length,
-    },
-    layers: image.layers.map((l) => ({ mediaType: layerMediaType(l.compression, family), digest: l.digest, size: l.size })),
-  };
-  const bytes = Buffer.from(JSON.stringify(manifest), "utf8");
-  return { bytes, digest: sha256(bytes), mediaType: manifest.mediaType! };
+  const built = imageManifest(image, format === "v2s2" ? "docker" : "oci");
+  return { bytes: built.bytes, digest: built.digest, mediaType: built.mediaType };
 }
 
 function originalManifest(image: Image, format: ManifestFormat | undefined): ManifestToPush | undefined {

@@ -7,7 +7,7 @@ import { registryFailure } from "./failure.js";
 import { discard } from "./http.js";
 import { manifestForPush, type ManifestFormat } from "./manifest.js";
 import { formatSize, shortDigest, type RegistryOptions } from "./options.js";
-import { locationsOf, rememberLocation, type BlobLocation } from "./origin.js";
+import { locationsOf, registrySourceOf, rememberLocation, type BlobLocation } from "./origin.js";
 import { formatReference, parseRegistryReference } from "./reference.js";
 import {
   DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, pushBlob, type BlobOutcome, type BlobToPush,
@@ -31,6 +31,8 @@ export interface PushResult {
   uploaded: number;
   skipped: number;
   mounted: number;
+  /** Bytes of the blobs uploaded. */
+  bytes: number;
 }
 
 const DEFAULT_CONCURRENCY = 3;
@@ -54,9 +56,12 @@ export async function pushImage(image: Image, ref: string, opts: PushOptions = {
     chunkSize: opts.chunkSize ?? DEFAULT_CHUNK_SIZE,
   };
 
+  const source = registrySourceOf(image);
   const blobs: BlobToPush[] = [
     {
-      digest: image.configDigest, size: image.configBytes.length, locations: [],
+      digest: image.configDigest, size: image.configBytes.length,
+      // The config an image was read with lives where its manifest does.
+      locations: source ? [{ registry: source.reference.registry, repository: source.reference.repository }] : [],
       describe: `the config of ${name}`, open: () => Promise.resolve(Readable.from([image.configBytes])),
     },
     ...image.layers.map((layer, i): BlobToPush => ({
@@ -65,9 +70,11 @@ export async function pushImage(image: Image, ref: string, opts: PushOptions = {
     })),
   ];
   const counts: Record<BlobOutcome, number> = { uploaded: 0, skipped: 0, mounted: 0 };
+  let bytes = 0;
   await forEachLimited(blobs, opts.concurrency ?? DEFAULT_CONCURRENCY, async (blob) => {
     const outcome = await pushBlob(client, repository, blob, settings);
     counts[outcome]++;
+    if (outcome === "uploaded") bytes += blob.size;
     opts.onProgress?.({ step: "push", message: describeOutcome(outcome, blob) });
   });
 
@@ -91,7 +98,7 @@ export async function pushImage(image: Image, ref: string, opts: PushOptions = {
   const here: BlobLocation = { registry: reference.registry, repository };
   for (const layer of image.layers) rememberLocation(layer, here);
   opts.onProgress?.({ step: "push", message: `pushed ${name} (${manifest.digest})` });
-  return { digest: manifest.digest, ...counts };
+  return { digest: manifest.digest, ...counts, bytes };
 }
 
 function describeOutcome(outcome: BlobOutcome, blob: BlobToPush): string {

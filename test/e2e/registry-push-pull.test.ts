@@ -93,13 +93,18 @@ describe("registry push and pull (anonymous distribution 2.8)", () => {
     assert.equal(proxy.count("PATCH") + proxy.count("PUT", /\/blobs\/uploads\//) + proxy.count("POST"), 0, "no upload request at all");
     assert.equal(second.digest, first.digest);
 
+    // The same Image pushed to a sibling repository mounts the layer it just pushed.
+    proxy.reset();
+    const third = await pushImage(image, `docker://${proxy.host}/gantry/twice-sibling:1`);
+    assert.deepEqual([third.mounted, third.uploaded], [1, 1], "layer mounted, config (not a Layer) uploaded");
+    assert.equal(image.opens.count, 1, "the layer's bytes were read once, for the first push");
+
     // An image read from one repository mounts its layer into another of the same registry.
     const pulled = await readRegistryImage(`docker://${proxy.host}/gantry/twice:1`);
     proxy.reset();
     const mounted = await pushImage(pulled, `docker://${proxy.host}/gantry/sibling:1`);
-    assert.equal(mounted.mounted, 1, "the layer is mounted");
-    assert.equal(mounted.uploaded, 1, "the config, whose origin is not tracked, is uploaded");
-    assert.equal(proxy.count("POST", /mount=sha256%3A|mount=sha256:/), 1);
+    assert.deepEqual([mounted.mounted, mounted.uploaded, mounted.skipped], [2, 0, 0], "layer and config are mounted");
+    assert.equal(proxy.count("POST", /mount=sha256%3A|mount=sha256:/), 2);
     assert.equal(proxy.count("PATCH"), 0);
     assert.equal(mounted.digest, first.digest, "the pulled manifest is pushed byte for byte");
     const seen = await skopeoInspect(`docker://${registry.host}/gantry/sibling:1`);

@@ -1,0 +1,22 @@
+import type { Command } from "commander";
+import { pullImage, type PullImageOptions } from "../../registry/api.js";
+import { globalOptions, printJson, progressPrinter } from "../context.js";
+
+export function registerPull(program: Command): void {
+  program
+    .command("pull")
+    .description("fetch an image from a registry into an archive or layout (through the cache)")
+    .argument("<ref>", "docker://HOST/REPOSITORY[:TAG][@sha256:DIGEST] (docker:// may be left out)")
+    .requiredOption("-o, --output <dest>", "where to write: a path (docker-archive), oci:DIR, oci-archive:PATH, or - for stdout")
+    .option("--platform <os/arch[/variant]>", "which image of a multi-platform index (default: this machine's)")
+    .option("--no-cache", "do not read or write the cache")
+    .action(async (ref: string, o: { output: string; platform?: string; cache: boolean }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const opts: PullImageOptions = { ref, dest: o.output, noCache: !o.cache, tlsVerify: g.tlsVerify, onProgress: progressPrinter(g) };
+      if (o.platform !== undefined) opts.platform = o.platform;
+      if (g.creds !== undefined) opts.creds = g.creds;
+      const r = await pullImage(opts);
+      if (g.json && r.dest !== "-") printJson(r);
+      else if (!g.quiet) process.stderr.write(`pulled ${r.ref} (${r.manifestDigest}) -> ${r.dest}\n`);
+    });
+}

@@ -1,0 +1,32 @@
+import { Option, type Command } from "commander";
+import type { ManifestFormat } from "../../registry/manifest.js";
+import { pushImage, type PushImageOptions } from "../../registry/api.js";
+import { globalOptions, printJson, progressPrinter } from "../context.js";
+
+/** `--format`, shared by push and copy; commander refuses other values as a usage error. */
+export function formatOption(): Option {
+  return new Option("--format <format>", "manifest format for a registry destination (default: the source's registry manifest, else oci)")
+    .choices(["oci", "v2s2"]);
+}
+
+export function registerPush(program: Command): void {
+  program
+    .command("push")
+    .description("send an image to a registry; blobs it already holds are skipped or mounted")
+    .argument("<src>", "any image reference (docker-archive:, oci:, oci-archive:, docker://, a path)")
+    .argument("<ref>", "docker://HOST/REPOSITORY[:TAG] (docker:// may be left out)")
+    .addOption(formatOption())
+    .option("--pick <name:tag>", "which image of a multi-image source")
+    .action(async (src: string, ref: string, o: { format?: ManifestFormat; pick?: string }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const opts: PushImageOptions = { src, ref, tlsVerify: g.tlsVerify, onProgress: progressPrinter(g) };
+      if (o.format !== undefined) opts.format = o.format;
+      if (o.pick !== undefined) opts.pick = o.pick;
+      if (g.creds !== undefined) opts.creds = g.creds;
+      const r = await pushImage(opts);
+      if (g.json) printJson(r);
+      else if (!g.quiet) {
+        process.stderr.write(`pushed ${r.ref} (${r.digest}): ${r.uploaded} blob(s) uploaded, ${r.skipped} already there, ${r.mounted} mounted\n`);
+      }
+    });
+}
