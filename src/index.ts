@@ -2,6 +2,12 @@
 export { buildImage, type BuildOptions, type BuildResult, type BuiltLayer } from "./build/build.js";
 export { defineImage, type ImageSpecInput } from "./build/spec-schema.js";
 export { inspectImage, type InspectOptions, type InspectResult } from "./inspect/inspect.js";
+export { exportImage, type ExportOptions, type ExportResult, type ExportFormat } from "./export/export.js";
+export { mergeImages, type MergeOptions, type MergeResult, type MergedImage } from "./merge/merge.js";
+export {
+  pullImage, pushImage, copyImage, type RegistryAccess, type PullImageOptions, type PullImageResult,
+  type PushImageOptions, type PushImageResult, type CopyImageOptions, type CopyImageResult,
+} from "./registry/api.js";
 export {
   GantryError, SpecError, FormatError, DigestMismatchError, ImageNotFoundError,
   UnsafePathError, RegistryError, AuthError, RuntimeError, type ErrorCode,
