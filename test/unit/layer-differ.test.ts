@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { chmod, link, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { BlobStore } from "../../src/cache/blob-store.js";
+import { packLayer } from "../../src/layer/pack.js";
 import { diffLayer, type DiffOptions, type LayerEntry } from "../../src/layer/differ.js";
 import { walkSources } from "../../src/layer/sources.js";
 import { mergedTree, type FileTree } from "../../src/layer/tree.js";
@@ -91,6 +93,13 @@ test("copyToRoot: identical paths left out, changed ones stored, base dirs not r
     const hard = entries.find((e) => e.path === "app/b");
     assert.equal(hard?.hostPath, undefined);
     assert.equal(hard?.size, 0);
+
+    // applied on the base, the layer keeps the merged-/usr link and puts the library behind it
+    const layer = await packLayer(entries, { compression: "none", store: new BlobStore(join(dir, "store")), describe: "copyToRoot layer" });
+    const merged = await mergedTree([await layerOfTar(join(dir, "base.tar")), layer]);
+    assert.equal(merged.get("lib")?.type, "symlink");
+    assert.equal(merged.get("usr/lib/libfoo.so")?.layerIndex, 1);
+    assert.equal(merged.get("usr/lib/libc.so")?.layerIndex, 0);
   } finally {
     await cleanup();
   }
@@ -186,6 +195,37 @@ test("runAsRoot: deletions become whiteouts, an emptied and refilled directory t
     const wh = entries[0];
     assert.equal(wh?.size, 0);
     assert.equal(wh?.hostPath, undefined);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("round trip: base + the packed diff merges back into exactly the source root", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const tar = join(dir, "base.tar");
+    pythonTar(tar, [...BASE, { name: "diff-marker-5", content: "5" }]);
+    const baseLayer = await layerOfTar(tar);
+    const base = await mergedTree([baseLayer]);
+    const root = join(dir, "root");
+    await mkdir(root);
+    execFileSync("tar", ["-C", root, "-xpf", tar]);
+    await rm(join(root, "etc/passwd"));
+    await rm(join(root, "var/cache"), { recursive: true });
+    await mkdir(join(root, "var/cache"));
+    await writeFile(join(root, "var/cache/fresh"), "fresh");
+    await rm(join(root, "opt/y"), { recursive: true });
+    await writeFile(join(root, "opt/y"), "y is a file");
+    await writeFile(join(root, "usr/bin/sh"), "new shell");
+    await chmod(join(root, "tmp"), 0o755);
+    const source = await walkSources([{ from: root, to: "/" }]);
+    const entries = await diffLayer(base, source, { ...OPTS, deletions: true });
+    const store = new BlobStore(join(dir, "store"));
+    const layer = await packLayer(entries, { compression: "gzip", store, describe: "the runAsRoot layer" });
+    const merged = await mergedTree([baseLayer, layer]);
+    assert.deepEqual([...merged.paths()], [...source.paths()]);
+    assert.deepEqual(summary(await diffLayer(merged, source, { ...OPTS, deletions: true })), []);
+    assert.equal(merged.get("usr/bin/sh2")?.linkname, "usr/bin/sh", "the changed file's hardlink group is stored whole");
   } finally {
     await cleanup();
   }
