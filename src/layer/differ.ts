@@ -36,7 +36,7 @@ export interface DiffOptions {
    * When false (copyToRoot) the source only adds and replaces.
    */
   deletions: boolean;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** One entry of a new layer, ready for the tar writer. */

@@ -17,7 +17,7 @@ export interface PackOptions {
   level?: number;
   /** Where the blob is stored, under its digest. */
   store: BlobStore;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Names the layer in errors, e.g. "the new layer of app.json". */
   describe: string;
 }
@@ -32,7 +32,7 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
   const uncompressed = measuring();
   // Uncompressed, the stored bytes are the tar: one hash serves as diffId and digest.
   const stored = opts.compression === "none" ? undefined : measuring();
-  const tar = tarStream(entries, opts.signal === undefined ? {} : { signal: opts.signal });
+  const tar = tarStream(entries, { signal: opts.signal });
   const file = createWriteStream(tempPath);
   const options = opts.signal === undefined ? {} : { signal: opts.signal };
   let diffId, digest, size;

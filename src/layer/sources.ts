@@ -97,7 +97,7 @@ interface WalkState {
  * @throws GantryError SOURCE_UNREADABLE naming the host path that cannot be read;
  *         UnsafePathError for a name starting with `.wh.` (reserved for whiteouts).
  */
-export async function walkSources(sources: readonly SourceSpec[], opts: { signal?: AbortSignal; owners?: boolean } = {}): Promise<SourceTree> {
+export async function walkSources(sources: readonly SourceSpec[], opts: { signal?: AbortSignal | undefined; owners?: boolean } = {}): Promise<SourceTree> {
   const state: WalkState = { tree: new SourceTree(), inodes: new Map(), signal: opts.signal, owners: opts.owners === true };
   for (const source of sources) {
     if (!isAbsolute(source.from)) {

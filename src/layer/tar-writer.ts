@@ -156,7 +156,7 @@ async function writeFile(tar: Pack, header: EntryHeader, e: LayerEntry): Promise
 }
 
 export interface TarOptions {
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**

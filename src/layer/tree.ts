@@ -136,7 +136,7 @@ function chainKey(layers: readonly Layer[], count: number): string {
  * memoized per chain of diffIds, and a longer chain starts from a memoized prefix; the
  * caller gets its own copy and may change it.
  */
-export async function mergedTree(layers: readonly Layer[], opts: { signal?: AbortSignal } = {}): Promise<FileTree> {
+export async function mergedTree(layers: readonly Layer[], opts: { signal?: AbortSignal | undefined } = {}): Promise<FileTree> {
   const key = chainKey(layers, layers.length);
   for (;;) {
     let pending = chainCache.get(key);

@@ -1,9 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmod, link, mkdir, symlink, utimes, writeFile } from "node:fs/promises";
+import { chmod, chown, link, lstat, mkdir, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { diffLayer } from "../../src/layer/differ.js";
 import { walkSources, type SourceNode, type SourceTree } from "../../src/layer/sources.js";
+import { FileTree } from "../../src/layer/tree.js";
 import { GantryError } from "../../src/model/errors.js";
 import { tempDir } from "../fixtures/layer/helpers.js";
 
@@ -97,6 +99,28 @@ test("later sources win per path; a file over a directory removes its children",
     assert.deepEqual(tree.get("opt/app"), { type: "dir", mode: 0o750, size: 0 });
     assert.equal(tree.get("opt/app/main.js")?.hostPath, join(app, "main.js"));
     assert.equal(tree.get("usr/local/bin/main")?.hostPath, join(app, "main.js"));
+  } finally {
+    await cleanup();
+  }
+});
+
+test("owners are ignored unless asked for (runAsRoot keeps the owners its script left)", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const root = join(dir, "root");
+    await mkdir(join(root, "home/app"), { recursive: true });
+    await writeFile(join(root, "home/app/data"), "d");
+    await chown(join(root, "home/app/data"), 1234, 4321).catch(() => undefined);
+    const owned = (await lstat(join(root, "home/app/data"))).uid === 1234;
+    const plain = await walkSources([{ from: root, to: "/" }]);
+    assert.equal(plain.get("home/app/data")?.uid, undefined, "host owners never leak into a copyToRoot layer");
+    if (!owned) return; // chown needs root
+    const withOwners = await walkSources([{ from: root, to: "/" }], { owners: true });
+    assert.equal(withOwners.get("home/app/data")?.uid, 1234);
+    assert.equal(withOwners.get("home/app/data")?.gid, 4321);
+    const entries = await diffLayer(new FileTree(), withOwners, { uid: 0, gid: 0, uname: "root", gname: "root", mtime: 0, perms: [], deletions: true });
+    const data = entries.find((e) => e.path === "home/app/data");
+    assert.deepEqual([data?.uid, data?.gid, data?.uname, data?.gname], [1234, 4321, "", ""]);
   } finally {
     await cleanup();
   }
