@@ -135,7 +135,7 @@ function checkOptions(opts: DiffOptions): void {
 
 type Attributes = (sourcePath: string, target: string, node: SourceNode) => Pick<LayerEntry, "mode" | "uid" | "gid" | "uname" | "gname">;
 
-/** Mode from the source, owner from the options, then every matching perms rule in order. */
+/** Mode from the source, owner from the source when the walk kept owners (runAsRoot) else from the options, then every matching perms rule in order. */
 function attributeRules(opts: DiffOptions): Attributes {
   const rules = opts.perms.map((rule) => ({ ...rule, matches: compileGlob(rule.path) }));
   return (sourcePath, target, node) => {
