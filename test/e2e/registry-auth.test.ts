@@ -7,7 +7,7 @@ import { AuthError } from "../../src/model/errors.js";
 import { readRegistryImage } from "../../src/registry/pull.js";
 import { pushImage } from "../../src/registry/push.js";
 import {
-  dockerConfigDir, drainLayers, makeTestImage, skopeo, skopeoInspect, startRegistry, type RunningRegistry,
+  dockerConfigDir, drainLayers, makeTestImage, skopeo, skopeoInspect, startCountingProxy, startRegistry, type RunningRegistry,
 } from "../helpers/registry.js";
 
 /**
@@ -102,3 +102,32 @@ for (const kind of ["htpasswd", "token"] as const) {
     });
   });
 }
+
+describe("registry auth across a redirect", () => {
+  test("a blob GET redirected to another host follows without the Authorization header", async () => {
+    const registry = await startRegistry({ kind: "htpasswd", users: { [USER]: PASS } });
+    const basic = `Basic ${Buffer.from(`${USER}:${PASS}`).toString("base64")}`;
+    // The front door is the registry as clients see it; "storage" is another origin that,
+    // like a signed URL, needs no credentials from the client.
+    const front = await startCountingProxy(registry.host);
+    const storage = await startCountingProxy(registry.host, { addAuthorization: basic });
+    try {
+      const image = await makeTestImage({ label: "redirect" });
+      const layerDigest = image.layers[0]!.digest;
+      await pushImage(image, `docker://${front.host}/private/redirect:1`, { creds: `${USER}:${PASS}`, env: EMPTY_ENV });
+      const pulled = await readRegistryImage(`docker://${front.host}/private/redirect:1`, { creds: `${USER}:${PASS}`, env: EMPTY_ENV });
+      front.redirectNext((r) => r.method === "GET" && r.path.endsWith(`/blobs/${layerDigest}`), storage.host);
+      await drainLayers(pulled);
+
+      const atFront = front.requests.filter((r) => r.path.endsWith(`/blobs/${layerDigest}`) && r.method === "GET");
+      assert.equal(atFront.at(-1)?.authorization, basic, "the registry itself got the credentials");
+      const atStorage = storage.requests.filter((r) => r.path.endsWith(`/blobs/${layerDigest}`));
+      assert.equal(atStorage.length, 1, "the redirect was followed");
+      assert.equal(atStorage[0]!.authorization, undefined, "no credentials went to the other host");
+    } finally {
+      await front.stop();
+      await storage.stop();
+      await registry.stop();
+    }
+  });
+});

@@ -197,7 +197,12 @@ function serveToken(req: IncomingMessage, res: ServerResponse, issuer: Issuer, u
 
 // ---- a counting (and failing, on demand) proxy ----
 
-export interface SeenRequest { readonly method: string; readonly path: string }
+export interface SeenRequest {
+  readonly method: string;
+  readonly path: string;
+  /** The Authorization header the client sent, if any. */
+  readonly authorization?: string;
+}
 
 export interface CountingProxy {
   /** "127.0.0.1:PORT": use it as the registry host. */
@@ -207,18 +212,35 @@ export interface CountingProxy {
   failNext(match: (r: SeenRequest) => boolean, status: number): void;
   /** Forwards the next request matching `match` but passes the answer's body through `alter`. */
   alterNext(match: (r: SeenRequest) => boolean, alter: (body: Buffer) => Buffer): void;
+  /** Answers the next request matching `match` with a 307 to the same path on `otherHost`. */
+  redirectNext(match: (r: SeenRequest) => boolean, otherHost: string): void;
   count(method: string, pathPattern?: RegExp): number;
   reset(): void;
   stop(): Promise<void>;
 }
 
-export async function startCountingProxy(target: string): Promise<CountingProxy> {
+/**
+ * `addAuthorization` makes the proxy present credentials of its own to the registry, as
+ * blob storage behind a signed redirect URL does: its clients need send none.
+ */
+export async function startCountingProxy(target: string, opts: { addAuthorization?: string } = {}): Promise<CountingProxy> {
   const requests: SeenRequest[] = [];
+  const redirects: { match: (r: SeenRequest) => boolean; otherHost: string }[] = [];
   const failures: { match: (r: SeenRequest) => boolean; status: number }[] = [];
   const alterations: { match: (r: SeenRequest) => boolean; alter: (body: Buffer) => Buffer }[] = [];
   const server = createHttpServer((req, res) => {
-    const seen: SeenRequest = { method: req.method ?? "GET", path: req.url ?? "/" };
+    const seen: SeenRequest = {
+      method: req.method ?? "GET", path: req.url ?? "/",
+      ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
+    };
     requests.push(seen);
+    const redirect = redirects.findIndex((r) => r.match(seen));
+    if (redirect !== -1) {
+      const { otherHost } = redirects.splice(redirect, 1)[0]!;
+      req.resume();
+      req.on("end", () => res.writeHead(307, { location: `http://${otherHost}${seen.path}`, "content-length": "0" }).end());
+      return;
+    }
     const failure = failures.findIndex((f) => f.match(seen));
     if (failure !== -1) {
       const { status } = failures.splice(failure, 1)[0]!;
@@ -231,7 +253,8 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     const alter = alteration === -1 ? undefined : alterations.splice(alteration, 1)[0]!.alter;
     const [hostname, port] = target.split(":") as [string, string];
     // The Host header is kept, so the registry's Location headers point back at the proxy.
-    const upstream = httpRequest({ hostname, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (up) => {
+    const headers = { ...req.headers, ...(opts.addAuthorization ? { authorization: opts.addAuthorization } : {}) };
+    const upstream = httpRequest({ hostname, port: Number(port), method: req.method, path: req.url, headers }, (up) => {
       if (!alter) {
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);
@@ -255,6 +278,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     requests,
     failNext(match, status) { failures.push({ match, status }); },
     alterNext(match, alter) { alterations.push({ match, alter }); },
+    redirectNext(match, otherHost) { redirects.push({ match, otherHost }); },
     count(method, pathPattern) {
       return requests.filter((r) => r.method === method && (!pathPattern || pathPattern.test(r.path))).length;
     },
