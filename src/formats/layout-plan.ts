@@ -7,7 +7,7 @@ import { MediaType } from "../model/mediatypes.js";
 import { imageManifest, type BuiltManifest } from "../model/manifest.js";
 import type { Descriptor, IndexJson } from "../model/oci.js";
 import { parseRepoTag, type RepoTag } from "./image-name.js";
-import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX_FILE, OCI_LAYOUT_FILE, blobPath } from "./oci-layout/read.js";
+import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX_FILE, OCI_LAYOUT_FILE, blobPath } from "./oci-layout/names.js";
 
 /**
  * What an OCI image layout holds for a list of images, computed before a byte is

@@ -4,7 +4,8 @@ import type { Image, ImageSummary } from "../model/image.js";
 import { DOCKER_MANIFEST, listDockerArchive, readDockerArchive } from "./docker-archive/read.js";
 import { LEGACY_REPOSITORIES, listDockerLegacy, readDockerLegacy } from "./docker-legacy/read.js";
 import { DirBag, type FileBag } from "./file-bag.js";
-import { OCI_INDEX_FILE, listOciLayout, readOciLayout } from "./oci-layout/read.js";
+import { OCI_INDEX_FILE } from "./oci-layout/names.js";
+import { listOciLayout, readOciLayout } from "./oci-layout/read.js";
 import { STDIO, formatImageRef, resolveReference, type ImageRef } from "./reference.js";
 import { TarBag } from "./tar-index.js";
 
@@ -36,7 +37,7 @@ type FileRef = Exclude<ImageRef, { transport: "docker" }>;
 /** Opens what a file-based reference names: stdin spooled, a directory, or an indexed tar. */
 export async function openBag(ref: FileRef, signal?: AbortSignal): Promise<FileBag> {
   if (ref.path === STDIO && ref.transport === "docker-archive") return TarBag.fromStream(process.stdin, "standard input", signal);
-  const st = await stat(ref.path).catch((err: unknown) => { throw ioError(`the image ${formatImageRef(ref)}: ${ref.path}`, err); });
+  const st = await stat(ref.path).catch((err: unknown) => { throw ioError(`the image ${formatImageRef(ref)}`, err); });
   if (st.isDirectory()) return new DirBag(ref.path);
   if (ref.transport === "oci") throw new FormatError(`${ref.path} is a file, not an OCI layout directory; read it as oci-archive:${ref.path}`);
   return TarBag.open(ref.path, signal);

@@ -200,7 +200,13 @@ const closeOnCollect = new FinalizationRegistry<number>((fd) => { close(fd, () =
 class RangeStream extends Readable {
   private pos: number;
 
-  constructor(private readonly fd: number, start: number, private readonly end: number, readonly owner: object) {
+  constructor(
+    private readonly fd: number,
+    start: number,
+    private readonly end: number,
+    private readonly label: string,
+    readonly owner?: object,
+  ) {
     super({ highWaterMark: 64 * 1024 });
     this.pos = start;
   }
@@ -215,7 +221,7 @@ class RangeStream extends Readable {
       if (chunk.length === 0) {
         // Reading "to the end" stops at end of file; a bounded range must not.
         if (this.end === Infinity) this.push(null);
-        else this.destroy(new FormatError("the archive file shrank while it was being read"));
+        else this.destroy(new FormatError(`${this.label} shrank while it was being read; do not change an archive while gantry reads it`));
         return;
       }
       this.pos += chunk.length;
@@ -251,7 +257,7 @@ export class TarBag implements FileBag {
     try {
       const compression = sniffCompression(await readAt(fd, 0, 4));
       if (compression !== "none") {
-        const plain = await spool(new RangeStream(fd, 0, Infinity, {}), path, signal, compression);
+        const plain = await spool(new RangeStream(fd, 0, Infinity, path), path, signal, compression);
         await closeFd(fd);
         fd = plain;
       }
@@ -269,7 +275,7 @@ export class TarBag implements FileBag {
       const compression = sniffCompression(await readAt(fd, 0, 4));
       if (compression !== "none") {
         const raw = fd;
-        fd = await spool(new RangeStream(raw, 0, Infinity, {}), label, signal, compression);
+        fd = await spool(new RangeStream(raw, 0, Infinity, label), label, signal, compression);
         await closeFd(raw);
       }
       return new TarBag(label, fd, await scanTar(fd, label));
@@ -370,7 +376,7 @@ export class TarBag implements FileBag {
   async open(name: string, signal?: AbortSignal): Promise<Readable> {
     this.assertOpen();
     const e = this.file(name);
-    return withSignal(new RangeStream(this.fd, e.offset, e.offset + e.size, this), signal);
+    return withSignal(new RangeStream(this.fd, e.offset, e.offset + e.size, this.label, this), signal);
   }
 }
 

@@ -2,11 +2,12 @@ import { digestHex } from "../../model/digest.js";
 import type { DockerArchiveManifestEntry } from "../../model/oci.js";
 import { writeTarTo, type ArchiveWriteOptions } from "../archive-tar.js";
 import { layoutEntries, planLayout, type ImageToWrite, type LayoutPlan, type WriteResult } from "../layout-plan.js";
-import { blobPath } from "../oci-layout/read.js";
+import { blobPath } from "../oci-layout/names.js";
+import { LEGACY_REPOSITORIES } from "../docker-legacy/read.js";
+import { DOCKER_MANIFEST } from "./read.js";
+
 export type { ArchiveWriteOptions } from "../archive-tar.js";
 export type { ImageToWrite, WriteResult } from "../layout-plan.js";
-import { DOCKER_MANIFEST } from "./read.js";
-import { LEGACY_REPOSITORIES } from "../docker-legacy/read.js";
 
 /**
  * The archive a build writes: one tar that is both a docker-archive and an OCI image

@@ -1,4 +1,4 @@
-import { digestHex, isDigest, sha256, type Digest } from "../../model/digest.js";
+import { isDigest, sha256 } from "../../model/digest.js";
 import { DigestMismatchError, FormatError, GantryError, ImageNotFoundError } from "../../model/errors.js";
 import type { Image, ImageSummary, Layer } from "../../model/image.js";
 import { compressionOfMediaType, isIndexMediaType } from "../../model/mediatypes.js";
@@ -9,6 +9,7 @@ import { isRecord, parseImageConfig } from "../config-json.js";
 import type { FileBag } from "../file-bag.js";
 import { pickCandidate } from "../pick.js";
 import { matchesRepoTag, parseRepoTag } from "../image-name.js";
+import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX_FILE, OCI_LAYOUT_FILE, blobPath } from "./names.js";
 
 /**
  * OCI image layout, as a directory or a tar of one (the same reader over a FileBag):
@@ -16,10 +17,6 @@ import { matchesRepoTag, parseRepoTag } from "../image-name.js";
  * index (or a Docker manifest list), resolved by platform. Every blob is verified.
  */
 
-export const OCI_LAYOUT_FILE = "oci-layout";
-export const OCI_INDEX_FILE = "index.json";
-export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
-export const ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name";
 /** Nested indexes deeper than this are malformed (real ones nest once). */
 const MAX_INDEX_DEPTH = 4;
 
@@ -31,10 +28,6 @@ export interface OciReadOptions {
   /** `os/arch[/variant]` for a multi-platform index; the host's when absent. */
   platform?: string;
   signal?: AbortSignal;
-}
-
-export function blobPath(digest: Digest): string {
-  return `blobs/sha256/${digestHex(digest)}`;
 }
 
 function parseDescriptor(d: unknown, what: string): Descriptor {

@@ -11,7 +11,8 @@ import {
   OCI_LAYOUT_BYTES, indexJsonBytes, layoutEntries, planLayout,
   type ImageToWrite, type PlanOptions, type PlannedBlob, type WriteResult,
 } from "../layout-plan.js";
-import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX_FILE, OCI_LAYOUT_FILE, blobPath, readTopIndex } from "./read.js";
+import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX_FILE, OCI_LAYOUT_FILE, blobPath } from "./names.js";
+import { readTopIndex } from "./read.js";
 
 /**
  * OCI image layouts, as a directory (oci:DIR[:REF]) or a tar of one (oci-archive:).

@@ -1,0 +1,13 @@
+import { digestHex, type Digest } from "../../model/digest.js";
+
+/** The fixed names of the OCI image layout spec, shared by its reader and writers. */
+
+export const OCI_LAYOUT_FILE = "oci-layout";
+export const OCI_INDEX_FILE = "index.json";
+export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
+/** containerd (and Docker 25+ `docker save`) put the full image name here. */
+export const ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name";
+
+export function blobPath(digest: Digest): string {
+  return `blobs/sha256/${digestHex(digest)}`;
+}
