@@ -207,7 +207,7 @@ class RangeStream extends Readable {
     private readonly label: string,
     readonly owner?: object,
   ) {
-    super({ highWaterMark: 64 * 1024 });
+    super({ highWaterMark: 512 * 1024 });
     this.pos = start;
   }
 
