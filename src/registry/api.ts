@@ -83,6 +83,8 @@ export interface PushImageOptions extends RegistryAccess {
   platform?: string;
   /** Blobs above this many bytes are uploaded in chunks (default 16 MiB). */
   chunkThreshold?: number;
+  /** Gzip uncompressed layers before sending them (default true, as skopeo does). */
+  compressLayers?: boolean;
 }
 
 export interface PushImageResult extends PushResult {
@@ -104,6 +106,8 @@ export interface CopyImageOptions extends RegistryAccess {
   format?: ManifestFormat;
   pick?: string;
   platform?: string;
+  /** For a registry destination: gzip uncompressed layers (default true). */
+  compressLayers?: boolean;
 }
 
 export interface CopyImageResult {
@@ -151,10 +155,11 @@ function registryOptions(opts: RegistryAccess): PullOptions {
   return out;
 }
 
-function pushOptions(opts: RegistryAccess & { format?: ManifestFormat; chunkThreshold?: number }): PushOptions {
+function pushOptions(opts: RegistryAccess & Pick<PushOptions, "format" | "chunkThreshold" | "compressLayers">): PushOptions {
   const out: PushOptions = registryOptions(opts);
   if (opts.format !== undefined) out.format = opts.format;
   if (opts.chunkThreshold !== undefined) out.chunkThreshold = opts.chunkThreshold;
+  if (opts.compressLayers !== undefined) out.compressLayers = opts.compressLayers;
   return out;
 }
 

@@ -8,7 +8,8 @@ import { discard } from "./http.js";
 import { manifestForPush, type ManifestFormat } from "./manifest.js";
 import { formatSize, shortDigest, type RegistryOptions } from "./options.js";
 import { locationsOf, registrySourceOf, rememberLocation, type BlobLocation } from "./origin.js";
-import { formatReference, parseRegistryReference } from "./reference.js";
+import { formatReference, parseRegistryReference, type RegistryReference } from "./reference.js";
+import { gzipUncompressedLayers } from "./compress.js";
 import {
   DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, pushBlob, type BlobOutcome, type BlobToPush,
 } from "./upload.js";
@@ -22,6 +23,8 @@ export interface PushOptions extends RegistryOptions {
   chunkSize?: number;
   /** Blobs sent at once (default 3). */
   concurrency?: number;
+  /** Gzip uncompressed layers before sending them, as skopeo does (default true). */
+  compressLayers?: boolean;
 }
 
 export interface PushResult {
@@ -41,9 +44,28 @@ const DEFAULT_CONCURRENCY = 3;
  * Pushes `image` to `ref` (`docker://HOST/REPO[:TAG][@sha256:…]`): every blob the repository
  * lacks (config and layers, mounted when a sibling repository has it), then the manifest,
  * whose digest the registry must confirm. A digest in `ref` must be the manifest's.
+ * Uncompressed layers are gzipped on the way, unless `compressLayers` is false.
  */
 export async function pushImage(image: Image, ref: string, opts: PushOptions = {}): Promise<PushResult> {
   const reference = parseRegistryReference(ref);
+  const name = formatReference(reference);
+  const describeLayer = (i: number): string => `layer ${i + 1} of ${name}`;
+  const prepared = opts.compressLayers === false
+    ? { layers: [...image.layers], dispose: async () => {} }
+    : await gzipUncompressedLayers(image.layers, describeLayer, opts.signal);
+  try {
+    const sent: Image = prepared.layers.every((l, i) => l === image.layers[i]) ? image : { ...image, layers: prepared.layers };
+    const result = await pushPrepared(sent, reference, opts);
+    // Layers sent as they were are now known to live here too: a later push elsewhere mounts them.
+    const here: BlobLocation = { registry: reference.registry, repository: reference.repository };
+    for (const [i, layer] of image.layers.entries()) if (prepared.layers[i] === layer) rememberLocation(layer, here);
+    return result;
+  } finally {
+    await prepared.dispose();
+  }
+}
+
+async function pushPrepared(image: Image, reference: RegistryReference, opts: PushOptions): Promise<PushResult> {
   const name = formatReference(reference);
   const manifest = manifestForPush(image, opts.format);
   if (reference.digest !== undefined && reference.digest !== manifest.digest) {
@@ -94,9 +116,6 @@ export async function pushImage(image: Image, ref: string, opts: PushOptions = {
   if (stored && stored !== manifest.digest) {
     throw new DigestMismatchError(`${reference.registry} stored the manifest of ${name} as ${stored}, not ${manifest.digest}; it altered the manifest`);
   }
-
-  const here: BlobLocation = { registry: reference.registry, repository };
-  for (const layer of image.layers) rememberLocation(layer, here);
   opts.onProgress?.({ step: "push", message: `pushed ${name} (${manifest.digest})` });
   return { digest: manifest.digest, ...counts, bytes };
 }

@@ -59,6 +59,25 @@ describe("registry push and pull (anonymous distribution 2.8)", () => {
     assert.equal((JSON.parse(raw) as { mediaType: string }).mediaType, MediaType.dockerManifest);
   });
 
+  test("an uncompressed layer is gzipped on the way, unless told not to; the diff_id stays", async () => {
+    const image = await makeTestImage({ label: "plain", compression: "none", files: { "p.txt": "plain ".repeat(1000) } });
+    const plain = image.layers[0]!;
+    const result = await pushImage(image, `docker://${registry.host}/gantry/plain:1`);
+    const raw = JSON.parse(await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${registry.host}/gantry/plain:1`])) as { layers: { mediaType: string; digest: string; size: number }[] };
+    assert.equal(raw.layers[0]!.mediaType, MediaType.ociLayerGzip);
+    assert.notEqual(raw.layers[0]!.digest, plain.digest);
+    assert.ok(raw.layers[0]!.size < plain.size / 10, "6 kB of repeated text compresses well");
+    assert.equal(result.bytes, raw.layers[0]!.size + image.configBytes.length);
+    const back = await readRegistryImage(`docker://${registry.host}/gantry/plain:1`);
+    assert.equal(back.layers[0]!.diffId, plain.diffId);
+    assert.equal(back.layers[0]!.compression, "gzip");
+    for await (const _ of await back.layers[0]!.openUncompressed()) { /* verifies against the diff_id */ }
+
+    await pushImage(image, `docker://${registry.host}/gantry/plain:kept`, { compressLayers: false });
+    const kept = JSON.parse(await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${registry.host}/gantry/plain:kept`])) as { layers: { mediaType: string; digest: string }[] };
+    assert.deepEqual(kept.layers.map((l) => [l.mediaType, l.digest]), [[MediaType.ociLayer, plain.digest]]);
+  });
+
   test("images skopeo pushed (umoci OCI layout, docker-archive) pull with equal digests and verified layers", async () => {
     const fixtures = join(work, "umoci");
     await execFileP("bash", [join(FIXTURE_BASES_DIR, "umoci-busybox.sh"), fixtures]);
