@@ -58,8 +58,12 @@ export function repoTagKey(s: string): string {
   }
 }
 
-/** Whether an image known by `repoTags` answers to `wanted`. */
+/**
+ * Whether an image known by `repoTags` answers to `wanted`. A bare `:TAG` (a spec's
+ * `fromImageTag` without `fromImageName`) matches any name with that tag.
+ */
 export function matchesRepoTag(repoTags: readonly string[], wanted: string): boolean {
+  if (wanted.startsWith(":")) return repoTags.some((t) => repoTagKey(t).endsWith(wanted));
   const key = repoTagKey(wanted);
   return repoTags.some((t) => repoTagKey(t) === key);
 }
