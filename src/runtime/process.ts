@@ -19,13 +19,17 @@ export interface RunResult {
 }
 
 /**
- * Runs a program with no standard input and its output (stdout and stderr) kept as a
- * tail, never printed: the library does not write to the terminal.
+ * Runs a program with no standard input and its output (stdout and stderr, interleaved)
+ * kept as a tail, never printed: the library does not write to the terminal.
  */
 export function runCaptured(command: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const tail = new OutputTail();
-    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
+    // One pipe for both streams keeps their lines in the order they were written; the
+    // host's /bin/sh makes stderr a copy of stdout before starting the program.
+    const child = spawn("/bin/sh", ["-c", 'exec "$@" 2>&1', "gantry", command, ...args], {
+      cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"],
+    });
     child.stdout.on("data", (c: Buffer) => tail.write(c));
     child.stderr.on("data", (c: Buffer) => tail.write(c));
     const onAbort = (): void => {

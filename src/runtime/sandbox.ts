@@ -22,7 +22,7 @@ export interface RunInRootOptions {
   /** A root file system laid out on disk; the script's changes land in it. */
   rootfs: string;
   script: string;
-  /** The image config's Env; PATH is added when it is missing. */
+  /** The image config's Env; PATH and HOME are added when missing. */
   env?: readonly string[];
   /** Which sandbox: runc when installed, else unshare + chroot (`GANTRY_RUNTIME` may name one). */
   runtime?: RuntimeKind;
@@ -35,7 +35,11 @@ export interface RunInRootResult {
   output: string[];
 }
 
-const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/**
+ * Added to the image's Env when it lacks them. HOME too: runc would otherwise invent one
+ * from the image's /etc/passwd, and both sandboxes must give a script the same environment.
+ */
+const DEFAULT_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"];
 
 /** Directories the sandbox mounts over; made for the run when the image lacks them, removed after. */
 const MOUNT_POINTS = ["proc", "dev", "sys", "tmp"];
@@ -43,7 +47,7 @@ const MOUNT_POINTS = ["proc", "dev", "sys", "tmp"];
 /**
  * Runs a runAsRoot script as root inside `rootfs` with the image's own /bin/sh: no
  * network, its own pid, ipc, uts and mount namespaces, a clean environment (the image's
- * Env plus PATH), and /proc, /dev, /sys and a scratch /tmp mounted for the run only.
+ * Env plus PATH and HOME), and /proc, /dev, /sys and a scratch /tmp mounted for the run only.
  * @throws RuntimeError when not running as root, when no sandbox is installed, or when
  *         the script fails (its status and last output, in one line).
  */
@@ -53,7 +57,10 @@ export async function runInRoot(opts: RunInRootOptions): Promise<RunInRootResult
   }
   const rootfs = resolve(opts.rootfs);
   const env = [...(opts.env ?? [])];
-  if (!env.some((kv) => kv.startsWith("PATH="))) env.push(DEFAULT_PATH);
+  for (const kv of DEFAULT_ENV) {
+    const name = kv.slice(0, kv.indexOf("=") + 1);
+    if (!env.some((have) => have.startsWith(name))) env.push(kv);
+  }
   const req: SandboxRequest = { rootfs, script: opts.script, env };
   if (opts.signal) req.signal = opts.signal;
 
