@@ -2,7 +2,8 @@
  * Bad input, through the CLI: every failure exits 1 (2 for a usage error) with
  * exactly one stderr line `gantry: ...` that names the culprit, no stack trace, and
  * leaves a pre-existing -o destination byte for byte as it was, with no temporary
- * file left beside it.
+ * file left beside it. The builds run with --quiet: without it, SPEC allows one
+ * progress line per step on stderr before the error (checked by the last test).
  */
 import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
@@ -27,7 +28,7 @@ interface FailingBuild {
 }
 
 /** Runs `gantry build` on `spec` in `dir`, over an existing destination file. */
-async function buildOverExisting(t: TestContext, dir: string, spec: Spec | string, args: string[] = []): Promise<FailingBuild> {
+async function buildOverExisting(t: TestContext, dir: string, spec: Spec | string, args: string[] = ["--quiet"]): Promise<FailingBuild> {
   const specPath = join(dir, "spec.json");
   await writeFile(specPath, typeof spec === "string" ? spec : JSON.stringify(spec));
   const dest = join(dir, "out.tar");
@@ -157,6 +158,17 @@ peerTest("a base that does not exist", async (t) => {
 
 peerTest("an unknown option is a usage error (exit 2)", async (t) => {
   const dir = await caseDir(t);
-  const f = await buildOverExisting(t, dir, standardSpec(undefined), ["--no-such-option"]);
+  const f = await buildOverExisting(t, dir, standardSpec(undefined), ["--quiet", "--no-such-option"]);
   await assertCleanFailure(f, { code: 2, culprits: ["--no-such-option"] });
+});
+
+peerTest("without --quiet, progress lines may precede the error, which is the one last `gantry: ` line", async (t) => {
+  const dir = await caseDir(t);
+  const f = await buildOverExisting(t, dir, standardSpec(undefined, { copyToRoot: ["./no-such-dir"] }), []);
+  assert.equal(f.result.code, 1, f.result.stderr);
+  const lines = f.result.stderr.replace(/\n$/, "").split("\n");
+  assert.equal(lines.filter((l) => l.startsWith("gantry: ")).length, 1, f.result.stderr);
+  assert.match(lines[lines.length - 1] ?? "", /^gantry: .*no-such-dir/, f.result.stderr);
+  assert.doesNotMatch(f.result.stderr, /\n\s+at /, "no stack trace");
+  assert.deepEqual(await readFile(f.dest), f.before);
 });
