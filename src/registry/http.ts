@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { GantryError, RegistryError } from "../model/errors.js";
 
 /**
@@ -79,8 +79,13 @@ async function sendFollowingRedirects(req: HttpRequest, registry: string): Promi
 async function fetchOnce(url: string, req: Omit<HttpRequest, "body"> & { body?: Buffer | Readable | undefined }, headers: Record<string, string>, registry: string): Promise<Response> {
   const init: RequestInit & { duplex?: "half" } = { method: req.method, headers, redirect: "manual" };
   if (req.body !== undefined) {
-    init.body = req.body;
-    if (!Buffer.isBuffer(req.body)) init.duplex = "half";
+    if (Buffer.isBuffer(req.body)) {
+      init.body = req.body;
+    } else {
+      // A web stream is sent as it is; a Node stream would be re-chunked and copied by fetch.
+      init.body = Readable.toWeb(req.body) as unknown as ReadableStream<Uint8Array>;
+      init.duplex = "half";
+    }
   }
   if (req.signal) init.signal = req.signal;
   try {

@@ -1,6 +1,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { GantryError, ImageNotFoundError, RegistryError } from "../../src/model/errors.js";
+import { Readable } from "node:stream";
+import { DigestMismatchError, GantryError, ImageNotFoundError, RegistryError } from "../../src/model/errors.js";
+import { makeLayer } from "../../src/model/layer.js";
 import { readRegistryImage } from "../../src/registry/pull.js";
 import { pushImage } from "../../src/registry/push.js";
 import {
@@ -71,6 +73,28 @@ describe("registry errors and retries", () => {
     await assert.rejects(readRegistryImage(`docker://${proxy.host}/gantry/retry:1`), (err: unknown) =>
       err instanceof RegistryError && err.retryable && err.status === 503 && /try again later/.test(err.message));
     assert.equal(proxy.requests.filter(isManifestGet).length, 3, "bounded: three tries");
+  });
+
+  test("a layer whose bytes do not match its digest is not pushed, and the error names it", async () => {
+    const image = await makeTestImage({ label: "corrupt", files: { "x.txt": "x".repeat(5000) } });
+    const good = image.layers[0]!;
+    // Same declared digest and size, other bytes: what a damaged archive would give.
+    const bad = makeLayer({
+      digest: good.digest, diffId: good.diffId, size: good.size, compression: good.compression, describe: "the damaged layer",
+      openRaw: async () => {
+        const parts: Buffer[] = [];
+        for await (const c of await good.open()) parts.push(c as Buffer);
+        const bytes = Buffer.concat(parts);
+        bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
+        return Readable.from([bytes]);
+      },
+    });
+    for (const threshold of [undefined, 1024]) {
+      await assert.rejects(pushImage({ ...image, layers: [bad] }, `docker://${registry.host}/gantry/corrupt:1`, threshold ? { chunkThreshold: threshold, chunkSize: 512 } : {}),
+        (err: unknown) => err instanceof DigestMismatchError && err.message.includes("the damaged layer"));
+    }
+    const head = await fetch(`http://${registry.host}/v2/gantry/corrupt/blobs/${good.digest}`, { method: "HEAD" });
+    assert.equal(head.status, 404, "the registry holds no such blob");
   });
 
   test("a 500 on a blob PUT (not idempotent) is not re-sent as is: the upload starts over", async () => {
