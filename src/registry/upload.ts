@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import type { Digest } from "../model/digest.js";
 import { DigestMismatchError, GantryError, RegistryError } from "../model/errors.js";
 import type { Scope } from "./auth.js";
@@ -6,6 +6,7 @@ import type { RegistryClient } from "./client.js";
 import { registryFailure } from "./failure.js";
 import { MAX_TRIES, discard } from "./http.js";
 import type { BlobLocation } from "./origin.js";
+import { ByteCursor } from "./byte-cursor.js";
 
 /**
  * Putting one blob into a repository, the cheapest way that works: nothing if it is there
@@ -27,7 +28,7 @@ export interface BlobToPush {
 export interface UploadSettings {
   /** Blobs larger than this go up in chunks. */
   readonly chunkThreshold: number;
-  /** Bytes per PATCH; one chunk is held in memory so it can be sent again. */
+  /** Bytes per PATCH, streamed from the source (nothing is held in memory). */
   readonly chunkSize: number;
 }
 
@@ -109,16 +110,37 @@ class BlobUpload {
     }
   }
 
+  /**
+   * PATCHes the blob in spans of `chunkSize`, each streamed from the source as it is read.
+   * After a failed span, the registry's `Range` says how much it holds: the source is opened
+   * again, that much skipped, and the upload goes on. The blob is committed only after the
+   * source has ended, which is when it checks its digest.
+   */
   async sendChunked(location: string): Promise<void> {
-    const body = await this.blob.open(this.client.signal);
-    let offset = 0;
-    try {
-      for await (const chunk of chunksOf(body, this.settings.chunkSize)) {
-        location = await this.sendChunk(location, chunk, offset);
-        offset += chunk.length;
+    let held = 0;
+    for (let attempt = 1; ; attempt++) {
+      const source = await this.blob.open(this.client.signal);
+      const cursor = new ByteCursor(source, this.blob.describe);
+      try {
+        await cursor.skip(held);
+        while (held < this.blob.size) {
+          const length = Math.min(this.settings.chunkSize, this.blob.size - held);
+          location = await this.patch(location, cursor.take(length), held, length);
+          held += length;
+        }
+        await cursor.end();
+        break;
+      } catch (err) {
+        if (!(err instanceof GantryError) || !err.retryable || attempt >= MAX_TRIES) throw err;
+        const resume = await this.uploadedSoFar(location);
+        if (!resume || resume.size > this.blob.size) {
+          throw new RegistryError(`${this.client.registry} lost the upload of ${this.blob.describe} to ${this.repository}; starting it again`, { cause: err, retryable: true });
+        }
+        held = resume.size;
+        location = resume.location;
+      } finally {
+        source.destroy();
       }
-    } finally {
-      body.destroy();
     }
     const response = await this.client.request({
       method: "PUT", url: withDigest(this.client.url(location), this.blob.digest), scopes: this.scopes,
@@ -127,42 +149,20 @@ class BlobUpload {
     await this.expectCommitted(response);
   }
 
-  /** PATCHes one chunk; after a failure asks the registry how much it holds and sends the rest. */
-  private async sendChunk(location: string, chunk: Buffer, offset: number): Promise<string> {
-    let held = 0; // bytes of this chunk the registry already has
-    for (let attempt = 1; ; attempt++) {
-      const part = chunk.subarray(held);
-      const start = offset + held;
-      let failure: GantryError;
-      try {
-        const response = await this.client.request({
-          method: "PATCH", url: location, scopes: this.scopes,
-          headers: {
-            "content-type": OCTET_STREAM,
-            "content-range": `${start}-${start + part.length - 1}`,
-            "content-length": String(part.length),
-          },
-          body: part, idempotent: false,
-        });
-        if (response.status === 202) {
-          await discard(response);
-          return this.location(response);
-        }
-        failure = await registryFailure(response, this.context("upload a chunk of"));
-      } catch (err) {
-        if (!(err instanceof GantryError)) throw err;
-        failure = err;
-      }
-      if (!failure.retryable || attempt >= MAX_TRIES) throw failure;
-      const resume = await this.uploadedSoFar(location);
-      if (!resume || resume.size < offset || resume.size > offset + chunk.length) {
-        // The session cannot continue from where this chunk began: start the blob over.
-        throw new RegistryError(`${this.client.registry} lost the upload of ${this.blob.describe} to ${this.repository}; starting it again`, { cause: failure, retryable: true });
-      }
-      held = resume.size - offset;
-      location = resume.location;
-      if (held === chunk.length) return location;
-    }
+  /** Sends bytes `start`..`start + length - 1` of the blob; returns the session's next Location. */
+  private async patch(location: string, part: AsyncIterable<Buffer>, start: number, length: number): Promise<string> {
+    const response = await this.client.request({
+      method: "PATCH", url: location, scopes: this.scopes,
+      headers: {
+        "content-type": OCTET_STREAM,
+        "content-range": `${start}-${start + length - 1}`,
+        "content-length": String(length),
+      },
+      body: Readable.from(part), idempotent: false,
+    });
+    if (response.status !== 202) throw await registryFailure(response, this.context("upload a chunk of"));
+    await discard(response);
+    return this.location(response);
   }
 
   /** `GET` on the session: its `Range: 0-LAST` says how many bytes the registry holds. */
@@ -209,26 +209,4 @@ function withDigest(location: string, digest: Digest): string {
   const url = new URL(location);
   url.searchParams.set("digest", digest);
   return url.toString();
-}
-
-/** Re-cuts a stream into Buffers of exactly `size` bytes (the last one shorter). */
-async function* chunksOf(stream: Readable, size: number): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let pendingSize = 0;
-  for await (const piece of stream as AsyncIterable<Buffer>) {
-    let rest = piece;
-    while (pendingSize + rest.length >= size) {
-      const take = size - pendingSize;
-      pending.push(rest.subarray(0, take));
-      yield Buffer.concat(pending);
-      rest = rest.subarray(take);
-      pending = [];
-      pendingSize = 0;
-    }
-    if (rest.length > 0) {
-      pending.push(rest);
-      pendingSize += rest.length;
-    }
-  }
-  if (pendingSize > 0) yield Buffer.concat(pending);
 }
