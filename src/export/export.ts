@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createWriteStream } from "node:fs";
-import { throwIfAborted } from "../model/errors.js";
+import { ioError, throwIfAborted } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 import type { ProgressListener } from "../model/progress.js";
 import { mergedTree, type FileTree } from "../layer/tree.js";
@@ -94,7 +94,8 @@ async function extractTree(layers: readonly Layer[], tree: FileTree, dir: string
 async function writeTar(layers: readonly Layer[], tree: FileTree, output: string, signal: AbortSignal | undefined): Promise<void> {
   const links = planHardlinks(tree);
   // The spool sits beside the output, on the file system the user chose for it.
-  const spool = await mkdtemp(join(dirname(output), `.${basename(output)}.gantry-spool-`));
+  const spool = await mkdtemp(join(dirname(output), `.${basename(output)}.gantry-spool-`))
+    .catch((err: unknown) => { throw ioError(`the output ${output}`, err); });
   try {
     const writer = new SpoolWriter(spool);
     await streamSurvivingFiles(layers, tree, links, writer, signal);

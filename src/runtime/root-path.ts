@@ -43,3 +43,22 @@ async function follow(root: string, start: string[], parts: readonly string[], b
   }
   return resolved;
 }
+
+/**
+ * Whether `path` names an executable regular file inside the root, following symlinks
+ * (to files too) as a chrooted process would; e.g. `bin/sh -> busybox`.
+ */
+export async function isExecutableInRoot(root: string, path: string): Promise<boolean> {
+  let current = path;
+  for (let hops = 0; hops <= MAX_SYMLINK_HOPS; hops++) {
+    const resolved = await resolveInRoot(root, current, false);
+    const host = join(root, resolved);
+    const st = await lstat(host).catch(() => undefined);
+    if (st === undefined) return false;
+    if (!st.isSymbolicLink()) return st.isFile() && (st.mode & 0o111) !== 0;
+    const target = await readlink(host);
+    const dir = resolved.includes("/") ? resolved.slice(0, resolved.lastIndexOf("/")) : "";
+    current = target.startsWith("/") ? target : `${dir}/${target}`;
+  }
+  return false;
+}

@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { join, resolve, sep } from "node:path";
 import { RuntimeError, ioError } from "../model/errors.js";
 import { findProgram } from "./find-program.js";
+import { isExecutableInRoot } from "./root-path.js";
 import { checkScriptResult, type RunResult } from "./process.js";
 import { runWithRunc } from "./runc.js";
 import { runWithUnshare } from "./unshare.js";
@@ -64,6 +65,9 @@ export async function runInRoot(opts: RunInRootOptions): Promise<RunInRootResult
   const req: SandboxRequest = { rootfs, script: opts.script, env };
   if (opts.signal) req.signal = opts.signal;
 
+  if (!(await isExecutableInRoot(rootfs, "bin/sh"))) {
+    throw new RuntimeError("runAsRoot runs the image's own /bin/sh, which the image (base and copyToRoot) does not have; use a base with a shell or add one (e.g. a static busybox) to copyToRoot");
+  }
   const run = await pickRuntime(opts.runtime);
   const made = await prepareMountPoints(rootfs);
   let result: RunResult;

@@ -61,3 +61,13 @@ peerTest("without root, runAsRoot is refused with a line saying what is missing"
   assert.match(r.stderr, /^gantry: runAsRoot needs root/m);
   assert.deepEqual((await readdir(dir)).filter((n) => n !== "cache").sort(), ["base.tar", "spec.json"]);
 });
+
+peerTest("runAsRoot on an image without /bin/sh is refused before any sandbox starts", async (t) => {
+  requireRoot();
+  const dir = await tmpDir(t);
+  await writeFile(join(dir, "spec.json"), JSON.stringify({ name: "gantry-test/noshell", tag: "1", runAsRoot: "true" }));
+  const r = await runGantry(["build", join(dir, "spec.json"), "-o", join(dir, "out.tar")]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^gantry: runAsRoot runs the image's own \/bin\/sh, which the image \(base and copyToRoot\) does not have; .*$/m);
+  assert.deepEqual(await readdir(dir), ["spec.json"]);
+});
