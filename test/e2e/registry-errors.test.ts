@@ -58,6 +58,17 @@ describe("registry errors and retries", () => {
     }
   });
 
+  test("an aborted signal stops a pull and a push with ABORTED", async () => {
+    const image = await makeTestImage({ label: "abort" });
+    await pushImage(image, `docker://${registry.host}/gantry/abort:1`);
+    const controller = new AbortController();
+    controller.abort();
+    await assert.rejects(readRegistryImage(`docker://${registry.host}/gantry/abort:1`, { signal: controller.signal }),
+      (err: unknown) => err instanceof GantryError && err.code === "ABORTED");
+    await assert.rejects(pushImage(image, `docker://${registry.host}/gantry/abort:2`, { signal: controller.signal }),
+      (err: unknown) => err instanceof GantryError && err.code === "ABORTED");
+  });
+
   test("a 503 on an idempotent GET is retried; three in a row give up with a retryable error", async () => {
     const image = await makeTestImage({ label: "retry" });
     await pushImage(image, `docker://${registry.host}/gantry/retry:1`);
