@@ -1,6 +1,6 @@
 import { finished } from "node:stream/promises";
 import { extract as tarExtract, type Header } from "tar-stream";
-import type { FileHandle } from "node:fs/promises";
+import { writeSync } from "node:fs";
 import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import { FormatError, GantryError, UnsafePathError, throwIfAborted } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
@@ -22,12 +22,16 @@ export interface FileContentSink {
   copy(from: string, path: string, node: TreeNode): Promise<Digest>;
 }
 
-/** Writes `content` to `fh` while hashing it; what every sink's `file` does with the bytes. */
-export async function writeHashed(fh: FileHandle, content: AsyncIterable<Buffer>): Promise<Digest> {
+/**
+ * Writes `content` to the open file `fd` while hashing it; what every sink's `file` does
+ * with the bytes. The writes are synchronous on purpose: a flattened root is thousands
+ * of small files, and a thread-pool round trip per write costs more than the write.
+ */
+export async function writeHashed(fd: number, content: AsyncIterable<Buffer>): Promise<Digest> {
   const hash = newHasher();
   for await (const chunk of content) {
     hash.update(chunk);
-    await fh.write(chunk);
+    for (let done = 0; done < chunk.length;) done += writeSync(fd, chunk, done, chunk.length - done);
   }
   return hasherDigest(hash);
 }

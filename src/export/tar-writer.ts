@@ -1,4 +1,5 @@
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { closeSync, openSync } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { digestHex, type Digest } from "../model/digest.js";
@@ -24,16 +25,21 @@ export class SpoolWriter implements FileContentSink {
     this.ready ??= mkdir(this.spoolDir, { recursive: true }).then(() => undefined);
     await this.ready;
     const temp = join(this.spoolDir, `tmp-${randomBytes(6).toString("hex")}`);
-    const fh = await open(temp, "wx", 0o600).catch((e: unknown) => { throw ioError(`the spool file ${temp}`, e); });
+    let fd: number;
+    try {
+      fd = openSync(temp, "wx", 0o600);
+    } catch (err) {
+      throw ioError(`the spool file ${temp}`, err);
+    }
     let digest: Digest;
     try {
-      digest = await writeHashed(fh, content);
+      digest = await writeHashed(fd, content);
     } catch (err) {
-      await fh.close();
       await rm(temp, { force: true });
       throw err instanceof GantryError ? err : ioError(`the spool file ${temp}`, err);
+    } finally {
+      closeSync(fd);
     }
-    await fh.close();
     await rename(temp, this.spoolPath(digest)).catch((e: unknown) => { throw ioError(`the spool file ${temp}`, e); });
     this.digestOf.set(path, digest);
     return digest;
