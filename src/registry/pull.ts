@@ -5,9 +5,8 @@ import { DigestMismatchError, FormatError, GantryError, ImageNotFoundError, Refe
 import type { Layer } from "../model/image.js";
 import { makeLayer } from "../model/layer.js";
 import { compressionOfMediaType } from "../model/mediatypes.js";
-import type { Descriptor, ImageConfigJson, IndexJson, ManifestJson } from "../model/oci.js";
+import type { Descriptor, ImageConfigJson, IndexJson, ManifestJson, Platform } from "../model/oci.js";
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from "../model/platform.js";
-import type { Platform } from "../model/oci.js";
 import { RegistryClient } from "./client.js";
 import { readLimited, registryFailure } from "./failure.js";
 import { MANIFEST_ACCEPT, parseManifestDocument, type ManifestDocument } from "./manifest-doc.js";
