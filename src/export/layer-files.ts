@@ -1,6 +1,6 @@
+import { writeSync } from "node:fs";
 import { finished } from "node:stream/promises";
 import { extract as tarExtract, type Header } from "tar-stream";
-import { writeSync } from "node:fs";
 import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import { FormatError, GantryError, UnsafePathError, throwIfAborted } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
@@ -36,7 +36,7 @@ export async function writeHashed(fd: number, content: AsyncIterable<Buffer>): P
   return hasherDigest(hash);
 }
 
-export function describeLayer(layers: readonly Layer[], index: number): string {
+function describeLayer(layers: readonly Layer[], index: number): string {
   return `layer ${index + 1} of ${layers.length} (${layers[index]?.diffId ?? "unknown"})`;
 }
 

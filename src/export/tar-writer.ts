@@ -1,5 +1,5 @@
 import { closeSync, openSync } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { digestHex, type Digest } from "../model/digest.js";
@@ -17,13 +17,10 @@ import { writeHashed, type FileContentSink } from "./layer-files.js";
  */
 export class SpoolWriter implements FileContentSink {
   private readonly digestOf = new Map<string, Digest>();
-  private ready: Promise<void> | undefined;
-
+  /** `spoolDir` must exist and be empty; the caller removes it. */
   constructor(private readonly spoolDir: string) {}
 
   async file(path: string, _node: TreeNode, content: AsyncIterable<Buffer>): Promise<Digest> {
-    this.ready ??= mkdir(this.spoolDir, { recursive: true }).then(() => undefined);
-    await this.ready;
     const temp = join(this.spoolDir, `tmp-${randomBytes(6).toString("hex")}`);
     let fd: number;
     try {

@@ -8,11 +8,9 @@ export function registerExport(program: Command): void {
     .description("write an image's merged root file system (whiteouts applied) to a directory or a tar")
     .argument("<src>", "any image reference (docker-archive:, oci:, oci-archive:, docker://, a path)")
     .requiredOption("-o, --output <dest>", "a directory, or FILE.tar for a deterministic tar")
-    .option("--pick <name:tag>", "which image of a multi-image source")
-    .action(async (src: string, o: { output: string; pick?: string }, cmd: Command) => {
+    .action(async (src: string, o: { output: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const opts: ExportOptions = { ref: src, output: o.output, onProgress: progressPrinter(g) };
-      if (o.pick !== undefined) opts.pick = o.pick;
       const r = await exportImage(opts);
       if (g.json) printJson(r);
       else if (!g.quiet) {
