@@ -1,10 +1,10 @@
 /**
  * runAsRoot on the busybox base (umoci + skopeo docker-archive, test/fixtures/bases):
- * the script deletes a base file, writes and chowns a new one, sees the copyToRoot
- * payload and the image's Env. The built image must show the change under runc (skopeo
- * copy + umoci unpack) and under dockerd; the layer must hold a whiteout for the
- * deleted file, the script's owner for the new one, and nothing of the sandbox's own
- * mount points. runc and unshare + chroot must give the very same layer.
+ * the script deletes a base file, empties and refills a directory, writes and chowns a
+ * new file, sees the copyToRoot payload and the image's Env. The built image must show
+ * the change under runc (skopeo copy + umoci unpack) and under dockerd; the layer must
+ * hold a whiteout for the deleted file, the opaque marker for the refilled directory,
+ * the script's owner for the new file, and nothing of the sandbox's own mount points. runc and unshare + chroot must give the very same layer.
  */
 import assert from "node:assert/strict";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -27,12 +27,13 @@ const SCRIPT = [
   "test -f /app/hello.txt",
   "echo \"made by runAsRoot, FOO=$FOO\" > /etc/new.txt",
   "chown 1000:1000 /etc/new.txt",
+  "rm /opt/keep/data && echo refilled > /opt/keep/new",
   "env | grep -v -e '^PWD=' -e '^SHLVL=' | sort > /etc/script-env",
   "test -d /proc/self && test -c /dev/null && echo scratch > /tmp/scratch",
 ].join("\n");
 
-const CMD = "cat /etc/new.txt; test -e /etc/base.txt || echo base.txt is gone; cat /app/hello.txt";
-const EXPECTED_OUTPUT = "made by runAsRoot, FOO=spec\nbase.txt is gone\nhello\n";
+const CMD = "cat /etc/new.txt; test -e /etc/base.txt || echo base.txt is gone; cat /app/hello.txt; ls /opt/keep";
+const EXPECTED_OUTPUT = "made by runAsRoot, FOO=spec\nbase.txt is gone\nhello\nnew\n";
 
 async function buildWith(runtime: "runc" | "unshare", dir: string): Promise<string> {
   requireRoot();
@@ -70,6 +71,8 @@ peerTest("the runAsRoot layer holds the deletion as a whiteout, the script's own
   assert.equal(byPath.get("etc/new.txt")?.uid, 1000, "the owner the script gave");
   assert.equal(byPath.get("etc/new.txt")?.gid, 1000);
   assert.equal(byPath.get("app/hello.txt")?.uid, 0, "copyToRoot files get the spec's owner");
+  assert.ok(byPath.has("opt/keep/.wh..wh..opq"), "a directory emptied and refilled gets the opaque marker");
+  assert.ok(byPath.has("opt/keep/new"));
   for (const mountPoint of ["proc", "dev", "sys", "tmp", "tmp/scratch"]) {
     assert.equal(byPath.has(mountPoint), false, `${mountPoint} is not in the layer`);
   }
