@@ -9,7 +9,7 @@ import type { TestContext } from "node:test";
 import { spawn } from "node:child_process";
 import { pipeline } from "node:stream/promises";
 import { fixtureBases } from "../helpers/bases.js";
-import { buildCase, CMD_OUTPUT, IMAGE_NAME, IMAGE_TAG, prepareCase, standardSpec, type BuildCase } from "../helpers/build-case.js";
+import { buildCase, CMD_OUTPUT, CREATED, IMAGE_NAME, IMAGE_TAG, prepareCase, standardSpec, type BuildCase } from "../helpers/build-case.js";
 import { sharedDockerd, DOCKER_CLIENT } from "../helpers/dockerd.js";
 import { spawnGantry } from "../helpers/gantry.js";
 import {
@@ -131,4 +131,16 @@ peerTest("podman load accepts the output and podman run prints the Cmd's output"
   assert.match(loaded.stdout.toString() + loaded.stderr, /gantry-test\/hello:1/);
   const ran = await p.podman(["run", "--rm", "--network", "none", `${IMAGE_NAME}:${IMAGE_TAG}`]);
   assert.equal(ran.stdout.toString(), CMD_OUTPUT);
+});
+
+peerTest("without a spec mtime, new files take SOURCE_DATE_EPOCH, else the spec's created", async (t) => {
+  const base = await bases.busyboxArchive();
+  const { mtime: _omit, ...specWithoutMtime } = standardSpec(base.ref);
+  const epoch = 1_234_567_890;
+  const withEpoch = await buildCase(t, specWithoutMtime, { gantry: { env: { SOURCE_DATE_EPOCH: String(epoch) } } });
+  const withCreated = await buildCase(t, specWithoutMtime);
+  const scratch = await tmpDir(t);
+  const times = async (out: string) => new Set((await newLayerEntries(out, scratch)).map((e) => e.mtime));
+  assert.deepEqual(await times(withEpoch.out), new Set([epoch]));
+  assert.deepEqual(await times(withCreated.out), new Set([Date.parse(CREATED) / 1000]));
 });

@@ -33,7 +33,8 @@ export interface PayloadFile {
 
 /**
  * Payload paths (relative to the copyToRoot directory). Owners on disk are
- * deliberately not 0 (1234), and the image must show the spec's owner (0) instead.
+ * deliberately not 0 (1234, see writePayload), and the image must show the spec's
+ * owner (0) instead.
  */
 export function payloadFiles(opts: { mergedUsr?: boolean } = {}): Record<string, PayloadFile> {
   const files: Record<string, PayloadFile> = {
@@ -54,7 +55,14 @@ export function payloadFiles(opts: { mergedUsr?: boolean } = {}): Record<string,
   return files;
 }
 
-/** Writes the payload into `root`, owned by 1234:1234 on disk, directories 0755. */
+/** Source owner on disk; only root can give files away, so others keep their own. */
+const SOURCE_OWNER = 1234;
+const canChown = process.getuid?.() === 0;
+
+/**
+ * Writes the payload into `root`, owned by 1234:1234 on disk when we are root,
+ * directories 0755, in path order or its reverse (so readdir order differs).
+ */
 export async function writePayload(root: string, files: Record<string, PayloadFile>, order: "forward" | "reverse" = "forward"): Promise<void> {
   const paths = Object.keys(files).sort();
   if (order === "reverse") paths.reverse();
@@ -65,16 +73,16 @@ export async function writePayload(root: string, files: Record<string, PayloadFi
     await mkdir(dirname(abs), { recursive: true });
     if (f.linkTarget !== undefined) {
       await symlink(f.linkTarget, abs);
-      await lchown(abs, 1234, 1234);
+      if (canChown) await lchown(abs, SOURCE_OWNER, SOURCE_OWNER);
     } else {
       await writeFile(abs, f.content ?? "");
       await chmod(abs, f.sourceMode ?? 0o644);
-      await chown(abs, 1234, 1234);
+      if (canChown) await chown(abs, SOURCE_OWNER, SOURCE_OWNER);
     }
   }
   for (const dir of new Set(paths.map((p) => dirname(p)).filter((d) => d !== "."))) {
     await chmod(join(root, dir), 0o755);
-    await chown(join(root, dir), 1234, 1234).catch(() => {});
+    if (canChown) await chown(join(root, dir), SOURCE_OWNER, SOURCE_OWNER);
   }
   await chmod(root, 0o755);
 }
