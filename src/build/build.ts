@@ -17,6 +17,9 @@ import type { ImageSpecInput } from "./spec-schema.js";
 import { planBuild, type BuildPlan } from "./plan.js";
 import { configBytes, imageConfig, type NewLayerRecord } from "./config.js";
 import { layerContent } from "./layer-content.js";
+import type { RegistryOptions } from "../registry/options.js";
+// Installs the docker:// reader, so a registry `fromImage` works.
+import "../registry/register.js";
 
 export interface BuildOptions {
   /** A spec file (JSON, or a TS/JS module), or a spec object. */
@@ -80,6 +83,10 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       const readOpts: Parameters<typeof readImage>[1] = {};
       if (signal) readOpts.signal = signal;
       if (plan.pick !== undefined) readOpts.pick = plan.pick;
+      readOpts.registry = registryOptions(opts, store);
+      if (plan.fromImage.startsWith("docker://") && !plan.fromImage.includes("@sha256:")) {
+        progress({ step: "base", message: `warning: the base ${plan.fromImage} is not pinned by digest; the build is only as reproducible as that tag (add @sha256:...)` });
+      }
       base = await readImage(plan.fromImage, readOpts);
     }
 
@@ -111,6 +118,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     progress({ step: "write", message: `writing ${output}` });
     const writeOpts: Parameters<typeof writeImage>[2] = {};
     if (signal) writeOpts.signal = signal;
+    writeOpts.registry = registryOptions(opts, store);
     const written = await writeImage(output, [{ image, repoTags }], writeOpts);
     const baseCount = base?.layers.length ?? 0;
     return {
@@ -124,6 +132,17 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   } finally {
     if (tempStore) await rm(tempStore, { recursive: true, force: true });
   }
+}
+
+/** Registry access for a `docker://` base: pulled blobs land in the build's blob store. */
+function registryOptions(opts: BuildOptions, store: BlobStore): RegistryOptions {
+  const r: RegistryOptions = { cache: store };
+  if (opts.creds !== undefined) r.creds = opts.creds;
+  if (opts.tlsVerify !== undefined) r.tlsVerify = opts.tlsVerify;
+  if (opts.env !== undefined) r.env = opts.env;
+  if (opts.signal !== undefined) r.signal = opts.signal;
+  if (opts.onProgress !== undefined) r.onProgress = opts.onProgress;
+  return r;
 }
 
 function describeLayer(layer: BuildPlan["layers"][number]): string {

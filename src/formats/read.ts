@@ -8,6 +8,7 @@ import { OCI_INDEX_FILE } from "./oci-layout/names.js";
 import { listOciLayout, readOciLayout } from "./oci-layout/read.js";
 import { STDIO, formatImageRef, resolveReference, type ImageRef } from "./reference.js";
 import { TarBag } from "./tar-index.js";
+import type { RegistryOptions } from "../registry/options.js";
 
 /**
  * Reading any image reference into an `Image`. Archives and directories are opened as
@@ -21,6 +22,8 @@ export interface ReadOptions {
   pick?: string;
   /** `os/arch[/variant]` for a multi-platform index; the host's when absent. */
   platform?: string;
+  /** Credentials, TLS and cache for `docker://` references. */
+  registry?: RegistryOptions;
 }
 
 export type RegistryReader = (ref: string, opts: ReadOptions) => Promise<Image>;

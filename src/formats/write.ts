@@ -4,6 +4,7 @@ import { writeArchive } from "./docker-archive/write.js";
 import type { ImageToWrite, WriteResult } from "./layout-plan.js";
 import { writeOciArchive, writeOciLayout } from "./oci-layout/write.js";
 import { formatImageRef, resolveReference, type ImageRef } from "./reference.js";
+import type { RegistryOptions } from "../registry/options.js";
 
 /**
  * Writing images to any reference. Files and directories are written here; registries
@@ -16,6 +17,8 @@ export interface WriteOptions {
   signal?: AbortSignal;
   /** Where a `-` destination writes; standard output when absent. */
   output?: ArchiveWriteOptions["output"];
+  /** Credentials, TLS and manifest format for `docker://` destinations. */
+  registry?: RegistryOptions & { format?: "oci" | "v2s2" };
 }
 
 export type RegistryWriter = (ref: string, images: readonly ImageToWrite[], opts: WriteOptions) => Promise<WriteResult>;

@@ -11,12 +11,8 @@ import { pushImage, type PushOptions } from "./push.js";
  * the hooks. Registry settings travel in the options' `registry` field when the caller
  * gives one; otherwise credentials come from the docker config files.
  */
-export interface WithRegistryOptions {
-  registry?: RegistryOptions & Pick<PushOptions, "format">;
-}
-
 function registryOptionsOf(opts: ReadOptions | WriteOptions): RegistryOptions & Pick<PushOptions, "format"> {
-  return (opts as WithRegistryOptions).registry ?? {};
+  return opts.registry ?? {};
 }
 
 setRegistryReader((ref, opts) => {
