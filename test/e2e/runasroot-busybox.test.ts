@@ -92,14 +92,14 @@ peerTest("runc runs the built image (skopeo copy + umoci unpack) and shows the s
   assert.equal(await runcRun(bundle), EXPECTED_OUTPUT);
 });
 
-peerTest("docker runs the built image (docker load, docker run --network none) and shows the script's changes", async (t) => {
+peerTest("docker runs the built image (docker load, docker run --network none) and shows the script's changes", async () => {
   const out = await theRuncBuild();
   const daemon = await dockerd.get();
   await daemon.docker(["load", "-i", out]);
   assert.equal(await daemon.runImage("gantry-test/runasroot:runc"), EXPECTED_OUTPUT);
 });
 
-peerTest("unshare + chroot gives the same layer as runc", async (t) => {
+peerTest("unshare + chroot gives the same layer as runc", async () => {
   const out = await theRuncBuild();
   const dir = join(await shared(), "unshare");
   await mkdir(dir);
