@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { removeDir } from "./tmp.js";
-import { PeerUnavailable, requireRoot, requireTools, run, type RunOptions, type RunResult } from "./tools.js";
+import { requireRoot, requireTools, run, type RunOptions, type RunResult } from "./tools.js";
 
 /**
  * A private dockerd for tests: all state in one temp dir, its own unix socket,
@@ -147,4 +147,3 @@ export function sharedDockerd(): { get(): Promise<DockerDaemon> } {
   };
 }
 
-export { PeerUnavailable };
