@@ -1,8 +1,7 @@
 import { writeSync } from "node:fs";
-import { finished } from "node:stream/promises";
-import { extract as tarExtract, type Header } from "tar-stream";
+import { drain, forEachLayerEntry, type TarEntry } from "../layer/layer-entries.js";
 import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
-import { FormatError, GantryError, UnsafePathError, throwIfAborted } from "../model/errors.js";
+import { FormatError, UnsafePathError, throwIfAborted } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 import { cleanPath } from "../layer/tar-path.js";
 import type { FileTree, TreeNode } from "../layer/tree.js";
@@ -61,7 +60,7 @@ export async function streamSurvivingFiles(
   for (const [index, layer] of layers.entries()) {
     throwIfAborted(signal);
     const layerName = describeLayer(layers, index);
-    await forEachEntry(layer, layerName, signal, async (entry) => {
+    await forEachLayerEntry(layer, layerName, signal, async (entry) => {
       const destinations = checkEntry(entry, index, layerName, guard, tree, links, materialized);
       if (destinations.length === 0) return drain(entry);
       // Two places wanting one entry's bytes (a survivor and an orphan group) is rare
@@ -82,7 +81,6 @@ export async function streamSurvivingFiles(
 }
 
 /** One entry of tar-stream's extract: its header, and its body as an async iterable of chunks. */
-export type TarEntry = { header: Header } & AsyncIterable<Buffer>;
 
 interface Destination { path: string; node: TreeNode; group?: LinkGroup }
 
@@ -128,30 +126,3 @@ function checkEntry(
   return out;
 }
 
-/** Runs `visit` on each entry of the layer's uncompressed tar, in order; fails if the layer is damaged. */
-async function forEachEntry(layer: Layer, layerName: string, signal: AbortSignal | undefined, visit: (entry: TarEntry) => Promise<void>): Promise<void> {
-  const source = await layer.openUncompressed(signal);
-  const extract = tarExtract();
-  const sourceDone = finished(source);
-  sourceDone.catch(() => {});
-  const onAbort = (): void => { source.destroy(new GantryError("ABORTED", "the operation was aborted", { cause: signal?.reason })); };
-  signal?.addEventListener("abort", onAbort, { once: true });
-  source.on("error", (err) => extract.destroy(err));
-  source.pipe(extract);
-  try {
-    for await (const entry of extract) await visit(entry as TarEntry);
-    // The verifying stream fails only at its end: nothing counts until the layer was whole.
-    await sourceDone;
-  } catch (err) {
-    source.destroy();
-    extract.destroy();
-    if (err instanceof GantryError) throw err;
-    throw new FormatError(`${layerName} is not a readable tar: ${(err as Error).message}; the image is damaged, fetch it again`, { cause: err });
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-  }
-}
-
-async function drain(entry: TarEntry): Promise<void> {
-  for await (const _ of entry) { /* discard */ }
-}

@@ -1,5 +1,5 @@
-import { finished } from "node:stream/promises";
-import { extract as tarExtract, type Header } from "tar-stream";
+import type { Header } from "tar-stream";
+import { drain, forEachLayerEntry, type TarEntry } from "./layer-entries.js";
 import type { Layer } from "../model/image.js";
 import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import { FormatError, GantryError, UnsafePathError, throwIfAborted } from "../model/errors.js";
@@ -189,30 +189,8 @@ async function buildChain(layers: readonly Layer[], signal: AbortSignal | undefi
 }
 
 async function applyLayer(tree: FileTree, layer: Layer, index: number, layerName: string, signal: AbortSignal | undefined): Promise<void> {
-  const source = await layer.openUncompressed(signal);
-  const extract = tarExtract();
-  const sourceDone = finished(source);
-  sourceDone.catch(() => {});
-  const onAbort = (): void => { source.destroy(new GantryError("ABORTED", "the operation was aborted", { cause: signal?.reason })); };
-  signal?.addEventListener("abort", onAbort, { once: true });
-  source.on("error", (err) => extract.destroy(err));
-  source.pipe(extract);
-  try {
-    for await (const entry of extract) await applyEntry(tree, entry, index, layerName);
-    // The verifying stream fails only at its end: the tree counts only if the layer was whole.
-    await sourceDone;
-  } catch (err) {
-    source.destroy();
-    extract.destroy();
-    if (err instanceof GantryError) throw err;
-    throw new FormatError(`${layerName} is not a readable tar: ${(err as Error).message}; the image is damaged, fetch it again`, { cause: err });
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-  }
+  await forEachLayerEntry(layer, layerName, signal, (entry) => applyEntry(tree, entry, index, layerName));
 }
-
-/** One entry of tar-stream's extract: its header, and its body as an async iterable of chunks. */
-type TarEntry = { header: Header } & AsyncIterable<unknown>;
 
 const TAR_TYPES: Partial<Record<string, EntryType>> = {
   "file": "file",
@@ -289,6 +267,3 @@ function linkToTarget(tree: FileTree, node: TreeNode, target: string): void {
   if (t.contentDigest !== undefined) node.contentDigest = t.contentDigest;
 }
 
-async function drain(entry: TarEntry): Promise<void> {
-  for await (const _ of entry as AsyncIterable<Buffer>) { /* discard */ }
-}
