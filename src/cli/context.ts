@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { ProgressListener } from "../model/progress.js";
+import type { RegistryAccess } from "../registry/options.js";
 
 /** The global flags every command honours (SPEC "Command line"). */
 export interface GlobalOptions {
@@ -14,6 +15,11 @@ export function globalOptions(cmd: Command): GlobalOptions {
   const g: GlobalOptions = { quiet: o.quiet === true, json: o.json === true, tlsVerify: o.tlsVerify !== false };
   if (o.creds !== undefined) g.creds = o.creds;
   return g;
+}
+
+/** --creds and --tls-verify, as every command that may reach a registry takes them. */
+export function registryAccess(g: GlobalOptions): Pick<RegistryAccess, "creds" | "tlsVerify"> {
+  return g.creds === undefined ? { tlsVerify: g.tlsVerify } : { tlsVerify: g.tlsVerify, creds: g.creds };
 }
 
 /** Progress goes to stderr only, one line per step, nothing with --quiet. */

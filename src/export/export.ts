@@ -4,10 +4,12 @@ import { pipeline } from "node:stream/promises";
 import { createWriteStream } from "node:fs";
 import { ioError, throwIfAborted } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
-import type { ProgressListener } from "../model/progress.js";
 import { mergedTree, type FileTree } from "../layer/tree.js";
 import { tarStream } from "../layer/tar-writer.js";
 import { readImage } from "../formats/read.js";
+import { registryOptionsFrom, type RegistryAccess } from "../registry/options.js";
+// Installs the docker:// reader.
+import "../registry/register.js";
 import { writeDirAtomically, writeFileAtomically } from "../util/atomic.js";
 import { planHardlinks } from "./hardlinks.js";
 import { streamSurvivingFiles } from "./layer-files.js";
@@ -16,7 +18,7 @@ import { SpoolWriter } from "./tar-writer.js";
 
 export type ExportFormat = "dir" | "tar";
 
-export interface ExportOptions {
+export interface ExportOptions extends RegistryAccess {
   /** Any readable image reference (SPEC "Image references"). */
   ref: string;
   /** A directory, or a tar file (a name ending in `.tar`, or `format: "tar"`). */
@@ -25,8 +27,6 @@ export interface ExportOptions {
   format?: ExportFormat;
   /** NAME[:TAG] of one image in a multi-image source. */
   pick?: string;
-  signal?: AbortSignal;
-  onProgress?: ProgressListener;
 }
 
 export interface ExportResult {
@@ -54,6 +54,7 @@ export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
   const readOpts: Parameters<typeof readImage>[1] = {};
   if (signal) readOpts.signal = signal;
   if (opts.pick !== undefined) readOpts.pick = opts.pick;
+  readOpts.registry = registryOptionsFrom(opts);
   const image = await readImage(opts.ref, readOpts);
   progress({ step: "export", message: `reading ${image.layers.length} layer(s) of ${opts.ref}` });
   const tree = await mergedTree(image.layers, signal ? { signal } : {});

@@ -3,13 +3,17 @@ import type { Image } from "../model/image.js";
 import type { ImageConfigJson, ManifestJson } from "../model/oci.js";
 import { imageManifest } from "../model/manifest.js";
 import { readImage } from "../formats/read.js";
+import { registryOptionsFrom, type RegistryAccess } from "../registry/options.js";
+// Installs the docker:// reader.
+import "../registry/register.js";
 
-export interface InspectOptions {
+export interface InspectOptions extends RegistryAccess {
   /** Any readable reference (SPEC "Image references"). */
   ref: string;
   /** NAME[:TAG] of one image in a multi-image source. */
   pick?: string;
-  signal?: AbortSignal;
+  /** `os/arch[/variant]` of a multi-platform source; the host's by default. */
+  platform?: string;
 }
 
 export interface InspectedLayer { digest: Digest; diffId: Digest; size: number; mediaType: string }
@@ -35,6 +39,8 @@ export async function inspectImage(opts: InspectOptions): Promise<InspectResult>
   const readOpts: Parameters<typeof readImage>[1] = {};
   if (opts.signal) readOpts.signal = opts.signal;
   if (opts.pick !== undefined) readOpts.pick = opts.pick;
+  if (opts.platform !== undefined) readOpts.platform = opts.platform;
+  readOpts.registry = registryOptionsFrom(opts);
   const image = await readImage(opts.ref, readOpts);
   const manifest = imageManifest(image, "oci");
   return {

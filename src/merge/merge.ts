@@ -1,18 +1,18 @@
 import type { Digest } from "../model/digest.js";
 import { GantryError, throwIfAborted } from "../model/errors.js";
 import type { Image } from "../model/image.js";
-import type { ProgressListener } from "../model/progress.js";
 import { repoTagKey } from "../formats/image-name.js";
 import { readImage } from "../formats/read.js";
+import { registryOptionsFrom, type RegistryAccess } from "../registry/options.js";
+// Installs the docker:// reader.
+import "../registry/register.js";
 import { writeImage, type ImageToWrite } from "../formats/write.js";
 
-export interface MergeOptions {
+export interface MergeOptions extends RegistryAccess {
   /** Image references, one image each (`docker-archive:PATH:NAME:TAG` picks one of several). */
   sources: readonly string[];
   /** Where to write, a docker-archive path by default (any writable reference). */
   output: string;
-  signal?: AbortSignal;
-  onProgress?: ProgressListener;
 }
 
 export interface MergedImage { configDigest: Digest; repoTags: string[]; manifestDigest: Digest }
@@ -36,7 +36,7 @@ export async function mergeImages(opts: MergeOptions): Promise<MergeResult> {
   for (const source of opts.sources) {
     throwIfAborted(signal);
     progress({ step: "merge", message: `reading ${source}` });
-    const image = await readImage(source, signal ? { signal } : {});
+    const image = await readImage(source, { ...(signal ? { signal } : {}), registry: registryOptionsFrom(opts) });
     let entry = byConfig.get(image.configDigest);
     if (!entry) byConfig.set(image.configDigest, (entry = { image, repoTags: [], keys: new Set() }));
     for (const tag of image.repoTags) {

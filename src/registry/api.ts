@@ -5,12 +5,14 @@ import { readImage, type ReadOptions } from "../formats/read.js";
 import { writeImage } from "../formats/write.js";
 import type { Digest } from "../model/digest.js";
 import type { Image } from "../model/image.js";
-import type { ProgressListener } from "../model/progress.js";
 import type { ManifestFormat } from "./manifest.js";
 import { readRegistryImage, type PullOptions } from "./pull.js";
 import { pushImage as pushToRegistry, type PushOptions, type PushResult } from "./push.js";
 import { DOCKER_TRANSPORT, formatReference, isRegistryReference, parseRegistryReference } from "./reference.js";
+import { registryOptionsFrom, type RegistryAccess } from "./options.js";
 import "./register.js";
+
+export type { RegistryAccess } from "./options.js";
 
 /**
  * The library's registry entry points, one options object each: pull (registry to any
@@ -18,16 +20,6 @@ import "./register.js";
  * anything, registries included).
  */
 
-export interface RegistryAccess {
-  /** `USER:PASS`; otherwise `$REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json`, `~/.docker/config.json`. */
-  creds?: string;
-  /** false: plain HTTP to a registry that is not on loopback. */
-  tlsVerify?: boolean;
-  /** Where DOCKER_CONFIG, REGISTRY_AUTH_FILE and HOME are read from; default process.env. */
-  env?: NodeJS.ProcessEnv;
-  signal?: AbortSignal;
-  onProgress?: ProgressListener;
-}
 
 export interface PullImageOptions extends RegistryAccess {
   /** `docker://HOST/REPO[:TAG][@sha256:…]`; the `docker://` may be left out. */
@@ -146,13 +138,7 @@ async function readSource(src: string, opts: RegistryAccess & { pick?: string; p
 }
 
 function registryOptions(opts: RegistryAccess): PullOptions {
-  const out: PullOptions = {};
-  if (opts.creds !== undefined) out.creds = opts.creds;
-  if (opts.tlsVerify !== undefined) out.tlsVerify = opts.tlsVerify;
-  if (opts.env !== undefined) out.env = opts.env;
-  if (opts.signal) out.signal = opts.signal;
-  if (opts.onProgress) out.onProgress = opts.onProgress;
-  return out;
+  return registryOptionsFrom(opts);
 }
 
 function pushOptions(opts: RegistryAccess & Pick<PushOptions, "format" | "chunkThreshold" | "compressLayers">): PushOptions {

@@ -1,14 +1,7 @@
 import type { Command } from "commander";
+import { formatSize } from "../../util/format.js";
 import { inspectImage } from "../../inspect/inspect.js";
-import { globalOptions, printJson, printLine } from "../context.js";
-
-function humanSize(n: number): string {
-  const units = ["B", "kB", "MB", "GB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
-}
+import { globalOptions, printJson, printLine, registryAccess } from "../context.js";
 
 export function registerInspect(program: Command): void {
   program
@@ -17,9 +10,10 @@ export function registerInspect(program: Command): void {
     .argument("<src>", "any image reference (docker-archive:, oci:, oci-archive:, docker://, a path, or - for stdin)")
     .option("--raw", "print the manifest bytes exactly")
     .option("--config", "print the config bytes exactly")
-    .action(async (src: string, o: { raw?: boolean; config?: boolean }, cmd: Command) => {
+    .option("--platform <os/arch[/variant]>", "which image of a multi-platform source (default: this machine's)")
+    .action(async (src: string, o: { raw?: boolean; config?: boolean; platform?: string }, cmd: Command) => {
       const g = globalOptions(cmd);
-      const r = await inspectImage({ ref: src });
+      const r = await inspectImage({ ref: src, ...registryAccess(g), ...(o.platform !== undefined ? { platform: o.platform } : {}) });
       if (o.raw) { process.stdout.write(r.manifestBytes); return; }
       if (o.config) { process.stdout.write(r.configBytes); return; }
       const c = r.config.config ?? {};
@@ -50,6 +44,6 @@ export function registerInspect(program: Command): void {
       if (c.WorkingDir) printLine(`WorkingDir:   ${c.WorkingDir}`);
       if (c.User) printLine(`User:         ${c.User}`);
       printLine(`Layers:       ${r.layers.length}`);
-      for (const l of r.layers) printLine(`  ${l.digest}  ${humanSize(l.size).padStart(9)}  ${l.mediaType}`);
+      for (const l of r.layers) printLine(`  ${l.digest}  ${formatSize(l.size).padStart(9)}  ${l.mediaType}`);
     });
 }
