@@ -23,7 +23,8 @@ export function pickCandidate<T extends Candidate>(candidates: readonly T[], wan
   if (wanted === undefined) return first;
   const found = candidates.find((c) => matchesRepoTag(c.repoTags, wanted));
   if (!found) {
-    throw new ImageNotFoundError(`${source} holds no image named "${wanted}"; it holds: ${describeCandidates(candidates)}`);
+    const asked = wanted.startsWith(":") ? `tagged "${wanted.slice(1)}"` : `named "${wanted}"`;
+    throw new ImageNotFoundError(`${source} holds no image ${asked}; it holds: ${describeCandidates(candidates)}`);
   }
   return found;
 }

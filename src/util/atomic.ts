@@ -9,6 +9,14 @@ import { ioError } from "../model/errors.js";
  * temporary name and renames at the end, so a failure leaves DEST as it was.
  */
 
+/** A failure to create something beside `dest`, blaming the directory when it is the directory's fault. */
+function outputError(dest: string, err: unknown): Error {
+  if ((err as NodeJS.ErrnoException)?.code === "ENOENT") {
+    return ioError(`the output ${dest} cannot be written: its directory ${dirname(dest)}`, err);
+  }
+  return ioError(`the output ${dest}`, err);
+}
+
 function tempNameBeside(dest: string): string {
   return join(dirname(dest), `.${basename(dest)}.gantry-${process.pid}-${randomBytes(4).toString("hex")}.tmp`);
 }
@@ -29,7 +37,7 @@ export async function atomicFile(dest: string): Promise<AtomicFile> {
   try {
     await (await open(path, "wx", 0o644)).close();
   } catch (err) {
-    throw ioError(`the output ${dest}`, err);
+    throw outputError(dest, err);
   }
   return {
     path,
@@ -71,7 +79,7 @@ export async function writeDirAtomically(dest: string, fill: (tempDir: string) =
   try {
     tmp = await mkdtemp(join(dirname(dest), `.${basename(dest)}.gantry-`));
   } catch (err) {
-    throw ioError(`the output directory ${dest}`, err);
+    throw outputError(dest, err);
   }
   try {
     await fill(tmp);
