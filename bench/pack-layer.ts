@@ -11,8 +11,8 @@
  * and prints wall time, output size and the ratios to gantry. The page cache is warmed
  * first, so every contender reads from memory.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { copyFile, lstat, mkdir, mkdtemp, readdir, readlink, rm, stat, symlink } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BlobStore } from "../src/cache/blob-store.js";
@@ -20,57 +20,17 @@ import { diffLayer } from "../src/layer/differ.js";
 import { packLayer } from "../src/layer/pack.js";
 import { walkSources } from "../src/layer/sources.js";
 import { FileTree } from "../src/layer/tree.js";
+import { copySome, has, mb, timeShell } from "./lib.js";
 
 const source = process.argv[2] ?? "/usr/lib";
 const budget = Number(process.argv[3] ?? 200) * 1024 * 1024;
-
-/** Copies files of `from` (sorted walk) into `to` until `budget` bytes are copied. */
-async function copySome(from: string, to: string, state: { bytes: number; files: number }): Promise<void> {
-  let names: string[];
-  try {
-    names = (await readdir(from)).sort();
-  } catch {
-    return;
-  }
-  await mkdir(to, { recursive: true });
-  for (const name of names) {
-    if (state.bytes >= budget) return;
-    const src = join(from, name);
-    const dst = join(to, name);
-    const st = await lstat(src).catch(() => undefined);
-    if (st === undefined) continue;
-    if (st.isDirectory()) await copySome(src, dst, state);
-    else if (st.isSymbolicLink()) await symlink(await readlink(src), dst);
-    else if (st.isFile() && !name.startsWith(".wh.")) {
-      if (st.size > budget - state.bytes) continue;
-      await copyFile(src, dst).catch(() => undefined);
-      state.bytes += st.size;
-      state.files += 1;
-    }
-  }
-}
-
-/** Runs a bash pipeline, returning its wall time in seconds. */
-function timeShell(script: string): number {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync("bash", ["-o", "pipefail", "-c", script], { stdio: ["ignore", "ignore", "inherit"] });
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (r.status !== 0) throw new Error(`${script} failed`);
-  return seconds;
-}
-
-function has(tool: string): boolean {
-  return spawnSync("bash", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status === 0;
-}
-
-const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MB`;
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), "gantry-bench-pack-"));
   try {
     const tree = join(work, "tree");
     const state = { bytes: 0, files: 0 };
-    await copySome(source, tree, state);
+    await copySome(source, tree, budget, state);
     execFileSync("bash", ["-c", `tar -C ${tree} -cf - . > /dev/null`]); // warm the page cache
     console.log(`tree: ${state.files} files, ${mb(state.bytes)} copied from ${source}`);
 

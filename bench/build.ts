@@ -1,0 +1,78 @@
+/**
+ * A whole image build, side by side with the peer tools on the same tree, in one run.
+ *
+ *   npm run build && node dist/bench/build.js [SOURCE_DIR] [MEGABYTES]
+ *
+ * Copies about MEGABYTES (default 380) of SOURCE_DIR (default /usr/lib) into a temporary
+ * tree, warms the page cache, then times, each making one gzip layer of that tree:
+ *   gantry build        the CLI, a spec with copyToRoot = the tree, --no-cache (full work)
+ *   gantry build zstd   the same with "compressor": "zstd"
+ *   umoci repack        the tree already in an unpacked bundle (umoci's own tar + gzip)
+ *   buildah commit      `buildah copy` untimed, then `commit` to oci-archive: (compressed)
+ *   tar | gzip -6, tar | pigz -6, tar | zstd -3 -T0   the shell pipelines
+ * Tools that are not installed are skipped. Ratios are relative to gantry build.
+ */
+import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { copySome, has, mb, printTable, timeShell, type Row } from "./lib.js";
+
+const source = process.argv[2] ?? "/usr/lib";
+const budget = Number(process.argv[3] ?? 380) * 1024 * 1024;
+const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+async function gantryRow(work: string, tree: string, compressor: "gzip" | "zstd"): Promise<Row> {
+  const spec = join(work, `spec-${compressor}.json`);
+  const out = join(work, `gantry-${compressor}.tar`);
+  await writeFile(spec, JSON.stringify({ name: "bench", tag: "1", copyToRoot: [tree], compressor }));
+  const seconds = timeShell(`node ${cli} build ${spec} -o ${out} --no-cache --quiet`);
+  return { name: `gantry build (${compressor})`, seconds, bytes: (await stat(out)).size };
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), "gantry-bench-build-"));
+  try {
+    const tree = join(work, "tree");
+    const copied = await copySome(source, tree, budget);
+    timeShell(`tar -C ${tree} -cf - . > /dev/null`); // warm the page cache
+    console.log(`tree: ${copied.files} files, ${mb(copied.bytes)} from ${source}; ${availableParallelism()} cores`);
+
+    const rows: Row[] = [await gantryRow(work, tree, "gzip")];
+    if (has("umoci")) {
+      const L = join(work, "umoci-layout");
+      const B = join(work, "umoci-bundle");
+      timeShell(`umoci init --layout ${L} && umoci new --image ${L}:t && umoci unpack --image ${L}:t ${B} && cp -a ${tree}/. ${B}/rootfs/`);
+      const seconds = timeShell(`umoci repack --image ${L}:t ${B}`);
+      rows.push({ name: "umoci repack", seconds, bytes: await layoutLargestBlob(L) });
+    }
+    if (has("buildah")) {
+      const root = join(work, "buildah-root");
+      const run = join(work, "buildah-run");
+      const b = `buildah --root ${root} --runroot ${run} --storage-driver vfs`;
+      const out = join(work, "buildah.tar");
+      timeShell(`c=$(${b} from scratch) && ${b} copy $c ${tree} / >/dev/null && echo $c > ${work}/buildah-container`);
+      const seconds = timeShell(`${b} commit --quiet $(cat ${work}/buildah-container) oci-archive:${out} >/dev/null`);
+      rows.push({ name: "buildah commit (oci-archive)", seconds, bytes: (await stat(out)).size });
+      timeShell(`${b} rm --all >/dev/null; ${b} rmi --all --force >/dev/null 2>&1 || true`);
+    }
+    rows.push({ name: "tar | gzip -6", seconds: timeShell(`tar -C ${tree} --sort=name -cf - . | gzip -6 > ${work}/t.gz`), bytes: (await stat(`${work}/t.gz`)).size });
+    if (has("pigz")) rows.push({ name: "tar | pigz -6", seconds: timeShell(`tar -C ${tree} --sort=name -cf - . | pigz -6 > ${work}/t.pgz`), bytes: (await stat(`${work}/t.pgz`)).size });
+    rows.push(await gantryRow(work, tree, "zstd"));
+    if (has("zstd")) rows.push({ name: "tar | zstd -3 -T0", seconds: timeShell(`tar -C ${tree} --sort=name -cf - . | zstd -q -3 -T0 > ${work}/t.zst`), bytes: (await stat(`${work}/t.zst`)).size });
+    printTable(rows, "gantry build (gzip)");
+  } finally {
+    timeShell(`umount -R ${work}/buildah-root/* 2>/dev/null; true`);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** The largest blob of an OCI layout: its one layer. */
+async function layoutLargestBlob(layout: string): Promise<number> {
+  const dir = join(layout, "blobs", "sha256");
+  let largest = 0;
+  for (const name of await readdir(dir)) largest = Math.max(largest, (await stat(join(dir, name))).size);
+  return largest;
+}
+
+await main();
