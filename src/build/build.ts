@@ -6,7 +6,8 @@ import { digestHex, sha256 } from "../model/digest.js";
 import { throwIfAborted } from "../model/errors.js";
 import type { Image, Layer } from "../model/image.js";
 import type { ProgressListener } from "../model/progress.js";
-import { BlobStore } from "../cache/blob-store.js";
+import { BlobStore, storedLayer, type StoredLayerBlob } from "../cache/blob-store.js";
+import { LayerIndex, layerKey, type LayerKey, type LayerRecipe } from "../cache/layer-index.js";
 import { defaultCacheDir } from "../cache/location.js";
 import { readImage } from "../formats/read.js";
 import { writeImage } from "../formats/write.js";
@@ -14,7 +15,7 @@ import { mergedTree } from "../layer/tree.js";
 import { packLayer } from "../layer/pack.js";
 import { loadSpecFile, specDirOf, validateSpec } from "./spec-load.js";
 import type { ImageSpecInput } from "./spec-schema.js";
-import { planBuild, type BuildPlan } from "./plan.js";
+import { planBuild, type BuildPlan, type PlannedLayer } from "./plan.js";
 import { configBytes, imageConfig, type NewLayerRecord } from "./config.js";
 import { layerContent } from "./layer-content.js";
 import type { RegistryOptions } from "../registry/options.js";
@@ -42,7 +43,14 @@ export interface BuildOptions {
   onProgress?: ProgressListener;
 }
 
-export interface BuiltLayer { digest: Digest; diffId: Digest; size: number; base: boolean }
+export interface BuiltLayer {
+  digest: Digest;
+  diffId: Digest;
+  size: number;
+  base: boolean;
+  /** A new layer found in the layer index: not walked against the base, packed or compressed. */
+  cached: boolean;
+}
 
 export interface BuildResult {
   output: string;
@@ -75,7 +83,10 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   throwIfAborted(signal);
 
   const tempStore = opts.noCache ? await mkdtemp(join(tmpdir(), "gantry-build-")) : undefined;
-  const store = new BlobStore(tempStore ?? join(opts.cacheDir ?? defaultCacheDir(opts.env), "blobs"));
+  const cacheDir = opts.cacheDir ?? defaultCacheDir(opts.env);
+  const store = new BlobStore(tempStore ?? join(cacheDir, "blobs"));
+  // --no-cache neither reads nor writes the index.
+  const index = opts.noCache ? undefined : new LayerIndex(join(cacheDir, "layers"));
   try {
     let base: Image | undefined;
     if (plan.fromImage !== undefined) {
@@ -92,17 +103,28 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
 
     const layers: Layer[] = [...(base?.layers ?? [])];
     const records: NewLayerRecord[] = [];
+    const cachedLayers = new Set<Layer>();
     for (const [i, layerPlan] of plan.layers.entries()) {
       throwIfAborted(signal);
       const what = `layer ${i + 1}/${plan.layers.length}`;
-      progress({ step: "layer", message: `comparing ${what} with the base` });
-      const tree = await mergedTree(layers, signal ? { signal } : {});
-      const content = await layerContent(tree, layerPlan, layers, plan, signal, base?.config);
-      progress({ step: "layer", message: `packing ${what}: ${content.entries.length} entries (${plan.compression})` });
-      const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${what}` };
-      if (signal) packOpts.signal = signal;
-      // A staged layer's files are read while packing; its staging directory goes after.
-      const layer = await packLayer(content.entries, packOpts).finally(() => content.dispose());
+      // The key needs only the diffIds below, so a hit never reads the base's layers.
+      let key: LayerKey | undefined;
+      let hit: StoredLayerBlob | undefined;
+      if (index !== undefined && isCacheable(layerPlan)) {
+        key = await layerKey(layerRecipe(plan, layerPlan, layers), { signal });
+        hit = await index.lookup(key, store);
+      }
+      let layer: Layer;
+      if (hit !== undefined) {
+        progress({ step: "layer", message: `${what} unchanged: ${hit.digest} from the cache` });
+        layer = storedLayer(store, hit, `new ${what}`);
+        cachedLayers.add(layer);
+      } else {
+        layer = await packNewLayer(layers, layerPlan, what, { plan, store, signal, progress, baseConfig: base?.config });
+        if (index !== undefined && key !== undefined && !(await index.record(key, layer))) {
+          progress({ step: "layer", message: `${what} not cached: a source file changed just before the build; the next build packs it again` });
+        }
+      }
       layers.push(layer);
       records.push({ diffId: layer.diffId, createdBy: `gantry build: ${describeLayer(layerPlan)}` });
     }
@@ -126,12 +148,52 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       repoTags,
       configDigest,
       manifestDigest: written.manifestDigests[0]!,
-      layers: layers.map((l, i) => ({ digest: l.digest, diffId: l.diffId, size: l.size, base: i < baseCount })),
+      layers: layers.map((l, i) => ({ digest: l.digest, diffId: l.diffId, size: l.size, base: i < baseCount, cached: cachedLayers.has(l) })),
       image,
     };
   } finally {
     if (tempStore) await rm(tempStore, { recursive: true, force: true });
   }
+}
+
+/**
+ * A layer with a script (runAsRoot, extraCommands) is never cached: its bytes depend on what
+ * the script does, which no key of its inputs can tell.
+ */
+function isCacheable(layer: PlannedLayer): boolean {
+  return layer.runAsRoot === undefined && layer.extraCommands === undefined;
+}
+
+function layerRecipe(plan: BuildPlan, layer: PlannedLayer, below: readonly Layer[]): LayerRecipe {
+  return {
+    below: below.map((l) => l.diffId),
+    sources: layer.sources,
+    perms: layer.perms,
+    uid: plan.uid, gid: plan.gid, uname: plan.uname, gname: plan.gname,
+    mtime: plan.mtime,
+    compression: plan.compression,
+  };
+}
+
+interface PackContext {
+  plan: BuildPlan;
+  store: BlobStore;
+  signal: AbortSignal | undefined;
+  progress: ProgressListener;
+  baseConfig: Image["config"] | undefined;
+}
+
+/** Compares the layer's content with the merged tree of `below` and packs what differs. */
+async function packNewLayer(below: readonly Layer[], layerPlan: PlannedLayer, what: string, ctx: PackContext): Promise<Layer> {
+  const { plan, store, signal, progress } = ctx;
+  progress({ step: "layer", message: `comparing ${what} with the base` });
+  const tree = await mergedTree(below, signal ? { signal } : {});
+  const content = await layerContent(tree, layerPlan, below, plan, signal, ctx.baseConfig);
+  progress({ step: "layer", message: `packing ${what}: ${content.entries.length} entries (${plan.compression})` });
+  const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${what}` };
+  if (signal) packOpts.signal = signal;
+  // A staged layer's files are read while packing; its staging directory goes after.
+  return packLayer(content.entries, packOpts).finally(() => content.dispose());
 }
 
 /** Registry access for a `docker://` base: pulled blobs land in the build's blob store. */

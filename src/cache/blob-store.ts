@@ -5,6 +5,9 @@ import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { digestHex, type Digest } from "../model/digest.js";
 import { ioError } from "../model/errors.js";
+import type { Layer } from "../model/image.js";
+import { makeLayer } from "../model/layer.js";
+import type { Compression } from "../model/mediatypes.js";
 
 /**
  * A content-addressed directory of blobs: `ROOT/sha256/HEX`. Blobs are written to a
@@ -51,4 +54,17 @@ export class BlobStore {
       throw ioError(`the blob store ${this.root}`, err);
     }
   }
+}
+
+/** What a layer blob in a store is: enough to make a Layer over it without reading it. */
+export interface StoredLayerBlob {
+  digest: Digest;
+  diffId: Digest;
+  size: number;
+  compression: Compression;
+}
+
+/** A Layer over a blob in `store`; like every Layer, it is verified as it is read. */
+export function storedLayer(store: BlobStore, blob: StoredLayerBlob, describe: string): Layer {
+  return makeLayer({ ...blob, openRaw: () => store.open(blob.digest), describe });
 }

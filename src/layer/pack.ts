@@ -1,10 +1,9 @@
 import { createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
-import type { BlobStore } from "../cache/blob-store.js";
+import { storedLayer, type BlobStore } from "../cache/blob-store.js";
 import { GantryError, ioError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
-import { makeLayer } from "../model/layer.js";
 import type { Compression } from "../model/mediatypes.js";
 import { measuring } from "../model/verify.js";
 import { compressor } from "./compression.js";
@@ -49,12 +48,5 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
     if (err instanceof GantryError) throw err;
     throw ioError(`the blob store ${opts.store.root} (writing ${opts.describe})`, err);
   }
-  return makeLayer({
-    digest,
-    diffId,
-    size,
-    compression: opts.compression,
-    openRaw: () => opts.store.open(digest),
-    describe: opts.describe,
-  });
+  return storedLayer(opts.store, { digest, diffId, size, compression: opts.compression }, opts.describe);
 }

@@ -1,5 +1,5 @@
 import { lstat, readdir, readlink } from "node:fs/promises";
-import type { Stats } from "node:fs";
+import type { BigIntStats } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { SpecError, UnsafePathError, throwIfAborted } from "../model/errors.js";
 import { sourceUnreadable } from "./source-error.js";
@@ -46,11 +46,37 @@ export interface SourceNode {
   gid?: number;
 }
 
+/**
+ * What git's index records of a host file, enough to tell that it changed without reading
+ * it: any write moves ctime, which no user call can set back (see cache/layer-index.ts for
+ * the same-tick race). Kept beside the tree, never in a SourceNode, so none of it can reach
+ * a layer.
+ */
+export interface HostFingerprint {
+  dev: bigint;
+  ino: bigint;
+  /** st_mode: type and permission bits. */
+  mode: number;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
 /** The overlay of every source: image path → SourceNode. */
 export class SourceTree extends PathTree<SourceNode> {
+  /**
+   * From a walk asked for fingerprints: the image path of every regular file in the tree
+   * → the fingerprint of the host file its bytes come from. Empty otherwise.
+   */
+  readonly fingerprints = new Map<string, HostFingerprint>();
+
   protected implicitDir(): SourceNode {
     return { type: "dir", mode: 0o755, size: 0, synthetic: true };
   }
+}
+
+function fingerprintOf(st: BigIntStats): HostFingerprint {
+  return { dev: st.dev, ino: st.ino, mode: Number(st.mode), size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
 }
 
 /** Linux `major()`/`minor()` of a device number (glibc's split of the 64-bit dev_t). */
@@ -63,11 +89,14 @@ export function deviceNumbers(rdev: number): { devmajor: number; devminor: numbe
   };
 }
 
-/** Turns one lstat result into a node, or undefined for what a tar cannot hold (sockets). */
-async function nodeOf(hostPath: string, st: Stats): Promise<SourceNode | undefined> {
-  const mode = st.mode & 0o7777;
+/**
+ * Turns one lstat result into a node, or undefined for what a tar cannot hold (sockets).
+ * Stats are read as bigints so inode numbers and nanosecond times stay exact.
+ */
+async function nodeOf(hostPath: string, st: BigIntStats): Promise<SourceNode | undefined> {
+  const mode = Number(st.mode) & 0o7777;
   if (st.isDirectory()) return { type: "dir", mode, size: 0 };
-  if (st.isFile()) return { type: "file", mode, size: st.size, hostPath };
+  if (st.isFile()) return { type: "file", mode, size: Number(st.size), hostPath };
   if (st.isSymbolicLink()) {
     try {
       return { type: "symlink", mode: 0o777, size: 0, linkname: await readlink(hostPath) };
@@ -75,8 +104,8 @@ async function nodeOf(hostPath: string, st: Stats): Promise<SourceNode | undefin
       throw sourceUnreadable(hostPath, err);
     }
   }
-  if (st.isCharacterDevice()) return { type: "char", mode, size: 0, ...deviceNumbers(st.rdev) };
-  if (st.isBlockDevice()) return { type: "block", mode, size: 0, ...deviceNumbers(st.rdev) };
+  if (st.isCharacterDevice()) return { type: "char", mode, size: 0, ...deviceNumbers(Number(st.rdev)) };
+  if (st.isBlockDevice()) return { type: "block", mode, size: 0, ...deviceNumbers(Number(st.rdev)) };
   if (st.isFIFO()) return { type: "fifo", mode, size: 0 };
   return undefined; // a socket exists only while its server runs; container layers never carry one
 }
@@ -87,6 +116,16 @@ interface WalkState {
   inodes: Map<string, Array<{ path: string; node: SourceNode }>>;
   signal: AbortSignal | undefined;
   owners: boolean;
+  /** Each walked regular file's fingerprint by node, when asked for; resolved to paths once the overlay is final. */
+  fingerprints: WeakMap<SourceNode, HostFingerprint> | undefined;
+}
+
+export interface WalkOptions {
+  signal?: AbortSignal | undefined;
+  /** Keep the host owner of every node (a runAsRoot root file system). */
+  owners?: boolean;
+  /** Fill `tree.fingerprints` (for the layer cache's key). */
+  fingerprint?: boolean;
 }
 
 /**
@@ -97,8 +136,14 @@ interface WalkState {
  * @throws GantryError SOURCE_UNREADABLE naming the host path that cannot be read;
  *         UnsafePathError for a name starting with `.wh.` (reserved for whiteouts).
  */
-export async function walkSources(sources: readonly SourceSpec[], opts: { signal?: AbortSignal | undefined; owners?: boolean } = {}): Promise<SourceTree> {
-  const state: WalkState = { tree: new SourceTree(), inodes: new Map(), signal: opts.signal, owners: opts.owners === true };
+export async function walkSources(sources: readonly SourceSpec[], opts: WalkOptions = {}): Promise<SourceTree> {
+  const state: WalkState = {
+    tree: new SourceTree(),
+    inodes: new Map(),
+    signal: opts.signal,
+    owners: opts.owners === true,
+    fingerprints: opts.fingerprint === true ? new WeakMap() : undefined,
+  };
   for (const source of sources) {
     if (!isAbsolute(source.from)) {
       throw new SpecError(`the copyToRoot source ${JSON.stringify(source.from)} is not an absolute host path; resolve it against the spec file first`);
@@ -107,14 +152,14 @@ export async function walkSources(sources: readonly SourceSpec[], opts: { signal
     if (to.split("/").some(isWhiteoutName)) {
       throw new UnsafePathError(`the copyToRoot destination ${JSON.stringify(source.to)} has a name starting with ".wh.", which layers reserve for deletions; choose another path`);
     }
-    let st: Stats;
+    let st: BigIntStats;
     try {
-      st = await lstat(source.from);
+      st = await lstat(source.from, { bigint: true });
     } catch (err) {
       throw sourceUnreadable(source.from, err);
     }
     if (st.isDirectory()) {
-      if (to !== "") state.tree.set(to, { type: "dir", mode: st.mode & 0o7777, size: 0 });
+      if (to !== "") state.tree.set(to, { type: "dir", mode: Number(st.mode) & 0o7777, size: 0 });
       await walkDir(state, source.from, to);
     } else {
       if (to === "") {
@@ -123,6 +168,7 @@ export async function walkSources(sources: readonly SourceSpec[], opts: { signal
       await addEntry(state, source.from, to, st);
     }
   }
+  collectFingerprints(state);
   markHardlinkGroups(state);
   return state.tree;
 }
@@ -142,7 +188,7 @@ async function walkDir(state: WalkState, hostDir: string, imageDir: string): Pro
       throw new UnsafePathError(`the source file ${hostPath} has a name starting with ".wh.", which layers reserve for deletions; rename or remove it`);
     }
     try {
-      return await lstat(hostPath);
+      return await lstat(hostPath, { bigint: true });
     } catch (err) {
       throw sourceUnreadable(hostPath, err);
     }
@@ -154,19 +200,29 @@ async function walkDir(state: WalkState, hostDir: string, imageDir: string): Pro
   }
 }
 
-async function addEntry(state: WalkState, hostPath: string, imagePath: string, st: Stats): Promise<void> {
+async function addEntry(state: WalkState, hostPath: string, imagePath: string, st: BigIntStats): Promise<void> {
   const walked = await nodeOf(hostPath, st);
   if (walked === undefined) return;
-  const node = state.owners ? { ...walked, uid: st.uid, gid: st.gid } : walked;
+  const node = state.owners ? { ...walked, uid: Number(st.uid), gid: Number(st.gid) } : walked;
+  if (node.type === "file") state.fingerprints?.set(node, fingerprintOf(st));
   // A later directory over an earlier one merges into it; anything else replaces.
   state.tree.set(imagePath, node);
-  if (node.type === "file" && st.nlink > 1) {
+  if (node.type === "file" && st.nlink > 1n) {
     const key = `${st.dev}:${st.ino}`;
     const members = state.inodes.get(key);
     if (members) members.push({ path: imagePath, node });
     else state.inodes.set(key, [{ path: imagePath, node }]);
   }
   if (node.type === "dir") await walkDir(state, hostPath, imagePath);
+}
+
+/** Keys the fingerprints of the files that survived the overlay by image path. */
+function collectFingerprints(state: WalkState): void {
+  if (state.fingerprints === undefined) return;
+  for (const [path, node] of state.tree.entries()) {
+    const fingerprint = state.fingerprints.get(node);
+    if (fingerprint !== undefined) state.tree.fingerprints.set(path, fingerprint);
+  }
 }
 
 /** Groups files sharing an inode, after the overlay (a later source may have replaced a member). */
