@@ -3,6 +3,7 @@ export { buildImage, type BuildOptions, type BuildResult, type BuiltLayer } from
 export { defineImage, type ImageSpecInput } from "./build/spec-schema.js";
 export { inspectImage, type InspectOptions, type InspectResult } from "./inspect/inspect.js";
 export { exportImage, type ExportOptions, type ExportResult, type ExportFormat } from "./export/export.js";
+export { diffImages, type DiffOptions, type DiffResult, type ChangedAttribute } from "./diff/diff.js";
 export { mergeImages, type MergeOptions, type MergeResult, type MergedImage } from "./merge/merge.js";
 export {
   pullImage, pushImage, copyImage, type RegistryAccess, type PullImageOptions, type PullImageResult,

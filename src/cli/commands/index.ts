@@ -6,6 +6,7 @@ import { registerMerge } from "./merge.js";
 import { registerCopy } from "./copy.js";
 import { registerPull } from "./pull.js";
 import { registerPush } from "./push.js";
+import { registerDiff } from "./diff.js";
 
 /** Every command, one module each; main.ts knows only this list. */
 export function registerCommands(program: Command): void {
@@ -16,4 +17,5 @@ export function registerCommands(program: Command): void {
   registerPull(program);
   registerPush(program);
   registerCopy(program);
+  registerDiff(program);
 }

@@ -1,0 +1,24 @@
+import type { Command } from "commander";
+import { diffImages } from "../../diff/diff.js";
+import { globalOptions, printJson, printLine, progressPrinter, registryAccess } from "../context.js";
+
+export function registerDiff(program: Command): void {
+  program
+    .command("diff")
+    .description("files added (A), removed (D) and changed (M) between two images' root file systems")
+    .argument("<a>", "the image compared from (any reference)")
+    .argument("<b>", "the image compared to")
+    .action(async (a: string, b: string, _o: unknown, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const r = await diffImages({ a, b, onProgress: progressPrinter(g), ...registryAccess(g) });
+      if (g.json) { printJson(r); return; }
+      // One merged listing in path order, like `git diff --name-status`.
+      const lines: [string, string][] = [
+        ...r.added.map((p): [string, string] => [p, `A /${p}`]),
+        ...r.removed.map((p): [string, string] => [p, `D /${p}`]),
+        ...r.changed.map((c): [string, string] => [c.path, `M /${c.path} (${c.attributes.join(", ")})`]),
+      ];
+      lines.sort((x, y) => Buffer.compare(Buffer.from(x[0]), Buffer.from(y[0])));
+      for (const [, line] of lines) printLine(line);
+    });
+}
