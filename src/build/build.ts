@@ -117,7 +117,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       let layer: Layer;
       if (hit !== undefined) {
         progress({ step: "layer", message: `${what} unchanged: ${hit.digest} from the cache` });
-        layer = storedLayer(store, hit, `new ${what}`);
+        // Read (and verified) only when the output is written; a damaged blob is named there.
+        layer = storedLayer(store, hit, `the cached ${store.pathOf(hit.digest)} of new ${what} (delete it to pack the layer again)`);
         cachedLayers.add(layer);
       } else {
         layer = await packNewLayer(layers, layerPlan, what, { plan, store, signal, progress, baseConfig: base?.config });

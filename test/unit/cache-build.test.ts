@@ -160,3 +160,23 @@ test("layers made by a script are never cached", async (t) => {
   assert.equal((await readdir(join(c.cacheDir, "layers"))).length, 1, "only the copyToRoot layer is in the index");
   assert.equal(fileInTopLayer(join(c.dir, "second.tar"), "made.txt"), "made\n");
 });
+
+test("a damaged cached blob is named, and deleting it packs the layer again", async (t) => {
+  const c = await makeCase(t);
+  await writeTree(join(c.dir, "root"), { "a.txt": "a\n" });
+  await settle(c.dir);
+  const first = await c.build({ copyToRoot: "./root" }, "first.tar");
+  const blobPath = join(c.cacheDir, "blobs/sha256", digestHex(first.layers[0]!.digest));
+  const blob = await readFile(blobPath);
+  blob[blob.length - 1]! ^= 0xff;
+  await writeFile(blobPath, blob);
+  await assert.rejects(c.build({ copyToRoot: "./root" }, "damaged.tar"), (err: Error & { code?: string }) => {
+    assert.equal(err.code, "DIGEST_MISMATCH");
+    assert.ok(err.message.includes(blobPath), err.message);
+    return true;
+  });
+  await rm(blobPath);
+  const again = await c.build({ copyToRoot: "./root" }, "again.tar");
+  assert.deepEqual(newLayers(again).map((l) => l.cached), [false]);
+  assert.deepEqual(await readFile(join(c.dir, "again.tar")), await readFile(join(c.dir, "first.tar")));
+});
