@@ -18,6 +18,7 @@ import type { ImageSpecInput } from "./spec-schema.js";
 import { planBuild, type BuildPlan, type PlannedLayer } from "./plan.js";
 import { configBytes, imageConfig, type NewLayerRecord } from "./config.js";
 import { layerContent } from "./layer-content.js";
+import type { SourceTree } from "../layer/sources.js";
 import type { RegistryOptions } from "../registry/options.js";
 // Installs the docker:// reader, so a registry `fromImage` works.
 import "../registry/register.js";
@@ -121,7 +122,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
         layer = storedLayer(store, hit, `the cached ${store.pathOf(hit.digest)} of new ${what} (delete it to pack the layer again)`);
         cachedLayers.add(layer);
       } else {
-        layer = await packNewLayer(layers, layerPlan, what, { plan, store, signal, progress, baseConfig: base?.config });
+        layer = await packNewLayer(layers, layerPlan, what, { plan, store, signal, progress, baseConfig: base?.config, walked: key?.walked });
         if (index !== undefined && key !== undefined && !(await index.record(key, layer))) {
           progress({ step: "layer", message: `${what} not cached: a source file changed just before the build; the next build packs it again` });
         }
@@ -182,6 +183,7 @@ interface PackContext {
   signal: AbortSignal | undefined;
   progress: ProgressListener;
   baseConfig: Image["config"] | undefined;
+  walked: SourceTree | undefined;
 }
 
 /** Compares the layer's content with the merged tree of `below` and packs what differs. */
@@ -189,7 +191,7 @@ async function packNewLayer(below: readonly Layer[], layerPlan: PlannedLayer, wh
   const { plan, store, signal, progress } = ctx;
   progress({ step: "layer", message: `comparing ${what} with the base` });
   const tree = await mergedTree(below, signal ? { signal } : {});
-  const content = await layerContent(tree, layerPlan, below, plan, signal, ctx.baseConfig);
+  const content = await layerContent(tree, layerPlan, below, plan, signal, ctx.baseConfig, ctx.walked);
   progress({ step: "layer", message: `packing ${what}: ${content.entries.length} entries (${plan.compression})` });
   const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${what}` };
   if (signal) packOpts.signal = signal;

@@ -37,6 +37,8 @@ export async function layerContent(
   plan: BuildPlan,
   signal: AbortSignal | undefined,
   baseConfig?: ImageConfigJson,
+  /** The copyToRoot sources already walked (by the cache key), so they are not walked twice. */
+  walked?: SourceTree,
 ): Promise<LayerContent> {
   const diffOptions: DiffOptions = {
     uid: plan.uid, gid: plan.gid, uname: plan.uname, gname: plan.gname,
@@ -46,7 +48,7 @@ export async function layerContent(
   const walkOpts = signal ? { signal } : {};
 
   if (layer.runAsRoot === undefined && layer.extraCommands === undefined) {
-    const sources = await walkSources(layer.sources, walkOpts);
+    const sources = walked ?? await walkSources(layer.sources, walkOpts);
     return { entries: await diffLayer(below, sources, diffOptions), dispose: NOTHING_STAGED };
   }
 

@@ -80,7 +80,12 @@ export interface LayerKey {
   hex: string;
   /** A file changed so shortly before the walk that a later write might not show: do not record. */
   racy: boolean;
+  /** The walk the key was made from, for the layer's content on a miss (one walk per build). */
+  walked: SourceTree;
 }
+
+/** What the index needs of a key to look it up or record it. */
+export type IndexKey = Pick<LayerKey, "hex" | "racy">;
 
 /** Walks the recipe's sources (lstat only, no content read) and hashes everything into a key. */
 export async function layerKey(recipe: LayerRecipe, opts: { signal?: AbortSignal | undefined } = {}): Promise<LayerKey> {
@@ -107,7 +112,7 @@ export async function layerKey(recipe: LayerRecipe, opts: { signal?: AbortSignal
     if (fingerprint !== undefined && isRacy(fingerprint, walkStartNs)) racy = true;
     line([path, rest, fingerprint === undefined ? null : fingerprintFields(fingerprint)]);
   }
-  return { hex: digestHex(hasherDigest(hash)), racy };
+  return { hex: digestHex(hasherDigest(hash)), racy, walked: tree };
 }
 
 function isRacy(fingerprint: HostFingerprint, walkStartNs: bigint): boolean {
@@ -164,7 +169,7 @@ function packageVersion(load: () => unknown): string {
 export class LayerIndex {
   constructor(readonly root: string) {}
 
-  pathOf(key: LayerKey): string {
+  pathOf(key: IndexKey): string {
     return join(this.root, `${key.hex}.json`);
   }
 
@@ -173,7 +178,7 @@ export class LayerIndex {
    * `store` with its recorded size; anything else is a miss (a damaged record is simply
    * written again after the layer is packed).
    */
-  async lookup(key: LayerKey, store: BlobStore): Promise<StoredLayerBlob | undefined> {
+  async lookup(key: IndexKey, store: BlobStore): Promise<StoredLayerBlob | undefined> {
     let parsed: unknown;
     try {
       parsed = JSON.parse(await readFile(this.pathOf(key), "utf8"));
@@ -186,7 +191,7 @@ export class LayerIndex {
   }
 
   /** Records `blob` under `key`, atomically; a racy key is not recorded (see above). */
-  async record(key: LayerKey, blob: StoredLayerBlob): Promise<boolean> {
+  async record(key: IndexKey, blob: StoredLayerBlob): Promise<boolean> {
     if (key.racy) return false;
     const path = this.pathOf(key);
     const json = JSON.stringify({ digest: blob.digest, diffId: blob.diffId, size: blob.size, compression: blob.compression });
