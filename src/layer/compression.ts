@@ -1,8 +1,9 @@
-import { createGzip, createGunzip } from "node:zlib";
+import { createGunzip } from "node:zlib";
 import { PassThrough, type Transform } from "node:stream";
 import { createRequire } from "node:module";
 import type { Compression } from "../model/mediatypes.js";
 import { GantryError } from "../model/errors.js";
+import { createParallelGzip } from "./parallel-gzip.js";
 
 /**
  * Compression behind one interface: every writer and reader goes through
@@ -44,8 +45,9 @@ function zstd(): ZstdModule {
 export function compressor(kind: Compression, level?: number): Transform {
   switch (kind) {
     case "gzip":
-      // No file name and mtime 0 in the gzip header (Node writes neither): bytes depend on level alone.
-      return createGzip({ level: level ?? DEFAULT_GZIP_LEVEL, chunkSize: 64 * 1024 });
+      // Fixed-size blocks deflated on every core, one gzip member with a fixed header:
+      // the bytes depend on the input and the level alone (see parallel-gzip.ts).
+      return createParallelGzip({ level: level ?? DEFAULT_GZIP_LEVEL });
     case "zstd": {
       const z = zstd();
       return new z.CompressStream({ compressionLevel: level ?? DEFAULT_ZSTD_LEVEL });

@@ -1,0 +1,113 @@
+import { Worker } from "node:worker_threads";
+import { GantryError } from "../model/errors.js";
+import type { BlockJob } from "./gzip-block.js";
+import type { WorkerReply } from "./gzip-worker.js";
+
+/**
+ * A fixed set of worker threads that deflate gzip blocks, one job per worker at a time,
+ * jobs started in the order they were given. Each gzip stream owns its pool and closes
+ * it when it ends or is destroyed.
+ *
+ * An idle worker is unref'd: a stream that is abandoned half-way never keeps the process
+ * alive, while a worker with a job does, so a pending result is never lost to an exit.
+ */
+
+/** The pool cannot deflate (a worker failed to start or died): the job can be done elsewhere. */
+export class DeflatePoolFailure extends Error {
+  constructor(options: { cause: unknown }) {
+    super("a gzip deflate worker failed", options);
+    this.name = "DeflatePoolFailure";
+  }
+}
+
+interface QueuedJob {
+  job: BlockJob;
+  resolve: (output: Buffer) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  current: QueuedJob | undefined;
+}
+
+const WORKER_URL = new URL("./gzip-worker.js", import.meta.url);
+
+export class DeflatePool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: QueuedJob[] = [];
+  private closed = false;
+
+  constructor(threads: number) {
+    for (let i = 0; i < threads; i++) this.slots.push(this.startWorker());
+  }
+
+  /** Deflates `job` on a worker. Rejects with DeflatePoolFailure if the pool broke. */
+  run(job: BlockJob): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) {
+        reject(new GantryError("ABORTED", "the gzip stream was closed before a block was compressed"));
+        return;
+      }
+      this.queue.push({ job, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Stops every worker; jobs not yet answered are rejected. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.rejectAll(new GantryError("ABORTED", "the gzip stream was closed before a block was compressed"));
+    await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
+  }
+
+  private startWorker(): Slot {
+    const worker = new Worker(WORKER_URL);
+    const slot: Slot = { worker, current: undefined };
+    worker.unref();
+    worker.on("message", (reply: WorkerReply) => this.answer(slot, reply));
+    worker.on("error", (err) => this.fail(err));
+    worker.on("exit", (code) => {
+      if (!this.closed) this.fail(new Error(`a gzip worker exited with code ${code}`));
+    });
+    return slot;
+  }
+
+  private dispatch(): void {
+    for (const slot of this.slots) {
+      if (slot.current !== undefined) continue;
+      const next = this.queue.shift();
+      if (next === undefined) return;
+      slot.current = next;
+      slot.worker.ref();
+      // Cloned, not transferred: the caller keeps the block, to deflate it itself if the pool breaks.
+      slot.worker.postMessage(next.job);
+    }
+  }
+
+  private answer(slot: Slot, reply: WorkerReply): void {
+    const done = slot.current;
+    slot.current = undefined;
+    slot.worker.unref();
+    if (done !== undefined) {
+      if ("output" in reply) done.resolve(Buffer.from(reply.output.buffer, reply.output.byteOffset, reply.output.byteLength));
+      else done.reject(new GantryError("IO", `gzip compression of a layer block failed: ${reply.error}`));
+    }
+    this.dispatch();
+  }
+
+  private fail(cause: unknown): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.rejectAll(new DeflatePoolFailure({ cause }));
+    for (const slot of this.slots) void slot.worker.terminate();
+  }
+
+  private rejectAll(err: unknown): void {
+    for (const slot of this.slots) {
+      slot.current?.reject(err);
+      slot.current = undefined;
+    }
+    for (const queued of this.queue.splice(0)) queued.reject(err);
+  }
+}

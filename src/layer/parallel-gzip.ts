@@ -1,0 +1,190 @@
+import { availableParallelism } from "node:os";
+import { Transform, type TransformCallback } from "node:stream";
+import { crc32 } from "node:zlib";
+import { GantryError } from "../model/errors.js";
+import { BLOCK_SIZE, DICTIONARY_SIZE, deflateBlock, gzipHeader, gzipTrailer, type BlockJob } from "./gzip-block.js";
+import { DeflatePool, DeflatePoolFailure } from "./gzip-pool.js";
+
+/**
+ * gzip on several cores with bytes that depend on the input and the level alone.
+ *
+ * One gzip member: the header Node's createGzip writes, then the input's blocks deflated
+ * as gzip-block.ts describes (on worker threads once the input is large enough to pay
+ * for starting them, on the calling thread before that), concatenated in input order,
+ * then the crc32 and length of the whole input. Which thread deflated a block never
+ * shows in the output, so the thread count, the timing and the switch to workers leave
+ * the bytes unchanged.
+ *
+ * Memory stays bounded: at most 2 × threads blocks are out for compression at once; a
+ * further block waits until the oldest is written out, and writes wait, as for any
+ * Transform, while the reader is behind.
+ */
+
+/** More threads than this gain little on one layer and crowd out hashing and reading. */
+const MAX_DEFAULT_THREADS = 8;
+
+/**
+ * Below this much input, blocks are deflated on the calling thread: starting workers
+ * costs about as long as deflating a few blocks (measured in bench/compress.ts).
+ */
+export const DEFAULT_PARALLEL_AFTER = 4 * BLOCK_SIZE;
+
+export interface ParallelGzipOptions {
+  /** zlib level 0–9 (-1 means zlib's default, 6). */
+  level: number;
+  /** Worker threads; 0 deflates every block on the calling thread. Default: the cores available, at most 8. */
+  threads?: number;
+  /** Input bytes deflated on the calling thread before the workers start. Default DEFAULT_PARALLEL_AFTER. */
+  parallelAfter?: number;
+}
+
+export function defaultGzipThreads(): number {
+  return Math.max(1, Math.min(availableParallelism(), MAX_DEFAULT_THREADS));
+}
+
+export function createParallelGzip(options: ParallelGzipOptions): Transform {
+  return new ParallelGzip(options);
+}
+
+/** A block given out for compression, whose result is written once every earlier one is. */
+interface PendingBlock {
+  result: Promise<Buffer>;
+  settled: boolean;
+}
+
+function track(result: Promise<Buffer>): PendingBlock {
+  const pending: PendingBlock = { result, settled: false };
+  // Also keeps a failure that nobody awaits yet (the stream may be destroyed first) from counting as unhandled.
+  result.then(() => { pending.settled = true; }, () => { pending.settled = true; });
+  return pending;
+}
+
+function checkLevel(level: number): number {
+  if (level === -1) return 6;
+  if (!Number.isInteger(level) || level < 0 || level > 9) {
+    throw new GantryError("UNSUPPORTED", `gzip level ${level} is not supported: use an integer from 0 to 9`);
+  }
+  return level;
+}
+
+function checkCount(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < 0) {
+    throw new GantryError("UNSUPPORTED", `gzip ${what} ${value} is not supported: use a whole number, 0 or more`);
+  }
+  return value;
+}
+
+class ParallelGzip extends Transform {
+  private readonly level: number;
+  private readonly threads: number;
+  private readonly parallelAfter: number;
+  /** How many blocks may be out for compression or waiting to be written. */
+  private readonly window: number;
+
+  private block = Buffer.allocUnsafeSlow(BLOCK_SIZE);
+  private filled = 0;
+  private dictionary: Buffer | undefined;
+  private crc = 0;
+  private length = 0;
+  private readonly pending: PendingBlock[] = [];
+  private headerWritten = false;
+  private pool: DeflatePool | undefined;
+  /** Set once workers are started (or failed to): the calling thread deflates after a failure. */
+  private poolTried = false;
+
+  constructor(options: ParallelGzipOptions) {
+    super({ readableHighWaterMark: BLOCK_SIZE });
+    this.level = checkLevel(options.level);
+    this.threads = checkCount(options.threads ?? defaultGzipThreads(), "thread count");
+    this.parallelAfter = checkCount(options.parallelAfter ?? DEFAULT_PARALLEL_AFTER, "parallel threshold");
+    this.window = 2 * Math.max(1, this.threads);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.ingest(chunk).then(() => callback(), callback);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.finish().then(() => callback(), callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.pending.length = 0;
+    const pool = this.pool;
+    this.pool = undefined;
+    if (pool === undefined) callback(error);
+    else pool.close().then(() => callback(error), () => callback(error));
+  }
+
+  private async ingest(chunk: Buffer): Promise<void> {
+    this.crc = crc32(chunk, this.crc);
+    this.length += chunk.length;
+    let offset = 0;
+    while (offset < chunk.length) {
+      const copied = chunk.copy(this.block, this.filled, offset);
+      offset += copied;
+      this.filled += copied;
+      if (this.filled === BLOCK_SIZE) await this.sealBlock(false);
+    }
+    // Pass on what is already compressed, without waiting for what is not.
+    while (this.pending[0]?.settled === true) await this.writeOldest();
+  }
+
+  private async finish(): Promise<void> {
+    await this.sealBlock(true);
+    while (this.pending.length > 0) await this.writeOldest();
+    this.push(gzipTrailer(this.crc, this.length));
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.close();
+  }
+
+  /** Gives the filled block out for compression, once the window has room. */
+  private async sealBlock(last: boolean): Promise<void> {
+    while (this.pending.length >= this.window) await this.writeOldest();
+    const job: BlockJob = {
+      input: last ? this.block.subarray(0, this.filled) : this.block,
+      dictionary: this.dictionary,
+      last,
+      level: this.level,
+    };
+    if (!last) {
+      this.dictionary = Buffer.allocUnsafeSlow(DICTIONARY_SIZE);
+      this.block.copy(this.dictionary, 0, BLOCK_SIZE - DICTIONARY_SIZE);
+      this.block = Buffer.allocUnsafeSlow(BLOCK_SIZE);
+    }
+    this.filled = 0;
+    this.pending.push(track(this.deflate(job)));
+  }
+
+  private deflate(job: BlockJob): Promise<Buffer> {
+    const pool = this.workers();
+    if (pool === undefined) return new Promise((resolve) => resolve(deflateBlock(job)));
+    return pool.run(job).catch((err: unknown) => {
+      // Workers that cannot run (say, a bundle without gzip-worker.js) cost speed, not the result.
+      if (!(err instanceof DeflatePoolFailure) || this.destroyed) throw err;
+      if (this.pool === pool) this.pool = undefined;
+      return deflateBlock(job);
+    });
+  }
+
+  /** The worker pool, started the first time the input is past the threshold. */
+  private workers(): DeflatePool | undefined {
+    if (!this.poolTried && this.threads > 0 && this.length > this.parallelAfter) {
+      this.poolTried = true;
+      this.pool = new DeflatePool(this.threads);
+    }
+    return this.pool;
+  }
+
+  private async writeOldest(): Promise<void> {
+    const oldest = this.pending.shift();
+    if (oldest === undefined) return;
+    const output = await oldest.result;
+    if (!this.headerWritten) {
+      this.headerWritten = true;
+      this.push(gzipHeader(this.level));
+    }
+    this.push(output);
+  }
+}
