@@ -118,29 +118,26 @@ export class DirectoryWriter implements FileContentSink {
         await this.checkParents(path);
         const host = this.hostPath(path);
         await makeSpecialFile(host, node.type, node.devmajor, node.devminor);
-        try {
-          if (this.asRoot) await chown(host, node.uid, node.gid);
-          await chmod(host, node.mode);
-          await utimes(host, node.mtime, node.mtime);
-        } catch (err) {
-          throw this.failed(path, err);
-        }
+        await this.setAttributes(path, host, node);
       }
     }
     const dirs = tree.paths().filter((p) => tree.get(p)?.type === "dir").sort((a, b) => comparePaths(b, a));
     for (const path of dirs) {
-      const node = tree.get(path) as TreeNode;
-      const host = this.hostPath(path);
-      try {
-        if (this.asRoot) await chown(host, node.uid, node.gid);
-        await chmod(host, node.mode);
-        await utimes(host, node.mtime, node.mtime);
-      } catch (err) {
-        throw this.failed(path, err);
-      }
+      await this.setAttributes(path, this.hostPath(path), tree.get(path) as TreeNode);
     }
     // An image says nothing of its root directory; runtimes and umoci make it 0755.
     await chmod(this.root, 0o755).catch((e: unknown) => { throw this.failed("", e); });
+  }
+
+  /** Owner (as root), mode and mtime of a node, set after its content so nothing resets them. */
+  private async setAttributes(path: string, host: string, node: TreeNode): Promise<void> {
+    try {
+      if (this.asRoot) await chown(host, node.uid, node.gid);
+      await chmod(host, node.mode);
+      await utimes(host, node.mtime, node.mtime);
+    } catch (err) {
+      throw this.failed(path, err);
+    }
   }
 
   private hostPath(path: string): string {

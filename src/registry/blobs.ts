@@ -20,8 +20,8 @@ export interface BlobRef {
   readonly describe: string;
 }
 
-/** The blob's bytes as the registry sends them; the caller verifies them. */
-export async function openBlobStream(client: RegistryClient, repository: string, blob: BlobRef, signal?: AbortSignal): Promise<Readable> {
+/** GETs a blob, failing with a sentence naming it unless the registry answers with its bytes. */
+async function requestBlob(client: RegistryClient, repository: string, blob: BlobRef, signal?: AbortSignal): Promise<Response> {
   const response = await client.request({
     method: "GET",
     url: `/v2/${repository}/blobs/${blob.digest}`,
@@ -37,24 +37,18 @@ export async function openBlobStream(client: RegistryClient, repository: string,
       missing: `${blob.describe} (blob ${blob.digest})`,
     });
   }
+  return response;
+}
+
+/** The blob's bytes as the registry sends them; the caller verifies them. */
+export async function openBlobStream(client: RegistryClient, repository: string, blob: BlobRef, signal?: AbortSignal): Promise<Readable> {
+  const response = await requestBlob(client, repository, blob, signal);
   return Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>);
 }
 
 /** A small blob (a config) read whole, checked against its digest and size. */
 export async function fetchSmallBlob(client: RegistryClient, repository: string, blob: BlobRef): Promise<Buffer> {
-  const response = await client.request({
-    method: "GET",
-    url: `/v2/${repository}/blobs/${blob.digest}`,
-    scopes: [{ repository, actions: ["pull"] }],
-    headers: { "accept-encoding": "identity" },
-    idempotent: true,
-  });
-  if (!response.ok) {
-    throw await registryFailure(response, {
-      registry: client.registry, repository, action: `fetch ${blob.describe}`,
-      missing: `${blob.describe} (blob ${blob.digest})`,
-    });
-  }
+  const response = await requestBlob(client, repository, blob);
   const bytes = await readLimited(response, blob.size);
   checkBytes(bytes, blob);
   return bytes;
