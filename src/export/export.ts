@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { tmpdir } from "node:os";
 import { pipeline } from "node:stream/promises";
 import { createWriteStream } from "node:fs";
-import { ioError, throwIfAborted } from "../model/errors.js";
+import { GantryError, ioError, throwIfAborted } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 import { mergedTree, type FileTree } from "../layer/tree.js";
 import { tarStream } from "../layer/tar-writer.js";
@@ -49,8 +50,10 @@ export interface ExportResult {
 export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
   const { signal } = opts;
   const progress = opts.onProgress ?? (() => {});
-  const format = opts.format ?? (/\.tar$/i.test(opts.output) ? "tar" : "dir");
-  const output = resolve(opts.output);
+  const toStdout = opts.output === STDOUT;
+  const format = toStdout ? "tar" : opts.format ?? (/\.tar$/i.test(opts.output) ? "tar" : "dir");
+  if (toStdout && opts.format === "dir") throw new GantryError("SPEC_INVALID", "export to standard output (-o -) writes a tar; give a directory to export into instead");
+  const output = toStdout ? STDOUT : resolve(opts.output);
   const readOpts: Parameters<typeof readImage>[1] = {};
   if (signal) readOpts.signal = signal;
   if (opts.pick !== undefined) readOpts.pick = opts.pick;
@@ -92,18 +95,22 @@ async function extractTree(layers: readonly Layer[], tree: FileTree, dir: string
   return writer.skippedDevices;
 }
 
+/** `-o -`: the tar goes to standard output. */
+const STDOUT = "-";
+
 async function writeTar(layers: readonly Layer[], tree: FileTree, output: string, signal: AbortSignal | undefined): Promise<void> {
   const links = planHardlinks(tree);
   // The spool sits beside the output, on the file system the user chose for it.
-  const spool = await mkdtemp(join(dirname(output), `.${basename(output)}.gantry-spool-`))
+  const spoolParent = output === STDOUT ? join(tmpdir(), "gantry-export") : join(dirname(output), `.${basename(output)}.gantry-spool`);
+  const spool = await mkdtemp(`${spoolParent}-`)
     .catch((err: unknown) => { throw ioError(`the output ${output}`, err); });
   try {
     const writer = new SpoolWriter(spool);
     await streamSurvivingFiles(layers, tree, links, writer, signal);
     const entries = writer.entries(tree, links);
-    await writeFileAtomically(output, async (temp) => {
-      await pipeline(tarStream(entries, signal ? { signal } : {}), createWriteStream(temp));
-    });
+    const tar = () => tarStream(entries, signal ? { signal } : {});
+    if (output === STDOUT) await pipeline(tar(), process.stdout);
+    else await writeFileAtomically(output, async (temp) => { await pipeline(tar(), createWriteStream(temp)); });
   } finally {
     await rm(spool, { recursive: true, force: true });
   }

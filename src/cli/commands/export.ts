@@ -7,12 +7,12 @@ export function registerExport(program: Command): void {
     .command("export")
     .description("write an image's merged root file system (whiteouts applied) to a directory or a tar")
     .argument("<src>", "any image reference (docker-archive:, oci:, oci-archive:, docker://, a path)")
-    .requiredOption("-o, --output <dest>", "a directory, or FILE.tar for a deterministic tar")
+    .requiredOption("-o, --output <dest>", "a directory, FILE.tar for a deterministic tar, or - for a tar on stdout")
     .action(async (src: string, o: { output: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const opts: ExportOptions = { ref: src, output: o.output, onProgress: progressPrinter(g), ...registryAccess(g) };
       const r = await exportImage(opts);
-      if (g.json) printJson(r);
+      if (g.json && r.output !== "-") printJson(r);
       else if (!g.quiet) {
         process.stderr.write(`exported ${r.entries} paths of ${r.layers} layer(s) -> ${r.output}\n`);
         if (r.skippedDevices.length > 0) {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, writeFile, symlink } from "node:fs/promises";
+import { mkdir, readFile, writeFile, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { runGantry } from "../helpers/gantry.js";
 import { tmpDir } from "../helpers/tmp.js";
@@ -43,4 +43,18 @@ test("gantry diff of a missing image fails with one gantry: line", async (t) => 
   const r = await runGantry(["diff", join(dir, "nope.tar"), join(dir, "nope2.tar"), "--quiet"]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^gantry: .*nope\.tar.*\n$/);
+});
+
+test("gantry export -o - streams the same deterministic tar as -o FILE.tar", async (t) => {
+  const dir = await tmpDir(t);
+  await mkdir(join(dir, "root/etc"), { recursive: true });
+  await writeFile(join(dir, "root/etc/conf"), "x\n");
+  await writeFile(join(dir, "s.json"), JSON.stringify({ name: "e", tag: "1", copyToRoot: ["./root"] }));
+  assert.equal((await runGantry(["build", join(dir, "s.json"), "-o", join(dir, "e.tar"), "--quiet"])).code, 0);
+  const file = await runGantry(["export", join(dir, "e.tar"), "-o", join(dir, "fs.tar"), "--quiet"]);
+  assert.equal(file.code, 0, file.stderr);
+  const piped = await runGantry(["export", join(dir, "e.tar"), "-o", "-", "--quiet", "--json"]);
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.ok(piped.stdout.equals(await readFile(join(dir, "fs.tar"))), "stdout carries exactly the tar, nothing else");
+  assert.ok(piped.stdout.includes(Buffer.from("etc/conf")));
 });
