@@ -1,0 +1,135 @@
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { buffer } from "node:stream/consumers";
+import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
+import { BLOCK_SIZE } from "../../src/layer/gzip-block.js";
+import { createParallelGzip } from "../../src/layer/parallel-gzip.js";
+import { tmpDir } from "../helpers/tmp.js";
+import { run } from "../helpers/tools.js";
+
+/**
+ * The gzip writer's life: bounded memory under a slow reader, workers gone after an
+ * abort, a destroy, an upstream error or an abandoned stream (each checked by a child
+ * process that must exit on its own), and the same bytes when workers cannot start.
+ */
+
+const MODULE = fileURLToPath(new URL("../../src/layer/parallel-gzip.js", import.meta.url));
+
+/**
+ * Runs an ES module script in a fresh node; it must exit by itself (no process.exit)
+ * within 20 s. Its sources yield to the event loop between chunks, as files and sockets
+ * do (a source that pushes synchronously forever would starve the timers of any pipeline).
+ */
+async function childScript(t: TestContext, body: string): Promise<string> {
+  const script = `import { createParallelGzip } from ${JSON.stringify(MODULE)};
+import { randomBytes } from "node:crypto";
+import { readdirSync } from "node:fs";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+const threads = () => readdirSync("/proc/self/task").length;
+const block = ${BLOCK_SIZE};
+${body}`;
+  // A file, not `node -e`: an evaluated script's process may exit while workers still hold refs.
+  const file = join(await tmpDir(t), "child.mjs");
+  await writeFile(file, script);
+  const { stdout } = await run(process.execPath, [file], { timeoutMs: 20_000 });
+  return stdout.toString("utf8").trim();
+}
+
+test("destroy while blocks are on the workers: the workers stop and the process exits", async (t) => {
+  const out = await childScript(t, `
+const before = threads();
+const gz = createParallelGzip({ level: 6, threads: 2, parallelAfter: 0 });
+gz.on("data", () => {});
+// 'close' comes after _destroy, which waits for the workers to terminate.
+gz.on("close", () => console.log(threads() <= before ? "closed, workers gone" : "closed, workers left"));
+for (let i = 0; i < 4; i++) gz.write(randomBytes(block));
+setTimeout(() => {
+  console.log(threads() > before ? "workers were running" : "no workers");
+  gz.destroy();
+}, 50);`);
+  assert.equal(out, "workers were running\nclosed, workers gone");
+});
+
+test("an AbortSignal mid-stream rejects the pipeline with AbortError and the process exits", async (t) => {
+  const out = await childScript(t, `
+const controller = new AbortController();
+const endless = new Readable({ read() { setImmediate(() => this.push(randomBytes(64 * 1024))); } });
+const sink = new Writable({ write(_chunk, _enc, cb) { cb(); } });
+setTimeout(() => controller.abort(), 300);
+await pipeline(endless, createParallelGzip({ level: 6, threads: 2, parallelAfter: 0 }), sink, { signal: controller.signal })
+  .then(() => console.log("finished?"), (err) => console.log(err.name));`);
+  assert.equal(out, "AbortError");
+});
+
+test("an upstream error reaches the pipeline's caller and the process exits", async (t) => {
+  const out = await childScript(t, `
+let sent = 0;
+const failing = new Readable({ read() {
+  setImmediate(() => {
+    if (sent++ === 40) this.destroy(new Error("source broke"));
+    else this.push(randomBytes(64 * 1024));
+  });
+} });
+const sink = new Writable({ write(_chunk, _enc, cb) { cb(); } });
+await pipeline(failing, createParallelGzip({ level: 6, threads: 2, parallelAfter: 0 }), sink)
+  .then(() => console.log("finished?"), (err) => console.log(err.message));`);
+  assert.equal(out, "source broke");
+});
+
+test("a stream abandoned half-way (never ended, never read) does not keep the process alive", async (t) => {
+  const out = await childScript(t, `
+const gz = createParallelGzip({ level: 6, threads: 2, parallelAfter: 0 });
+for (let i = 0; i < 3; i++) gz.write(randomBytes(block));
+console.log("abandoned");`);
+  assert.equal(out, "abandoned");
+});
+
+test("a reader that stops reading stops the writes: memory stays bounded by the window", async () => {
+  const threads = 2;
+  const gz = createParallelGzip({ level: 1, threads, parallelAfter: 0 });
+  const chunk = randomBytes(256 * 1024);
+  let accepted = 0;
+  // Write like pipe() does, honouring write()'s false, and never read.
+  const writer = (async () => {
+    for (let i = 0; i < 200 && !gz.destroyed; i++) {
+      const ok = gz.write(chunk, () => { accepted += chunk.length; });
+      if (!ok) await new Promise<void>((resolve) => { gz.once("drain", resolve); gz.once("close", resolve); });
+    }
+  })();
+  let last = -1;
+  while (accepted !== last) {
+    last = accepted;
+    await new Promise((resolve) => setTimeout(resolve, 400));
+  }
+  // Window of 2 × threads blocks, plus one block being filled and the readable buffer
+  // (random data does not shrink): far below the 50 MiB offered.
+  const bound = (2 * threads + 4) * BLOCK_SIZE;
+  assert.ok(accepted <= bound, `accepted ${accepted} bytes with nobody reading; bound ${bound}`);
+  assert.ok(accepted > 0);
+  gz.destroy();
+  await writer;
+});
+
+test("when the workers cannot start, the calling thread deflates and the bytes are the same", async (t) => {
+  // A copy of the modules without gzip-worker.js, as a bundle that left it behind would be.
+  const dir = await tmpDir(t);
+  const dist = fileURLToPath(new URL("../../src/", import.meta.url));
+  await mkdir(join(dir, "layer"), { recursive: true });
+  await mkdir(join(dir, "model"), { recursive: true });
+  await writeFile(join(dir, "package.json"), '{ "type": "module" }');
+  for (const file of ["layer/parallel-gzip.js", "layer/gzip-block.js", "layer/gzip-pool.js", "model/errors.js"]) {
+    await copyFile(join(dist, file), join(dir, file));
+  }
+  const moved = (await import(join(dir, "layer/parallel-gzip.js"))) as { createParallelGzip: typeof createParallelGzip };
+  const input = Buffer.concat([randomBytes(BLOCK_SIZE), Buffer.alloc(3 * BLOCK_SIZE + 11, "gantry ")]);
+  const workerless = await buffer(Readable.from([input]).pipe(moved.createParallelGzip({ level: 6, threads: 2, parallelAfter: 0 })));
+  const inThread = await buffer(Readable.from([input]).pipe(createParallelGzip({ level: 6, threads: 0 })));
+  assert.ok(workerless.equals(inThread));
+  assert.ok(gunzipSync(workerless).equals(input));
+});
