@@ -1,12 +1,13 @@
 import { Worker } from "node:worker_threads";
 import { GantryError } from "../model/errors.js";
 import type { BlockJob } from "./gzip-block.js";
-import type { WorkerReply } from "./gzip-worker.js";
+import type { WorkerMessage } from "./gzip-worker.js";
 
 /**
  * A fixed set of worker threads that deflate gzip blocks, one job per worker at a time,
  * jobs started in the order they were given. Each gzip stream owns its pool and closes
- * it when it ends or is destroyed.
+ * it when it ends or is destroyed. A worker takes jobs once it says it is loaded (about
+ * 60–80 ms after it is made); `ready` tells whether any has.
  *
  * An idle worker is unref'd: a stream that is abandoned half-way never keeps the process
  * alive, while a worker with a job does, so a pending result is never lost to an exit.
@@ -28,6 +29,7 @@ interface QueuedJob {
 
 interface Slot {
   worker: Worker;
+  ready: boolean;
   current: QueuedJob | undefined;
 }
 
@@ -40,6 +42,11 @@ export class DeflatePool {
 
   constructor(threads: number) {
     for (let i = 0; i < threads; i++) this.slots.push(this.startWorker());
+  }
+
+  /** Whether a worker is loaded and the pool has not failed. */
+  get ready(): boolean {
+    return !this.closed && this.slots.some((slot) => slot.ready);
   }
 
   /** Deflates `job` on a worker. Rejects with DeflatePoolFailure if the pool broke. */
@@ -62,20 +69,29 @@ export class DeflatePool {
   }
 
   private startWorker(): Slot {
-    const worker = new Worker(WORKER_URL);
-    const slot: Slot = { worker, current: undefined };
-    worker.unref();
-    worker.on("message", (reply: WorkerReply) => this.answer(slot, reply));
+    // No flags of the parent's: the worker needs none, and some (--input-type, with `node -e`) stop it from starting.
+    const worker = new Worker(WORKER_URL, { execArgv: [] });
+    const slot: Slot = { worker, ready: false, current: undefined };
+    worker.on("message", (message: WorkerMessage) => {
+      if ("ready" in message) {
+        slot.ready = true;
+        this.dispatch();
+      } else {
+        this.answer(slot, message);
+      }
+    });
     worker.on("error", (err) => this.fail(err));
     worker.on("exit", (code) => {
       if (!this.closed) this.fail(new Error(`a gzip worker exited with code ${code}`));
     });
+    // After the listeners: adding a message listener refs the worker again.
+    worker.unref();
     return slot;
   }
 
   private dispatch(): void {
     for (const slot of this.slots) {
-      if (slot.current !== undefined) continue;
+      if (!slot.ready || slot.current !== undefined) continue;
       const next = this.queue.shift();
       if (next === undefined) return;
       slot.current = next;
@@ -85,7 +101,7 @@ export class DeflatePool {
     }
   }
 
-  private answer(slot: Slot, reply: WorkerReply): void {
+  private answer(slot: Slot, reply: Exclude<WorkerMessage, { ready: true }>): void {
     const done = slot.current;
     slot.current = undefined;
     slot.worker.unref();

@@ -2,11 +2,11 @@ import { parentPort } from "node:worker_threads";
 import { deflateBlock, type BlockJob } from "./gzip-block.js";
 
 /**
- * A deflate worker of the gzip pool (gzip-pool.ts): receives one BlockJob at a time
- * and answers `{ output }` or `{ error }`.
+ * A deflate worker of the gzip pool (gzip-pool.ts): says `{ ready }` once loaded, then
+ * receives one BlockJob at a time and answers `{ output }` or `{ error }`.
  */
 
-export type WorkerReply = { output: Uint8Array } | { error: string };
+export type WorkerMessage = { ready: true } | { output: Uint8Array } | { error: string };
 
 const port = parentPort;
 if (port !== null) {
@@ -15,12 +15,13 @@ if (port !== null) {
     try {
       output = deflateBlock(job);
     } catch (err) {
-      port.postMessage({ error: err instanceof Error ? err.message : String(err) } satisfies WorkerReply);
+      port.postMessage({ error: err instanceof Error ? err.message : String(err) } satisfies WorkerMessage);
       return;
     }
     // Posting a Buffer copies its whole ArrayBuffer; hand that buffer over instead when
     // the output owns it (zlib's output buffer is larger than Buffer's shared pool slab).
     const owned = output.buffer.byteLength > Buffer.poolSize;
-    port.postMessage({ output } satisfies WorkerReply, owned ? [output.buffer as ArrayBuffer] : []);
+    port.postMessage({ output } satisfies WorkerMessage, owned ? [output.buffer as ArrayBuffer] : []);
   });
+  port.postMessage({ ready: true } satisfies WorkerMessage);
 }

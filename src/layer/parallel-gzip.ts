@@ -24,10 +24,11 @@ import { DeflatePool, DeflatePoolFailure } from "./gzip-pool.js";
 const MAX_DEFAULT_THREADS = 8;
 
 /**
- * Below this much input, blocks are deflated on the calling thread: starting workers
- * costs about as long as deflating a few blocks (measured in bench/compress.ts).
+ * Below this much input, blocks are deflated on the calling thread. Starting two workers
+ * takes 60–80 ms and about 160 ms of CPU, as long as deflating 4–8 MiB on one thread;
+ * measured in bench/compress.ts, workers paid off from about 8 MiB and broke even at 4.
  */
-export const DEFAULT_PARALLEL_AFTER = 4 * BLOCK_SIZE;
+export const DEFAULT_PARALLEL_AFTER = 8 * BLOCK_SIZE;
 
 export interface ParallelGzipOptions {
   /** zlib level 0–9 (-1 means zlib's default, 6). */
@@ -57,6 +58,22 @@ function track(result: Promise<Buffer>): PendingBlock {
   // Also keeps a failure that nobody awaits yet (the stream may be destroyed first) from counting as unhandled.
   result.then(() => { pending.settled = true; }, () => { pending.settled = true; });
   return pending;
+}
+
+/**
+ * Deflates on the calling thread in a later turn of the event loop, so that a source that
+ * never waits for I/O still lets timers, I/O and the workers' messages through between blocks.
+ */
+function deflateSoon(job: BlockJob): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    setImmediate(() => {
+      try {
+        resolve(deflateBlock(job));
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
 }
 
 function checkLevel(level: number): number {
@@ -136,7 +153,7 @@ class ParallelGzip extends Transform {
     this.push(gzipTrailer(this.crc, this.length));
     const pool = this.pool;
     this.pool = undefined;
-    await pool?.close();
+    void pool?.close();
   }
 
   /** Gives the filled block out for compression, once the window has room. */
@@ -159,7 +176,8 @@ class ParallelGzip extends Transform {
 
   private deflate(job: BlockJob): Promise<Buffer> {
     const pool = this.workers();
-    if (pool === undefined) return new Promise((resolve) => resolve(deflateBlock(job)));
+    // Until a worker is loaded, the calling thread goes on deflating rather than wait.
+    if (pool === undefined || !pool.ready) return deflateSoon(job);
     return pool.run(job).catch((err: unknown) => {
       // Workers that cannot run (say, a bundle without gzip-worker.js) cost speed, not the result.
       if (!(err instanceof DeflatePoolFailure) || this.destroyed) throw err;

@@ -48,11 +48,13 @@ const gz = createParallelGzip({ level: 6, threads: 2, parallelAfter: 0 });
 gz.on("data", () => {});
 // 'close' comes after _destroy, which waits for the workers to terminate.
 gz.on("close", () => console.log(threads() <= before ? "closed, workers gone" : "closed, workers left"));
-for (let i = 0; i < 4; i++) gz.write(randomBytes(block));
+// A block every 20 ms: the first ones are deflated here while the workers load, later ones on the workers.
+const feeding = setInterval(() => gz.write(randomBytes(block)), 20);
 setTimeout(() => {
   console.log(threads() > before ? "workers were running" : "no workers");
+  clearInterval(feeding);
   gz.destroy();
-}, 50);`);
+}, 400);`);
   assert.equal(out, "workers were running\nclosed, workers gone");
 });
 
@@ -82,12 +84,18 @@ await pipeline(failing, createParallelGzip({ level: 6, threads: 2, parallelAfter
   assert.equal(out, "source broke");
 });
 
-test("a stream abandoned half-way (never ended, never read) does not keep the process alive", async (t) => {
+test("a stream left half-way (never ended nor destroyed) does not keep the process alive", async (t) => {
   const out = await childScript(t, `
 const gz = createParallelGzip({ level: 6, threads: 2, parallelAfter: 0 });
-for (let i = 0; i < 3; i++) gz.write(randomBytes(block));
-console.log("abandoned");`);
-  assert.equal(out, "abandoned");
+gz.on("data", () => {});
+const before = threads();
+// Long enough for the workers to load and take blocks, then nothing more, ever.
+const feeding = setInterval(() => gz.write(randomBytes(block)), 20);
+setTimeout(() => {
+  clearInterval(feeding);
+  console.log(threads() > before ? "abandoned with workers" : "abandoned, no workers");
+}, 300);`);
+  assert.equal(out, "abandoned with workers");
 });
 
 test("a reader that stops reading stops the writes: memory stays bounded by the window", async () => {
