@@ -1,8 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
-import { crc32 } from "node:zlib";
 import { GantryError } from "../model/errors.js";
-import { BLOCK_SIZE, DICTIONARY_SIZE, deflateBlock, gzipHeader, gzipTrailer, type BlockJob } from "./gzip-block.js";
+import { BLOCK_SIZE, DICTIONARY_SIZE, crc32, deflateBlock, gzipHeader, gzipTrailer, type BlockJob } from "./gzip-block.js";
 import { DeflatePool, DeflatePoolFailure } from "./gzip-pool.js";
 
 /**
@@ -106,7 +105,7 @@ class ParallelGzip extends Transform {
   private readonly pending: PendingBlock[] = [];
   private headerWritten = false;
   private pool: DeflatePool | undefined;
-  /** Set once workers are started (or failed to): the calling thread deflates after a failure. */
+  /** Workers are started once per stream; after a failure the calling thread deflates the rest. */
   private poolTried = false;
 
   constructor(options: ParallelGzipOptions) {
@@ -176,12 +175,12 @@ class ParallelGzip extends Transform {
 
   private deflate(job: BlockJob): Promise<Buffer> {
     const pool = this.workers();
-    // Until a worker is loaded, the calling thread goes on deflating rather than wait.
+    // Until a worker is loaded, the calling thread goes on deflating rather than wait; so it
+    // does for good when none ever loads (a bundle that left gzip-worker.js behind, say).
     if (pool === undefined || !pool.ready) return deflateSoon(job);
     return pool.run(job).catch((err: unknown) => {
-      // Workers that cannot run (say, a bundle without gzip-worker.js) cost speed, not the result.
+      // A worker that died costs speed, not the result: its blocks are deflated here.
       if (!(err instanceof DeflatePoolFailure) || this.destroyed) throw err;
-      if (this.pool === pool) this.pool = undefined;
       return deflateBlock(job);
     });
   }
