@@ -17,9 +17,17 @@ export function globalOptions(cmd: Command): GlobalOptions {
   return g;
 }
 
-/** --creds and --tls-verify, as every command that may reach a registry takes them. */
-export function registryAccess(g: GlobalOptions): Pick<RegistryAccess, "creds" | "tlsVerify"> {
-  return g.creds === undefined ? { tlsVerify: g.tlsVerify } : { tlsVerify: g.tlsVerify, creds: g.creds };
+/**
+ * Fired by SIGINT/SIGTERM (main.ts): every command passes it to the library, which stops,
+ * removes its temporary files and leaves the destination as it was.
+ */
+export const interruption = new AbortController();
+
+/** What every library call of a command takes from the command line: --creds, --tls-verify, and the interruption signal. */
+export function runOptions(g: GlobalOptions): Pick<RegistryAccess, "creds" | "tlsVerify" | "signal"> {
+  const o: Pick<RegistryAccess, "creds" | "tlsVerify" | "signal"> = { tlsVerify: g.tlsVerify, signal: interruption.signal };
+  if (g.creds !== undefined) o.creds = g.creds;
+  return o;
 }
 
 /** Progress goes to stderr only, one line per step, nothing with --quiet. */

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { GantryError } from "../model/errors.js";
-import { parseBoolFlag } from "./context.js";
+import { interruption, parseBoolFlag } from "./context.js";
 import { registerCommands } from "./commands/index.js";
 
 /**
@@ -32,7 +32,10 @@ function reportAndExit(err: unknown): never {
     process.exit(EXIT_USAGE);
   }
   if (err instanceof GantryError) {
-    process.stderr.write(`gantry: ${oneLine(err.message)}\n`);
+    // An interrupted command says so, rather than "the operation was aborted".
+    const reason = interruption.signal.aborted && err.code === "ABORTED" ? interruption.signal.reason : undefined;
+    const message = reason instanceof Error ? `${reason.message}; the destination was left as it was` : err.message;
+    process.stderr.write(`gantry: ${oneLine(message)}\n`);
     if (debug) process.stderr.write(`${err.stack ?? ""}\n${err.cause ? String((err.cause as Error).stack ?? err.cause) : ""}\n`);
     process.exit(EXIT_FAILED);
   }
@@ -67,6 +70,18 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** How long an interrupted command may take to clean up before the process exits anyway. */
+const CLEANUP_GRACE_MS = 15_000;
+
+// The first Ctrl-C aborts the command, which cleans up its temporary files and fails with
+// one gantry: line; a second one, or a command that does not stop in time, exits at once.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (interruption.signal.aborted) process.exit(EXIT_FAILED);
+    interruption.abort(new GantryError("ABORTED", `interrupted by ${signal}`));
+    setTimeout(() => process.exit(EXIT_FAILED), CLEANUP_GRACE_MS).unref();
+  });
+}
 process.on("SIGPIPE", () => process.exit(EXIT_FAILED));
 // Writing to a closed stdout (e.g. `gantry build -o - | head`) is not worth a stack trace.
 process.stdout.on("error", (err: NodeJS.ErrnoException) => {

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { buildImage, type BuildOptions } from "../../build/build.js";
-import { collect, globalOptions, printJson, progressPrinter, registryAccess } from "../context.js";
+import { collect, globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
 export function registerBuild(program: Command): void {
   program
@@ -12,7 +12,7 @@ export function registerBuild(program: Command): void {
     .option("--no-cache", "do not read or write the cache")
     .action(async (spec: string, o: { output?: string; tag: string[]; cache: boolean }, cmd: Command) => {
       const g = globalOptions(cmd);
-      const opts: BuildOptions = { spec, tags: o.tag, noCache: !o.cache, onProgress: progressPrinter(g), ...registryAccess(g) };
+      const opts: BuildOptions = { spec, tags: o.tag, noCache: !o.cache, onProgress: progressPrinter(g), ...runOptions(g) };
       if (o.output !== undefined) opts.output = o.output;
       const r = await buildImage(opts);
       const summary = {

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { ManifestFormat } from "../../registry/manifest.js";
 import { copyImage, type CopyImageOptions } from "../../registry/api.js";
-import { globalOptions, printJson, progressPrinter, registryAccess } from "../context.js";
+import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 import { formatOption } from "./push.js";
 
 export function registerCopy(program: Command): void {
@@ -15,7 +15,7 @@ export function registerCopy(program: Command): void {
     .option("--platform <os/arch[/variant]>", "which image of a multi-platform source (default: this machine's)")
     .action(async (src: string, dest: string, o: { format?: ManifestFormat; pick?: string; platform?: string }, cmd: Command) => {
       const g = globalOptions(cmd);
-      const opts: CopyImageOptions = { src, dest, onProgress: progressPrinter(g), ...registryAccess(g) };
+      const opts: CopyImageOptions = { src, dest, onProgress: progressPrinter(g), ...runOptions(g) };
       if (o.format !== undefined) opts.format = o.format;
       if (o.pick !== undefined) opts.pick = o.pick;
       if (o.platform !== undefined) opts.platform = o.platform;

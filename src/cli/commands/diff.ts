@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { diffImages } from "../../diff/diff.js";
-import { globalOptions, printJson, printLine, progressPrinter, registryAccess } from "../context.js";
+import { globalOptions, printJson, printLine, progressPrinter, runOptions } from "../context.js";
 
 export function registerDiff(program: Command): void {
   program
@@ -10,7 +10,7 @@ export function registerDiff(program: Command): void {
     .argument("<b>", "the image compared to")
     .action(async (a: string, b: string, _o: unknown, cmd: Command) => {
       const g = globalOptions(cmd);
-      const r = await diffImages({ a, b, onProgress: progressPrinter(g), ...registryAccess(g) });
+      const r = await diffImages({ a, b, onProgress: progressPrinter(g), ...runOptions(g) });
       if (g.json) { printJson(r); return; }
       // One merged listing in path order, like `git diff --name-status`.
       const lines: [string, string][] = [

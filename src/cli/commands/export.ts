@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { exportImage, type ExportOptions } from "../../export/export.js";
-import { globalOptions, printJson, progressPrinter, registryAccess } from "../context.js";
+import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
 export function registerExport(program: Command): void {
   program
@@ -10,7 +10,7 @@ export function registerExport(program: Command): void {
     .requiredOption("-o, --output <dest>", "a directory, FILE.tar for a deterministic tar, or - for a tar on stdout")
     .action(async (src: string, o: { output: string }, cmd: Command) => {
       const g = globalOptions(cmd);
-      const opts: ExportOptions = { ref: src, output: o.output, onProgress: progressPrinter(g), ...registryAccess(g) };
+      const opts: ExportOptions = { ref: src, output: o.output, onProgress: progressPrinter(g), ...runOptions(g) };
       const r = await exportImage(opts);
       if (g.json && r.output !== "-") printJson(r);
       else if (!g.quiet) {

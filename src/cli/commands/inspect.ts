@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { formatSize } from "../../util/format.js";
 import { inspectImage } from "../../inspect/inspect.js";
-import { globalOptions, printJson, printLine, registryAccess } from "../context.js";
+import { globalOptions, printJson, printLine, runOptions } from "../context.js";
 
 export function registerInspect(program: Command): void {
   program
@@ -13,7 +13,7 @@ export function registerInspect(program: Command): void {
     .option("--platform <os/arch[/variant]>", "which image of a multi-platform source (default: this machine's)")
     .action(async (src: string, o: { raw?: boolean; config?: boolean; platform?: string }, cmd: Command) => {
       const g = globalOptions(cmd);
-      const r = await inspectImage({ ref: src, ...registryAccess(g), ...(o.platform !== undefined ? { platform: o.platform } : {}) });
+      const r = await inspectImage({ ref: src, ...runOptions(g), ...(o.platform !== undefined ? { platform: o.platform } : {}) });
       if (o.raw) { process.stdout.write(r.manifestBytes); return; }
       if (o.config) { process.stdout.write(r.configBytes); return; }
       const c = r.config.config ?? {};

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { mergeImages, type MergeOptions } from "../../merge/merge.js";
-import { globalOptions, printJson, progressPrinter, registryAccess } from "../context.js";
+import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
 export function registerMerge(program: Command): void {
   program
@@ -10,7 +10,7 @@ export function registerMerge(program: Command): void {
     .requiredOption("-o, --output <dest>", "where to write: a docker-archive path, or any writable reference")
     .action(async (sources: string[], o: { output: string }, cmd: Command) => {
       const g = globalOptions(cmd);
-      const opts: MergeOptions = { sources, output: o.output, onProgress: progressPrinter(g), ...registryAccess(g) };
+      const opts: MergeOptions = { sources, output: o.output, onProgress: progressPrinter(g), ...runOptions(g) };
       const r = await mergeImages(opts);
       if (g.json && r.output !== "-") printJson(r);
       else if (!g.quiet) {

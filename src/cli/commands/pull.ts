@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { pullImage, type PullImageOptions } from "../../registry/api.js";
-import { globalOptions, printJson, progressPrinter, registryAccess } from "../context.js";
+import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
 export function registerPull(program: Command): void {
   program
@@ -12,7 +12,7 @@ export function registerPull(program: Command): void {
     .option("--no-cache", "do not read or write the cache")
     .action(async (ref: string, o: { output: string; platform?: string; cache: boolean }, cmd: Command) => {
       const g = globalOptions(cmd);
-      const opts: PullImageOptions = { ref, dest: o.output, noCache: !o.cache, onProgress: progressPrinter(g), ...registryAccess(g) };
+      const opts: PullImageOptions = { ref, dest: o.output, noCache: !o.cache, onProgress: progressPrinter(g), ...runOptions(g) };
       if (o.platform !== undefined) opts.platform = o.platform;
       const r = await pullImage(opts);
       if (g.json && r.dest !== "-") printJson(r);

@@ -1,7 +1,7 @@
 import { Option, type Command } from "commander";
 import type { ManifestFormat } from "../../registry/manifest.js";
 import { pushImage, type PushImageOptions } from "../../registry/api.js";
-import { globalOptions, printJson, progressPrinter, registryAccess } from "../context.js";
+import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
 /** `--format`, shared by push and copy; commander refuses other values as a usage error. */
 export function formatOption(): Option {
@@ -19,7 +19,7 @@ export function registerPush(program: Command): void {
     .option("--pick <name:tag>", "which image of a multi-image source")
     .action(async (src: string, ref: string, o: { format?: ManifestFormat; pick?: string }, cmd: Command) => {
       const g = globalOptions(cmd);
-      const opts: PushImageOptions = { src, ref, onProgress: progressPrinter(g), ...registryAccess(g) };
+      const opts: PushImageOptions = { src, ref, onProgress: progressPrinter(g), ...runOptions(g) };
       if (o.format !== undefined) opts.format = o.format;
       if (o.pick !== undefined) opts.pick = o.pick;
       const r = await pushImage(opts);
