@@ -23,8 +23,13 @@ export class OutputTail {
 
   /** The kept lines joined into one, for a one-line error; "(no output)" when there were none. */
   oneLine(): string {
-    const lines = this.tail().map((l) => l.trim()).filter((l) => l !== "");
-    return lines.length === 0 ? "(no output)" : lines.join(" | ");
+    return OutputTail.join(this.tail());
+  }
+
+  /** Lines joined into one, blank ones dropped; "(no output)" when none are left. */
+  static join(lines: readonly string[]): string {
+    const kept = lines.map((l) => l.trim()).filter((l) => l !== "");
+    return kept.length === 0 ? "(no output)" : kept.join(" | ");
   }
 
   private push(line: string): void {

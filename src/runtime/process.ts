@@ -16,22 +16,27 @@ export interface RunResult {
   /** The signal that killed it, if one did. */
   killedBy: NodeJS.Signals | undefined;
   tail: OutputTail;
+  /** The last lines of standard error alone: runc copies a container's stdout and stderr
+   *  in separate goroutines, so in the interleaved tail a script's last error message can
+   *  arrive before, and be pushed out by, its earlier ordinary output. */
+  errors: OutputTail;
 }
 
+/** How many of the last stderr lines an error message always shows. */
+const ERROR_LINES_KEPT = 5;
+
 /**
- * Runs a program with no standard input and its output (stdout and stderr, interleaved)
- * kept as a tail, never printed: the library does not write to the terminal.
+ * Runs a program with no standard input; its output is kept as tails (stdout and stderr
+ * in the order they arrive, and stderr alone), never printed: the library does not write
+ * to the terminal.
  */
 export function runCaptured(command: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const tail = new OutputTail();
-    // One pipe for both streams keeps their lines in the order they were written; the
-    // host's /bin/sh makes stderr a copy of stdout before starting the program.
-    const child = spawn("/bin/sh", ["-c", 'exec "$@" 2>&1', "gantry", command, ...args], {
-      cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"],
-    });
+    const errors = new OutputTail(ERROR_LINES_KEPT);
+    const child = spawn(command, [...args], { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.on("data", (c: Buffer) => tail.write(c));
-    child.stderr.on("data", (c: Buffer) => tail.write(c));
+    child.stderr.on("data", (c: Buffer) => { tail.write(c); errors.write(c); });
     const onAbort = (): void => {
       const stop = opts.onAbort ?? (() => Promise.resolve());
       void stop().finally(() => child.kill("SIGKILL"));
@@ -47,7 +52,7 @@ export function runCaptured(command: string, args: readonly string[], opts: RunO
         reject(new GantryError("ABORTED", "the operation was aborted", { cause: opts.signal.reason }));
         return;
       }
-      resolve({ status: code ?? undefined, killedBy: killedBy ?? undefined, tail });
+      resolve({ status: code ?? undefined, killedBy: killedBy ?? undefined, tail, errors });
     });
   });
 }
@@ -56,5 +61,8 @@ export function runCaptured(command: string, args: readonly string[], opts: RunO
 export function checkScriptResult(what: string, result: RunResult): void {
   if (result.status === 0) return;
   const how = result.status !== undefined ? `exited with status ${result.status}` : `was killed by ${result.killedBy ?? "a signal"}`;
-  throw new RuntimeError(`${what} ${how}; its last output: ${result.tail.oneLine()}`);
+  const shown = result.tail.tail();
+  const unshownErrors = result.errors.tail().filter((line) => !shown.includes(line));
+  const errors = unshownErrors.length > 0 ? `; its last errors: ${OutputTail.join(unshownErrors)}` : "";
+  throw new RuntimeError(`${what} ${how}; its last output: ${result.tail.oneLine()}${errors}`);
 }
