@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import type { ProgressListener } from "../model/progress.js";
 import type { RegistryAccess } from "../registry/options.js";
 
@@ -48,9 +48,5 @@ export function printLine(line: string): void {
 export function parseBoolFlag(value: string): boolean {
   if (/^(true|1|yes)$/i.test(value)) return true;
   if (/^(false|0|no)$/i.test(value)) return false;
-  throw new Error(`expected true or false, got "${value}"`);
-}
-
-export function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+  throw new InvalidArgumentError(`expected true or false, got "${value}"`);
 }

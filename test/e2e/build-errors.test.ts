@@ -172,3 +172,16 @@ peerTest("without --quiet, progress lines may precede the error, which is the on
   assert.doesNotMatch(f.result.stderr, /\n\s+at /, "no stack trace");
   assert.deepEqual(await readFile(f.dest), f.before);
 });
+
+peerTest("a bad --tag or --tls-verify value is a usage error (exit 2) before any work", async (t) => {
+  const dir = await tmpDir(t);
+  await writeFile(join(dir, "s.json"), JSON.stringify({ name: "a", tag: "1" }));
+  const out = join(dir, "out.tar");
+  const badTag = await runGantry(["build", join(dir, "s.json"), "-o", out, "--tag", "Not A Name"]);
+  assert.equal(badTag.code, 2);
+  assert.match(badTag.stderr, /^gantry: .*--tag.*Not A Name.*\n$/);
+  const badBool = await runGantry(["build", join(dir, "s.json"), "-o", out, "--tls-verify=maybe"]);
+  assert.equal(badBool.code, 2);
+  assert.match(badBool.stderr, /^gantry: .*maybe.*\n$/);
+  assert.equal(await stat(out).then(() => true, () => false), false);
+});

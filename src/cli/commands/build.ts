@@ -1,6 +1,18 @@
 import type { Command } from "commander";
 import { buildImage, type BuildOptions } from "../../build/build.js";
-import { collect, globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
+import { InvalidArgumentError } from "commander";
+import { parseRepoTag } from "../../formats/image-name.js";
+import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
+
+/** A --tag value, checked as an image name before any work (a bad one is a usage error). */
+function collectRepoTag(value: string, previous: string[]): string[] {
+  try {
+    parseRepoTag(value, "--tag");
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return [...previous, value];
+}
 
 export function registerBuild(program: Command): void {
   program
@@ -8,7 +20,7 @@ export function registerBuild(program: Command): void {
     .description("build an image from a spec (JSON, or a TS/JS module) into a docker-archive that is also an OCI layout")
     .argument("<spec>", "the build spec file")
     .option("-o, --output <dest>", "where to write: a path, oci:DIR, oci-archive:PATH, or - for stdout (default ./NAME.tar)")
-    .option("--tag <name:tag>", "another name for the image (repeatable)", collect, [] as string[])
+    .option("--tag <name:tag>", "another name for the image (repeatable)", collectRepoTag, [] as string[])
     .option("--no-cache", "do not read or write the cache")
     .action(async (spec: string, o: { output?: string; tag: string[]; cache: boolean }, cmd: Command) => {
       const g = globalOptions(cmd);
