@@ -19,11 +19,11 @@ import { planBuild, type BuildPlan, type PlannedLayer } from "./plan.js";
 import { configBytes, imageConfig, type NewLayerRecord } from "./config.js";
 import { layerContent } from "./layer-content.js";
 import type { SourceTree } from "../layer/sources.js";
-import type { RegistryOptions } from "../registry/options.js";
+import { registryOptionsFrom, type RegistryAccess } from "../registry/options.js";
 // Installs the docker:// reader, so a registry `fromImage` works.
 import "../registry/register.js";
 
-export interface BuildOptions {
+export interface BuildOptions extends RegistryAccess {
   /** A spec file (JSON, or a TS/JS module), or a spec object. */
   spec: string | ImageSpecInput;
   /** For a spec object: the directory its relative paths start from (default: the working directory). */
@@ -36,12 +36,6 @@ export interface BuildOptions {
   noCache?: boolean;
   /** The cache directory (default `$GANTRY_CACHE`, `$XDG_CACHE_HOME/gantry`, `~/.cache/gantry`). */
   cacheDir?: string;
-  /** Registry options for registry bases. */
-  creds?: string;
-  tlsVerify?: boolean;
-  env?: NodeJS.ProcessEnv;
-  signal?: AbortSignal;
-  onProgress?: ProgressListener;
 }
 
 export interface BuiltLayer {
@@ -95,7 +89,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       const readOpts: Parameters<typeof readImage>[1] = {};
       if (signal) readOpts.signal = signal;
       if (plan.pick !== undefined) readOpts.pick = plan.pick;
-      readOpts.registry = registryOptions(opts, store);
+      readOpts.registry = registryOptionsFrom(opts, store);
       if (plan.fromImage.startsWith("docker://") && !plan.fromImage.includes("@sha256:")) {
         progress({ step: "base", message: `warning: the base ${plan.fromImage} is not pinned by digest; the build is only as reproducible as that tag (add @sha256:...)` });
       }
@@ -142,7 +136,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     progress({ step: "write", message: `writing ${output}` });
     const writeOpts: Parameters<typeof writeImage>[2] = {};
     if (signal) writeOpts.signal = signal;
-    writeOpts.registry = registryOptions(opts, store);
+    writeOpts.registry = registryOptionsFrom(opts, store);
     const written = await writeImage(output, [{ image, repoTags }], writeOpts);
     const baseCount = base?.layers.length ?? 0;
     return {
@@ -199,16 +193,6 @@ async function packNewLayer(below: readonly Layer[], layerPlan: PlannedLayer, wh
   return packLayer(content.entries, packOpts).finally(() => content.dispose());
 }
 
-/** Registry access for a `docker://` base: pulled blobs land in the build's blob store. */
-function registryOptions(opts: BuildOptions, store: BlobStore): RegistryOptions {
-  const r: RegistryOptions = { cache: store };
-  if (opts.creds !== undefined) r.creds = opts.creds;
-  if (opts.tlsVerify !== undefined) r.tlsVerify = opts.tlsVerify;
-  if (opts.env !== undefined) r.env = opts.env;
-  if (opts.signal !== undefined) r.signal = opts.signal;
-  if (opts.onProgress !== undefined) r.onProgress = opts.onProgress;
-  return r;
-}
 
 function describeLayer(layer: BuildPlan["layers"][number]): string {
   const parts: string[] = [];
