@@ -65,6 +65,14 @@ const cases: BaseCase[] = [
     fromImage: (b) => `docker-archive:${b.ref}`,
   },
   {
+    title: "(h) buildah's docker-archive",
+    base: () => bases.buildahArchive(),
+  },
+  {
+    title: "(h') buildah's oci-archive, as oci-archive:PATH:1",
+    base: () => bases.buildahOciArchive(),
+  },
+  {
     title: "(g) dockerd's own docker save of an image loaded from (a)",
     base: async () => {
       const daemon = await dockerd.get();

@@ -26,7 +26,7 @@ export interface BaseFixture {
   readonly diffIds?: readonly string[];
 }
 
-type ScriptName = "umoci-busybox" | "two-images" | "merged-usr" | "whiteout" | "legacy" | "nix2017";
+type ScriptName = "umoci-busybox" | "two-images" | "merged-usr" | "whiteout" | "legacy" | "nix2017" | "buildah";
 
 const BUSYBOX_FILES = {
   "/etc/base.txt": "from the base\n",
@@ -123,6 +123,16 @@ export function fixtureBases() {
         layers: 2,
         diffIds,
       };
+    },
+    /** (h) the busybox base as buildah's docker-archive. */
+    async buildahArchive(): Promise<BaseFixture> {
+      const dir = await make("buildah");
+      return { ref: join(dir, "buildah.tar"), files: BUSYBOX_FILES, deleted: [], layers: 1 };
+    },
+    /** (h') the same image as buildah's OCI archive, ref `oci-archive:PATH:1`. */
+    async buildahOciArchive(): Promise<BaseFixture> {
+      const dir = await make("buildah");
+      return { ref: `oci-archive:${join(dir, "buildah-oci.tar")}:1`, files: BUSYBOX_FILES, deleted: [], layers: 1 };
     },
     /** (f) 2017 nixpkgs naming: ./sha256:HEX gzip layers, ./HEX.json config. */
     async nix2017(): Promise<BaseFixture> {

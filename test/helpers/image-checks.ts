@@ -59,7 +59,7 @@ export async function assertPeersAgree(out: string): Promise<ConfigJson> {
 /** The base's diff_ids, in order: from skopeo, or (legacy archives) from the fixture. */
 export async function baseDiffIds(base: BaseFixture): Promise<string[]> {
   if (base.diffIds) return [...base.diffIds];
-  const ref = base.peerRef ?? (base.ref.startsWith("oci:") ? base.ref : `docker-archive:${base.ref}`);
+  const ref = base.peerRef ?? (base.ref.startsWith("oci:") || base.ref.startsWith("oci-archive:") ? base.ref : `docker-archive:${base.ref}`);
   return (await skopeoJson<ConfigJson>("inspect", "--config", ref)).rootfs.diff_ids;
 }
 
