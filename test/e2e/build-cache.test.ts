@@ -16,6 +16,7 @@ import { REPO_ROOT } from "../helpers/paths.js";
 import { settle } from "../helpers/settle.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { peerTest, skopeoJson } from "../helpers/tools.js";
+import { fileInTopLayer } from "../helpers/archive.js";
 
 const UMOCI_LAYOUT = join(REPO_ROOT, "test/fixtures/formats/oci-umoci");
 
@@ -49,15 +50,6 @@ async function makeCase(t: TestContext, files: Record<string, string>): Promise<
 }
 
 const cachedFlags = (r: BuiltJson): boolean[] => r.layers.filter((l) => !l.base).map((l) => l.cached);
-
-/** A file's content in the archive's last layer, read by GNU tar alone. */
-function fileInTopLayer(archive: string, path: string): string {
-  const manifest = JSON.parse(execFileSync("tar", ["-xOf", archive, "manifest.json"], { encoding: "utf8" })) as Array<{ Layers: string[] }>;
-  const top = manifest[0]?.Layers.at(-1);
-  assert.ok(top !== undefined, "the archive names its layers");
-  const blob = execFileSync("tar", ["-xOf", archive, top], { maxBuffer: 1 << 26 });
-  return execFileSync("tar", ["-xzO", path], { input: blob, encoding: "utf8" });
-}
 
 peerTest("a rebuild reuses the layer: the same archive, the blob untouched, and skopeo reads it", async (t) => {
   const c = await makeCase(t, { "app/hello.txt": "hello\n", "app/data.bin": "x".repeat(100_000) });

@@ -1,3 +1,5 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -126,4 +128,13 @@ export async function listLayer(tarPath: string, layerMember: string, scratchDir
   const blob = join(scratchDir, `layer-${layerMember.replace(/[^\w.-]/g, "_")}`);
   await extractMember(tarPath, layerMember, blob);
   return listTar(blob);
+}
+
+/** A file's content in the archive's last layer, read by GNU tar alone. */
+export function fileInTopLayer(archive: string, path: string): string {
+  const manifest = JSON.parse(execFileSync("tar", ["-xOf", archive, "manifest.json"], { encoding: "utf8" })) as Array<{ Layers: string[] }>;
+  const top = manifest[0]?.Layers.at(-1);
+  assert.ok(top !== undefined, "the archive names its layers");
+  const blob = execFileSync("tar", ["-xOf", archive, top], { maxBuffer: 1 << 26 });
+  return execFileSync("tar", ["-xzO", path], { input: blob, encoding: "utf8" });
 }

@@ -16,6 +16,7 @@ import { digestHex } from "../../src/model/digest.js";
 import { REPO_ROOT } from "../helpers/paths.js";
 import { settle } from "../helpers/settle.js";
 import { tmpDir } from "../helpers/tmp.js";
+import { fileInTopLayer } from "../helpers/archive.js";
 
 const UMOCI_LAYOUT = join(REPO_ROOT, "test/fixtures/formats/oci-umoci");
 
@@ -52,15 +53,6 @@ async function writeTree(root: string, files: Record<string, string>): Promise<v
 }
 
 const newLayers = (r: BuildResult): BuildResult["layers"] => r.layers.filter((l) => !l.base);
-
-/** A file's content in the archive's last layer, read by GNU tar alone. */
-function fileInTopLayer(archive: string, path: string): string {
-  const manifest = JSON.parse(execFileSync("tar", ["-xOf", archive, "manifest.json"], { encoding: "utf8" })) as Array<{ Layers: string[] }>;
-  const top = manifest[0]?.Layers.at(-1);
-  assert.ok(top !== undefined, "the archive names its layers");
-  const blob = execFileSync("tar", ["-xOf", archive, top], { maxBuffer: 1 << 26 });
-  return execFileSync("tar", ["-xzO", path], { input: blob, encoding: "utf8" });
-}
 
 test("a second build of the same spec reuses the stored layer: same bytes, blob not rewritten, nothing packed", async (t) => {
   const c = await makeCase(t);
