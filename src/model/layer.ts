@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import type { Digest } from "./digest.js";
 import type { Compression } from "./mediatypes.js";
 import type { Layer } from "./image.js";
-import { verified } from "./verify.js";
+import { chain, verified } from "./verify.js";
 import { decompressor } from "../layer/compression.js";
 
 /**
@@ -33,13 +33,7 @@ export function makeLayer(src: LayerSource): Layer {
     async openUncompressed(signal?: AbortSignal): Promise<Readable> {
       const stored = await open(signal);
       if (src.compression === "none" && src.digest === src.diffId) return stored;
-      const inflate = decompressor(src.compression);
-      stored.on("error", (err) => inflate.destroy(err));
-      inflate.on("error", (err) => {
-        if (!stored.destroyed) stored.destroy();
-        void err;
-      });
-      const plain = stored.pipe(inflate);
+      const plain = chain(stored, decompressor(src.compression));
       return verified(plain, src.diffId, `${src.describe} (uncompressed)`);
     },
   };

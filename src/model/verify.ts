@@ -35,12 +35,20 @@ export function verifying(expected: Digest, what: string, maxSize?: number): Tra
   });
 }
 
+/**
+ * Pipes `source` through `transform` and returns the transform's end: an error of the
+ * source fails the result, and closing the result (done, failed or abandoned) releases
+ * the source.
+ */
+export function chain(source: Readable, transform: Transform): Readable {
+  source.on("error", (err) => transform.destroy(err));
+  transform.on("close", () => { if (!source.destroyed) source.destroy(); });
+  return source.pipe(transform);
+}
+
 /** Pipes `source` through `verifying(...)`, forwarding errors both ways. */
 export function verified(source: Readable, expected: Digest, what: string, maxSize?: number): Readable {
-  const v = verifying(expected, what, maxSize);
-  source.on("error", (err) => v.destroy(err));
-  v.on("close", () => { if (!source.destroyed) source.destroy(); });
-  return source.pipe(v);
+  return chain(source, verifying(expected, what, maxSize));
 }
 
 /** A pass-through that reports the digest and size of what flowed, once it has ended. */

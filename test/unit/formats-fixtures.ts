@@ -1,6 +1,8 @@
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { newHasher, type Digest } from "../../src/model/digest.js";
+import { GantryError } from "../../src/model/errors.js";
 import { REPO_ROOT } from "../helpers/paths.js";
 import { run } from "../helpers/tools.js";
 
@@ -52,4 +54,14 @@ with tarfile.open(sys.argv[1], "w", format=getattr(tarfile, sys.argv[3] + "_FORM
         t.addfile(info)
 `;
   await run("python3", ["-c", script, dest, JSON.stringify(members), format]);
+}
+
+/** An `assert.rejects` check: a GantryError with `code` whose message mentions each of `mentions`. */
+export function isCode(code: string, ...mentions: string[]): (err: unknown) => boolean {
+  return (err: unknown) => {
+    assert.ok(err instanceof GantryError, `not a GantryError: ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    for (const m of mentions) assert.ok(err.message.includes(m), `"${err.message}" does not mention ${m}`);
+    return true;
+  };
 }

@@ -4,13 +4,12 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256, type Digest } from "../../src/model/digest.js";
-import { GantryError } from "../../src/model/errors.js";
 import type { Image } from "../../src/model/image.js";
 import { listImages, readImage } from "../../src/formats/read.js";
 import { tarMember, tarMemberJson } from "../helpers/archive.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { run } from "../helpers/tools.js";
-import { drain, fixture } from "./formats-fixtures.js";
+import { drain, fixture, isCode } from "./formats-fixtures.js";
 
 /**
  * Expectations come from the fixtures as GNU tar and JSON.parse see them, never
@@ -45,15 +44,6 @@ async function readAllLayers(image: Image): Promise<Digest[]> {
     out.push((await drain(await layer.openUncompressed())).digest);
   }
   return out;
-}
-
-function isCode(code: string, ...mentions: string[]): (err: unknown) => boolean {
-  return (err: unknown) => {
-    assert.ok(err instanceof GantryError, `not a GantryError: ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    for (const m of mentions) assert.ok(err.message.includes(m), `"${err.message}" does not mention ${m}`);
-    return true;
-  };
 }
 
 test("every docker-archive layer naming reads to the same image", async () => {

@@ -4,7 +4,6 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { sha256 } from "../../src/model/digest.js";
-import { GantryError } from "../../src/model/errors.js";
 import type { Image, Layer } from "../../src/model/image.js";
 import { imageManifest } from "../../src/model/manifest.js";
 import { MediaType } from "../../src/model/mediatypes.js";
@@ -15,7 +14,7 @@ import { writeImage } from "../../src/formats/write.js";
 import { listTar, tarMemberJson } from "../helpers/archive.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { have, peerTest, requireRoot, requireTools, run, skopeo, skopeoJson } from "../helpers/tools.js";
-import { fixture } from "./formats-fixtures.js";
+import { fixture, isCode } from "./formats-fixtures.js";
 
 /**
  * Writers are judged by other tools: GNU tar lists the archive, skopeo reads it as
@@ -25,15 +24,6 @@ import { fixture } from "./formats-fixtures.js";
 
 const readApp = (): Promise<Image> => readImage(fixture("skopeo-app.tar"));
 const readBase = (): Promise<Image> => readImage(fixture("podman-multi.tar"), { pick: "example.com/base:1" });
-
-function isCode(code: string, ...mentions: string[]): (err: unknown) => boolean {
-  return (err: unknown) => {
-    assert.ok(err instanceof GantryError, `not a GantryError: ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    for (const m of mentions) assert.ok(err.message.includes(m), `"${err.message}" does not mention ${m}`);
-    return true;
-  };
-}
 
 test("the archive is one deterministic tar: docker-archive and OCI layout at once", async (t) => {
   const dir = await tmpDir(t, "gantry-write-");
