@@ -24,8 +24,8 @@ import { join } from "node:path";
 import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
-import { compressor } from "../src/layer/compression.js";
-import { createParallelGzip, defaultGzipThreads, DEFAULT_PARALLEL_AFTER } from "../src/layer/parallel-gzip.js";
+import { compressor } from "../src/compression/compression.js";
+import { createParallelGzip, defaultGzipThreads, DEFAULT_PARALLEL_AFTER } from "../src/compression/parallel-gzip.js";
 import { copySome, has, mb, printTable, timeAsync, timeShell, type Row } from "./lib.js";
 
 const source = process.argv[2] ?? "/usr/lib";

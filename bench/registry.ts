@@ -21,13 +21,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pack as tarPack } from "tar-stream";
-import { writeImage } from "../src/formats/write.js";
-import { compressor } from "../src/layer/compression.js";
+import { writeImage } from "../src/transports/write.js";
+import { compressor } from "../src/compression/compression.js";
 import { sha256 } from "../src/model/digest.js";
 import type { Image, Layer } from "../src/model/image.js";
-import { makeLayer } from "../src/model/layer.js";
+import { makeLayer } from "../src/image/layer.js";
 import type { ImageConfigJson } from "../src/model/oci.js";
-import { pullImage, pushImage } from "../src/registry/api.js";
+import { pullImage, pushImage } from "../src/ops/copy.js";
 import { startRegistry } from "../test/helpers/registry.js";
 
 const megabytes = Number(process.argv[2] ?? 50);

@@ -1,14 +1,14 @@
 /** gantry's public API: re-exports only. */
-export { buildImage, type BuildOptions, type BuildResult, type BuiltLayer } from "./build/build.js";
-export { defineImage, type ImageSpecInput } from "./build/spec-schema.js";
-export { inspectImage, type InspectOptions, type InspectResult } from "./inspect/inspect.js";
-export { exportImage, type ExportOptions, type ExportResult, type ExportFormat } from "./export/export.js";
-export { diffImages, type DiffOptions, type DiffResult, type ChangedAttribute } from "./diff/diff.js";
-export { mergeImages, type MergeOptions, type MergeResult, type MergedImage } from "./merge/merge.js";
+export { buildImage, type BuildOptions, type BuildResult, type BuiltLayer } from "./builder/build.js";
+export { defineImage, type ImageSpecInput } from "./builder/spec-schema.js";
+export { inspectImage, type InspectOptions, type InspectResult } from "./ops/inspect.js";
+export { exportImage, type ExportOptions, type ExportResult, type ExportFormat } from "./ops/export.js";
+export { diffImages, type DiffOptions, type DiffResult, type ChangedAttribute } from "./ops/diff.js";
+export { mergeImages, type MergeOptions, type MergeResult, type MergedImage } from "./ops/merge.js";
 export {
   pullImage, pushImage, copyImage, type RegistryAccess, type PullImageOptions, type PullImageResult,
   type PushImageOptions, type PushImageResult, type CopyImageOptions, type CopyImageResult,
-} from "./registry/api.js";
+} from "./ops/copy.js";
 export {
   GantryError, SpecError, FormatError, DigestMismatchError, ImageNotFoundError,
   UnsafePathError, RegistryError, AuthError, RuntimeError, type ErrorCode,

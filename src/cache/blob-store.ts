@@ -6,7 +6,7 @@ import type { Readable } from "node:stream";
 import { digestHex, type Digest } from "../model/digest.js";
 import { ioError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
-import { makeLayer } from "../model/layer.js";
+import { makeLayer } from "../image/layer.js";
 import type { Compression } from "../model/mediatypes.js";
 
 /**

@@ -6,7 +6,7 @@ import { digestHex, hasherDigest, isDigest, newHasher, type Digest } from "../mo
 import { ioError } from "../model/errors.js";
 import type { Compression } from "../model/mediatypes.js";
 import { writeFileAtomically } from "../util/atomic.js";
-import { DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL } from "../layer/compression.js";
+import { DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL } from "../compression/compression.js";
 import type { PermRule } from "../layer/differ.js";
 import { walkSources, type HostFingerprint, type SourceSpec, type SourceTree } from "../layer/sources.js";
 import type { BlobStore, StoredLayerBlob } from "./blob-store.js";

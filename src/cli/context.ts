@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from "commander";
 import type { ProgressListener } from "../model/progress.js";
-import type { RegistryAccess } from "../registry/options.js";
+import type { RegistryAccess } from "../transports/docker/options.js";
 
 /** The global flags every command honours (SPEC "Command line"). */
 export interface GlobalOptions {

@@ -5,7 +5,7 @@ import { compileGlob } from "./glob.js";
 import { hashFile, mapLimited } from "./hash-file.js";
 import type { EntryType } from "./path-tree.js";
 import type { SourceNode, SourceTree } from "./sources.js";
-import { comparePaths, parentPath } from "./tar-path.js";
+import { comparePaths, parentPath } from "../model/image-path.js";
 import type { FileTree, TreeNode } from "./tree.js";
 
 /** A `perms` override: paths matching the glob `path` (see glob.ts) get these fields. */

@@ -1,21 +1,36 @@
 import { createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
-import { storedLayer, type BlobStore } from "../cache/blob-store.js";
 import { GantryError, ioError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
+import { makeLayer } from "../image/layer.js";
+import type { Digest } from "../model/digest.js";
+import type { Readable } from "node:stream";
 import type { Compression } from "../model/mediatypes.js";
 import { measuring } from "../model/verify.js";
-import { compressor } from "./compression.js";
+import { compressor } from "../compression/compression.js";
 import type { LayerEntry } from "./differ.js";
 import { tarStream } from "./tar-writer.js";
+
+/**
+ * Where packed blobs go: a content-addressed store (the cache's, or a temporary one).
+ * Handed in by the caller, so the layer engine knows no cache.
+ */
+export interface BlobSink {
+  readonly root: string;
+  /** A fresh temporary path inside the store, for a writer that learns the digest at the end. */
+  tempPath(): Promise<string>;
+  /** Moves a completed temporary file into place under its digest. */
+  commit(tempPath: string, digest: Digest): Promise<void>;
+  open(digest: Digest): Promise<Readable>;
+}
 
 export interface PackOptions {
   compression: Compression;
   /** Compressor level; the compressor's default when absent. The bytes depend on it alone. */
   level?: number;
   /** Where the blob is stored, under its digest. */
-  store: BlobStore;
+  store: BlobSink;
   signal?: AbortSignal | undefined;
   /** Names the layer in errors, e.g. "the new layer of app.json". */
   describe: string;
@@ -48,5 +63,6 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
     if (err instanceof GantryError) throw err;
     throw ioError(`the blob store ${opts.store.root} (writing ${opts.describe})`, err);
   }
-  return storedLayer(opts.store, { digest, diffId, size, compression: opts.compression }, opts.describe);
+  const store = opts.store;
+  return makeLayer({ digest, diffId, size, compression: opts.compression, describe: opts.describe, openRaw: () => store.open(digest) });
 }

@@ -1,5 +1,5 @@
 import { UnsafePathError } from "../model/errors.js";
-import { ancestorsOf, comparePaths, parentPath } from "./tar-path.js";
+import { ancestorsOf, comparePaths, parentPath } from "../model/image-path.js";
 
 /** The kinds of file a layer can hold (a tar `link` entry is a "hardlink"). */
 export type EntryType = "file" | "dir" | "symlink" | "hardlink" | "char" | "block" | "fifo";

@@ -5,7 +5,7 @@ import { SpecError, UnsafePathError, throwIfAborted } from "../model/errors.js";
 import { sourceUnreadable } from "./source-error.js";
 import { isWhiteoutName } from "../whiteout/index.js";
 import { PathTree } from "./path-tree.js";
-import { cleanPath, comparePaths, joinPath } from "./tar-path.js";
+import { cleanPath, comparePaths, joinPath } from "../model/image-path.js";
 
 /** One copyToRoot source: the contents of host directory `from` laid at image directory `to`. */
 export interface SourceSpec {

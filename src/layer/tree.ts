@@ -5,7 +5,7 @@ import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import { FormatError, GantryError, UnsafePathError, throwIfAborted } from "../model/errors.js";
 import { classifyEntry } from "../whiteout/index.js";
 import { PathTree, type EntryType } from "./path-tree.js";
-import { cleanPath, joinPath } from "./tar-path.js";
+import { cleanPath, joinPath } from "../model/image-path.js";
 
 /** What the merged tree knows of one path of an image's root file system. */
 export interface TreeNode {

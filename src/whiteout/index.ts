@@ -1,5 +1,5 @@
 import { UnsafePathError } from "../model/errors.js";
-import { baseName, cleanPath, joinPath, parentPath } from "../layer/tar-path.js";
+import { baseName, cleanPath, joinPath, parentPath } from "../model/image-path.js";
 
 /**
  * Whiteouts: how a layer says "delete this from the layers below", in the one spelling

@@ -4,8 +4,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuthError } from "../../src/model/errors.js";
-import { readRegistryImage } from "../../src/registry/pull.js";
-import { pushImage } from "../../src/registry/push.js";
+import { readRegistryImage } from "../../src/transports/docker/pull.js";
+import { pushImage } from "../../src/transports/docker/push.js";
 import {
   dockerConfigDir, drainLayers, makeTestImage, skopeo, skopeoInspect, startCountingProxy, startRegistry, type RunningRegistry,
 } from "../helpers/registry.js";

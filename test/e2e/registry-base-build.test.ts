@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { pushImage } from "../../src/registry/api.js";
+import { pushImage } from "../../src/ops/copy.js";
 import { runGantry } from "../helpers/gantry.js";
 import { startRegistry } from "../helpers/registry.js";
 import { tmpDir } from "../helpers/tmp.js";

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { copyImage, pullImage, pushImage } from "../../src/registry/api.js";
+import { copyImage, pullImage, pushImage } from "../../src/ops/copy.js";
 import { CLI_PATH, FIXTURE_BASES_DIR } from "../helpers/paths.js";
 import {
   freePort, skopeo, skopeoInspect, startCountingProxy, startRegistry, type CountingProxy, type RunningRegistry,

@@ -2,9 +2,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { DigestMismatchError, GantryError, ImageNotFoundError, RegistryError } from "../../src/model/errors.js";
-import { makeLayer } from "../../src/model/layer.js";
-import { readRegistryImage } from "../../src/registry/pull.js";
-import { pushImage } from "../../src/registry/push.js";
+import { makeLayer } from "../../src/image/layer.js";
+import { readRegistryImage } from "../../src/transports/docker/pull.js";
+import { pushImage } from "../../src/transports/docker/push.js";
 import {
   drainLayers, freePort, makeTestImage, startCountingProxy, startRegistry, type CountingProxy, type RunningRegistry,
 } from "../helpers/registry.js";

@@ -10,8 +10,8 @@ import { BlobStore } from "../../src/cache/blob-store.js";
 import { sha256 } from "../../src/model/digest.js";
 import { DigestMismatchError, GantryError, ImageNotFoundError } from "../../src/model/errors.js";
 import { MediaType } from "../../src/model/mediatypes.js";
-import { readRegistryImage } from "../../src/registry/pull.js";
-import { pushImage } from "../../src/registry/push.js";
+import { readRegistryImage } from "../../src/transports/docker/pull.js";
+import { pushImage } from "../../src/transports/docker/push.js";
 import {
   drainLayers, makeTestImage, skopeo, skopeoInspect, startCountingProxy, startRegistry,
   type CountingProxy, type RunningRegistry,

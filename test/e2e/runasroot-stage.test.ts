@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmod, link, lstat, mkdir, readFile, readdir, readlink, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { layDownSources } from "../../src/build/stage.js";
+import { layDownSources } from "../../src/builder/stage.js";
 import { fixtureBases } from "../helpers/bases.js";
 import { runGantry } from "../helpers/gantry.js";
 import { newLayerEntries } from "../helpers/image-checks.js";

@@ -11,10 +11,10 @@ import { Readable } from "node:stream";
 import { pack as tarPack } from "tar-stream";
 import { sha256, type Digest } from "../../src/model/digest.js";
 import type { Image } from "../../src/model/image.js";
-import { makeLayer } from "../../src/model/layer.js";
+import { makeLayer } from "../../src/image/layer.js";
 import type { Compression } from "../../src/model/mediatypes.js";
 import type { ImageConfigJson } from "../../src/model/oci.js";
-import { compressor } from "../../src/layer/compression.js";
+import { compressor } from "../../src/compression/compression.js";
 
 /**
  * Real registries for tests: the Debian `docker-registry` (CNCF distribution 2.8) on a free

@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { imageConfig, mergeEnv } from "../../src/build/config.js";
-import { planBuild } from "../../src/build/plan.js";
-import { validateSpec } from "../../src/build/spec-load.js";
+import { imageConfig, mergeEnv } from "../../src/builder/config.js";
+import { planBuild } from "../../src/builder/plan.js";
+import { validateSpec } from "../../src/builder/spec-load.js";
 import type { ImageConfigJson } from "../../src/model/oci.js";
 
 const base: ImageConfigJson = {

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { validateSpec, loadSpecFile } from "../../src/build/spec-load.js";
-import { planBuild, resolveBaseReference } from "../../src/build/plan.js";
+import { validateSpec, loadSpecFile } from "../../src/builder/spec-load.js";
+import { planBuild, resolveBaseReference } from "../../src/builder/plan.js";
 import { GantryError } from "../../src/model/errors.js";
 
 function specError(input: unknown): string {

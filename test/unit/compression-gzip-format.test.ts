@@ -4,9 +4,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { constants, crc32, createGzip, deflateRawSync, gunzipSync } from "node:zlib";
-import { compressor, decompressor, sniffCompression } from "../../src/layer/compression.js";
-import { BLOCK_SIZE, crc32ByTable } from "../../src/layer/gzip-block.js";
-import { createParallelGzip, type ParallelGzipOptions } from "../../src/layer/parallel-gzip.js";
+import { compressor, decompressor, sniffCompression } from "../../src/compression/compression.js";
+import { BLOCK_SIZE, crc32ByTable } from "../../src/compression/gzip-block.js";
+import { createParallelGzip, type ParallelGzipOptions } from "../../src/compression/parallel-gzip.js";
 import { peerTest, requireTools, run } from "../helpers/tools.js";
 
 /**

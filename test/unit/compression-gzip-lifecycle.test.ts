@@ -7,8 +7,8 @@ import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
-import { BLOCK_SIZE } from "../../src/layer/gzip-block.js";
-import { createParallelGzip } from "../../src/layer/parallel-gzip.js";
+import { BLOCK_SIZE } from "../../src/compression/gzip-block.js";
+import { createParallelGzip } from "../../src/compression/parallel-gzip.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { run } from "../helpers/tools.js";
 
@@ -18,7 +18,7 @@ import { run } from "../helpers/tools.js";
  * process that must exit on its own), and the same bytes when workers cannot start.
  */
 
-const MODULE = fileURLToPath(new URL("../../src/layer/parallel-gzip.js", import.meta.url));
+const MODULE = fileURLToPath(new URL("../../src/compression/parallel-gzip.js", import.meta.url));
 
 /**
  * Runs an ES module script in a fresh node; it must exit by itself (no process.exit)
@@ -127,14 +127,14 @@ test("a reader that stops reading stops the writes: memory stays bounded by the 
 test("when the workers cannot start, the calling thread deflates and the bytes are the same", async (t) => {
   // A copy of the modules without gzip-worker.js, as a bundle that left it behind would be.
   const dir = await tmpDir(t);
-  const dist = fileURLToPath(new URL("../../src/", import.meta.url));
-  await mkdir(join(dir, "layer"), { recursive: true });
+  const dist = fileURLToPath(new URL("../../src", import.meta.url));
+  await mkdir(join(dir, "compression"), { recursive: true });
   await mkdir(join(dir, "model"), { recursive: true });
   await writeFile(join(dir, "package.json"), '{ "type": "module" }');
-  for (const file of ["layer/parallel-gzip.js", "layer/gzip-block.js", "layer/gzip-pool.js", "model/errors.js"]) {
+  for (const file of ["compression/parallel-gzip.js", "compression/gzip-block.js", "compression/gzip-pool.js", "model/errors.js"]) {
     await copyFile(join(dist, file), join(dir, file));
   }
-  const moved = (await import(join(dir, "layer/parallel-gzip.js"))) as { createParallelGzip: typeof createParallelGzip };
+  const moved = (await import(join(dir, "compression/parallel-gzip.js"))) as { createParallelGzip: typeof createParallelGzip };
   const input = Buffer.concat([randomBytes(BLOCK_SIZE), Buffer.alloc(3 * BLOCK_SIZE + 11, "gantry ")]);
   const workerless = await buffer(Readable.from([input]).pipe(moved.createParallelGzip({ level: 6, threads: 2, parallelAfter: 0 })));
   const inThread = await buffer(Readable.from([input]).pipe(createParallelGzip({ level: 6, threads: 0 })));

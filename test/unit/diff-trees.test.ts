@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FileTree, type TreeNode } from "../../src/layer/tree.js";
-import { compareTrees } from "../../src/diff/diff.js";
+import { compareTrees } from "../../src/ops/diff.js";
 import { sha256 } from "../../src/model/digest.js";
 
 function file(content: string, extra: Partial<TreeNode> = {}): TreeNode {

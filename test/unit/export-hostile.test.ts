@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { exportImage } from "../../src/export/export.js";
+import { exportImage } from "../../src/ops/export.js";
 import { GantryError } from "../../src/model/errors.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { have } from "../helpers/tools.js";

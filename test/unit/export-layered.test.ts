@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { lstat, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { exportImage } from "../../src/export/export.js";
+import { exportImage } from "../../src/ops/export.js";
 import { listTar, sha256File } from "../helpers/archive.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { have, run } from "../helpers/tools.js";

@@ -5,8 +5,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SymlinkGuard } from "../../src/export/symlink-guard.js";
-import { planHardlinks } from "../../src/export/hardlinks.js";
+import { SymlinkGuard } from "../../src/flatten/symlink-guard.js";
+import { planHardlinks } from "../../src/flatten/hardlinks.js";
 import { FileTree, type TreeNode } from "../../src/layer/tree.js";
 import type { Digest } from "../../src/model/digest.js";
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { matchesRepoTag } from "../../src/formats/image-name.js";
+import { matchesRepoTag } from "../../src/transports/image-name.js";
 
 test("a name without a tag means latest, and docker.io/library/ is ignored", () => {
   assert.ok(matchesRepoTag(["docker.io/library/busybox:latest"], "busybox"));

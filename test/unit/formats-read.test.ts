@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256, type Digest } from "../../src/model/digest.js";
 import type { Image } from "../../src/model/image.js";
-import { listImages, readImage } from "../../src/formats/read.js";
+import { listImages, readImage } from "../../src/transports/read.js";
 import { tarMember, tarMemberJson } from "../helpers/archive.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { run } from "../helpers/tools.js";
@@ -259,7 +259,7 @@ test("reading honours an aborted signal", async () => {
 });
 
 test("docker:// references wait for the registry module", async () => {
-  const { setRegistryReader } = await import("../../src/formats/read.js");
+  const { setRegistryReader } = await import("../../src/transports/read.js");
   const seen: string[] = [];
   const image = await readImage(fixture("skopeo-app.tar"));
   setRegistryReader(async (ref) => { seen.push(ref); return image; });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GantryError } from "../../src/model/errors.js";
-import { formatImageRef, resolveReference, type ImageRef } from "../../src/formats/reference.js";
+import { formatImageRef, resolveReference, type ImageRef } from "../../src/transports/reference.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { fixture } from "./formats-fixtures.js";
 

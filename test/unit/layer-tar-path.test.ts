@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ancestorsOf, cleanPath, comparePaths, isAtOrBelow, joinPath, parentPath } from "../../src/layer/tar-path.js";
+import { ancestorsOf, cleanPath, comparePaths, isAtOrBelow, joinPath, parentPath } from "../../src/model/image-path.js";
 import { GantryError } from "../../src/model/errors.js";
 
 const unsafe = (err: unknown): boolean => err instanceof GantryError && err.code === "UNSAFE_PATH";

@@ -9,7 +9,7 @@ import { walkSources } from "../../src/layer/sources.js";
 import { mergedTree } from "../../src/layer/tree.js";
 import type { Digest } from "../../src/model/digest.js";
 import type { Layer } from "../../src/model/image.js";
-import { makeLayer } from "../../src/model/layer.js";
+import { makeLayer } from "../../src/image/layer.js";
 import { tempDir } from "../fixtures/layer/helpers.js";
 
 const haveUmoci = spawnSync("umoci", ["--version"]).status === 0;

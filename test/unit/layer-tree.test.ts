@@ -7,7 +7,7 @@ import { mergedTree } from "../../src/layer/tree.js";
 import { sha256 } from "../../src/model/digest.js";
 import { GantryError } from "../../src/model/errors.js";
 import type { Layer } from "../../src/model/image.js";
-import { makeLayer } from "../../src/model/layer.js";
+import { makeLayer } from "../../src/image/layer.js";
 import { layerOfTar, pythonTar, pythonTars, tempDir, type PyEntry } from "../fixtures/layer/helpers.js";
 
 const code = (c: string) => (err: unknown): boolean => err instanceof GantryError && err.code === c;

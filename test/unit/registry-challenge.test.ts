@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { findChallenge, parseChallenges } from "../../src/registry/challenge.js";
+import { findChallenge, parseChallenges } from "../../src/transports/docker/challenge.js";
 
 test("a Bearer challenge with quoted values holding commas and colons", () => {
   // As Docker Hub sends it: the scope's comma must not split the parameter.

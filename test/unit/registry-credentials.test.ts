@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AuthError } from "../../src/model/errors.js";
-import { findCredentials, parseCredsOption } from "../../src/registry/credentials.js";
+import { findCredentials, parseCredsOption } from "../../src/transports/docker/credentials.js";
 import { tmpDir } from "../helpers/tmp.js";
 
 const b64 = (s: string): string => Buffer.from(s).toString("base64");

@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { sha256 } from "../../src/model/digest.js";
 import { FormatError, GantryError } from "../../src/model/errors.js";
 import { MediaType } from "../../src/model/mediatypes.js";
-import { imageManifest } from "../../src/model/manifest.js";
-import { manifestForPush } from "../../src/registry/manifest.js";
-import { parseManifestDocument } from "../../src/registry/manifest-doc.js";
-import type { RegistryImage } from "../../src/registry/origin.js";
-import { parseRegistryReference } from "../../src/registry/reference.js";
+import { imageManifest } from "../../src/image/manifest.js";
+import { manifestForPush } from "../../src/transports/docker/manifest.js";
+import { parseManifestDocument } from "../../src/transports/docker/manifest-doc.js";
+import type { RegistryImage } from "../../src/transports/docker/origin.js";
+import { parseRegistryReference } from "../../src/transports/docker/reference.js";
 import { makeTestImage } from "../helpers/registry.js";
 
 const D = (c: string): string => `sha256:${c.repeat(64)}`;

@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ReferenceError_ } from "../../src/model/errors.js";
-import { apiHost, formatReference, manifestSelector, parseRegistryReference } from "../../src/registry/reference.js";
-import { isLoopbackRegistry, registryBaseUrl } from "../../src/registry/endpoint.js";
+import { apiHost, formatReference, manifestSelector, parseRegistryReference } from "../../src/transports/docker/reference.js";
+import { isLoopbackRegistry, registryBaseUrl } from "../../src/transports/docker/endpoint.js";
 
 const HEX = "0123456789abcdef".repeat(4);
 

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { buildImage, type BuildOptions } from "../../build/build.js";
+import { buildImage, type BuildOptions } from "../../builder/build.js";
 import { InvalidArgumentError } from "commander";
-import { parseRepoTag } from "../../formats/image-name.js";
+import { parseRepoTag } from "../../transports/image-name.js";
 import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
 /** A --tag value, checked as an image name before any work (a bad one is a usage error). */

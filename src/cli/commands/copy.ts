@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import type { ManifestFormat } from "../../registry/manifest.js";
-import { copyImage, type CopyImageOptions } from "../../registry/api.js";
+import type { ManifestFormat } from "../../transports/docker/manifest.js";
+import { copyImage, type CopyImageOptions } from "../../ops/copy.js";
 import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 import { formatOption } from "./push.js";
 

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { diffImages } from "../../diff/diff.js";
+import { diffImages } from "../../ops/diff.js";
 import { globalOptions, printJson, printLine, progressPrinter, runOptions } from "../context.js";
 
 export function registerDiff(program: Command): void {

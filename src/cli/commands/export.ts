@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { exportImage, type ExportOptions } from "../../export/export.js";
+import { exportImage, type ExportOptions } from "../../ops/export.js";
 import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
 export function registerExport(program: Command): void {

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { formatSize } from "../../util/format.js";
-import { inspectImage } from "../../inspect/inspect.js";
+import { inspectImage } from "../../ops/inspect.js";
 import { globalOptions, printJson, printLine, runOptions } from "../context.js";
 
 export function registerInspect(program: Command): void {

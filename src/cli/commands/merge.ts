@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { mergeImages, type MergeOptions } from "../../merge/merge.js";
+import { mergeImages, type MergeOptions } from "../../ops/merge.js";
 import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
 export function registerMerge(program: Command): void {

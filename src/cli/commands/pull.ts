@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { pullImage, type PullImageOptions } from "../../registry/api.js";
+import { pullImage, type PullImageOptions } from "../../ops/copy.js";
 import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
 export function registerPull(program: Command): void {

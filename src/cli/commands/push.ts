@@ -1,6 +1,6 @@
 import { Option, type Command } from "commander";
-import type { ManifestFormat } from "../../registry/manifest.js";
-import { pushImage, type PushImageOptions } from "../../registry/api.js";
+import type { ManifestFormat } from "../../transports/docker/manifest.js";
+import { pushImage, type PushImageOptions } from "../../ops/copy.js";
 import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
 /** `--format`, shared by push and copy; commander refuses other values as a usage error. */

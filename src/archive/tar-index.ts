@@ -1,0 +1,410 @@
+import { close, createWriteStream, fstat, open, read } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, posix } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
+import { FormatError, GantryError, UnsafePathError, ioError } from "../model/errors.js";
+import { decompressor, sniffCompression } from "../compression/compression.js";
+import type { Compression } from "../model/mediatypes.js";
+import { MAX_JSON_BYTES, cleanEntryName, withSignal, type FileBag } from "./file-bag.js";
+import { parseJson } from "../image/config-json.js";
+
+/**
+ * Archives are indexed once, then read by range. tar-stream reads a tar front to back
+ * and cannot say where an entry's bytes are, so this small scanner reads only the
+ * headers (ustar, PAX `path`/`linkpath`/`size`, GNU `L`/`K` long names) with
+ * positional reads and records where each entry's data lies.
+ */
+
+export type TarEntryType = "file" | "directory" | "symlink" | "hardlink" | "other";
+
+export interface TarEntry {
+  /** Cleaned name: no leading `./`, no trailing `/`. */
+  name: string;
+  /** Byte offset of the entry's data in the archive. */
+  offset: number;
+  size: number;
+  type: TarEntryType;
+  linkname: string;
+}
+
+const BLOCK = 512;
+/** PAX and GNU long-name records are metadata; anything bigger is not a sane archive. */
+const MAX_META_BYTES = 1024 * 1024;
+/** Symlink hops allowed while resolving one name, as Linux allows. */
+const MAX_LINK_HOPS = 40;
+
+const openFd = promisify(open);
+const readFd = promisify(read);
+const fstatFd = promisify(fstat);
+const closeFd = promisify(close);
+
+async function readAt(fd: number, pos: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await readFd(fd, buf, filled, length - filled, pos + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buf.subarray(0, filled);
+}
+
+function cString(buf: Buffer, start: number, length: number): string {
+  const field = buf.subarray(start, start + length);
+  const nul = field.indexOf(0);
+  return field.subarray(0, nul === -1 ? field.length : nul).toString("utf8");
+}
+
+/** A numeric header field: octal text, or GNU base-256 when the high bit is set. */
+function numeric(buf: Buffer, start: number, length: number): number | undefined {
+  const first = buf[start] ?? 0;
+  if (first & 0x80) {
+    if (first === 0xff) return undefined; // negative: never a valid size
+    let value = first & 0x7f;
+    for (let i = start + 1; i < start + length; i++) value = value * 256 + (buf[i] ?? 0);
+    return Number.isSafeInteger(value) ? value : undefined;
+  }
+  const text = buf.subarray(start, start + length).toString("latin1").replace(/[\0 ]+$/, "").replace(/^[ ]+/, "");
+  if (text === "") return 0;
+  return /^[0-7]+$/.test(text) ? parseInt(text, 8) : undefined;
+}
+
+function checksumMatches(header: Buffer): boolean {
+  const stored = numeric(header, 148, 8);
+  if (stored === undefined) return false;
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : header[i]!;
+    unsigned += b;
+    signed += b > 127 ? b - 256 : b;
+  }
+  return stored === unsigned || stored === signed;
+}
+
+function isZeroBlock(buf: Buffer): boolean {
+  for (const b of buf) if (b !== 0) return false;
+  return true;
+}
+
+/** The entry name: POSIX ustar joins `prefix/name`; the GNU header has no prefix field. */
+function headerName(header: Buffer): string {
+  const name = cString(header, 0, 100);
+  const isPosixUstar = header.toString("latin1", 257, 263) === "ustar\0";
+  const prefix = isPosixUstar ? cString(header, 345, 155) : "";
+  return prefix ? `${prefix}/${name}` : name;
+}
+
+/** PAX extended header records: `LEN key=value\n`, LEN counting the whole record. */
+function parsePax(data: Buffer, where: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let pos = 0;
+  while (pos < data.length) {
+    const space = data.indexOf(0x20, pos);
+    const len = space === -1 ? NaN : Number(data.toString("latin1", pos, space));
+    if (!Number.isInteger(len) || len <= 0 || pos + len > data.length) {
+      if (data.subarray(pos).every((b) => b === 0)) break;
+      throw new FormatError(`${where} has a malformed PAX header; the archive is damaged`);
+    }
+    const record = data.toString("utf8", space + 1, pos + len - 1);
+    const eq = record.indexOf("=");
+    if (eq > 0) out.set(record.slice(0, eq), record.slice(eq + 1));
+    pos += len;
+  }
+  return out;
+}
+
+function entryType(flag: string): TarEntryType {
+  switch (flag) {
+    case "0": case "\0": case "7": return "file";
+    case "1": return "hardlink";
+    case "2": return "symlink";
+    case "5": return "directory";
+    default: return "other";
+  }
+}
+
+/** Types whose header `size` counts data blocks that follow (python's tarfile agrees). */
+function hasDataBlocks(type: TarEntryType): boolean {
+  return type === "file" || type === "other";
+}
+
+/**
+ * Scans a tar's headers and returns its entries by cleaned name (a later entry of the
+ * same name wins, as when extracting). `label` names the archive in errors.
+ */
+export async function scanTar(fd: number, label: string): Promise<Map<string, TarEntry>> {
+  const fileSize = (await fstatFd(fd)).size;
+  const entries = new Map<string, TarEntry>();
+  const truncated = (what: string): FormatError =>
+    new FormatError(`${label} is truncated (${what}); the archive is incomplete, write or download it again`);
+  let pos = 0;
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  let pax = new Map<string, string>();
+  for (;;) {
+    if (pos + BLOCK > fileSize) throw truncated(pos === 0 ? "it is empty" : `it ends at byte ${fileSize} without the end-of-archive marker`);
+    const header = await readAt(fd, pos, BLOCK);
+    if (isZeroBlock(header)) break;
+    if (!checksumMatches(header)) {
+      throw new FormatError(pos === 0
+        ? `${label} is not a tar archive; give an image archive (docker save, skopeo, gantry build)`
+        : `${label} has a damaged tar header at byte ${pos}; the archive is corrupt`);
+    }
+    const flag = String.fromCharCode(header[156]!);
+    const type = entryType(flag);
+    const paxSize = pax.get("size");
+    const size = paxSize !== undefined && /^\d+$/.test(paxSize) ? Number(paxSize) : numeric(header, 124, 12);
+    if (size === undefined) throw new FormatError(`${label} has a tar header with an unreadable size at byte ${pos}; the archive is corrupt`);
+    const dataStart = pos + BLOCK;
+    const isMeta = flag === "x" || flag === "g" || flag === "L" || flag === "K";
+    const dataBlocks = isMeta || hasDataBlocks(type) ? size : 0;
+    if (dataStart + dataBlocks > fileSize) throw truncated(`an entry at byte ${pos} needs ${dataBlocks} bytes past the end of the file`);
+    const next = dataStart + Math.ceil(dataBlocks / BLOCK) * BLOCK;
+
+    if (isMeta) {
+      if (size > MAX_META_BYTES) throw new FormatError(`${label} has a ${size}-byte tar metadata record at byte ${pos}; the archive is malformed`);
+      const data = await readAt(fd, dataStart, size);
+      if (flag === "x") pax = new Map([...pax, ...parsePax(data, label)]);
+      else if (flag === "L") longName = cString(data, 0, data.length);
+      else if (flag === "K") longLink = cString(data, 0, data.length);
+      // "g" (global PAX) changes no name or size we rely on.
+      pos = next;
+      continue;
+    }
+
+    const rawName = pax.get("path") ?? longName ?? headerName(header);
+    const linkname = pax.get("linkpath") ?? longLink ?? cString(header, 157, 100);
+    pax = new Map();
+    longName = undefined;
+    longLink = undefined;
+    const name = cleanEntryName(rawName);
+    // A name that climbs out of the archive can never be asked for by a clean lookup: skip it.
+    if (name !== undefined && name !== "") {
+      entries.set(name, { name, offset: dataStart, size: type === "file" ? size : 0, type, linkname });
+    }
+    pos = next;
+  }
+  return entries;
+}
+
+const closeOnCollect = new FinalizationRegistry<number>((fd) => { close(fd, () => {}); });
+
+/**
+ * A byte range of a shared descriptor, read with positional reads. (fs.ReadStream
+ * closes its descriptor when destroyed, whatever autoClose says; this one never does.)
+ * It holds its owner, so the descriptor cannot be collected while a read is going on.
+ */
+class RangeStream extends Readable {
+  private pos: number;
+
+  constructor(
+    private readonly fd: number,
+    start: number,
+    private readonly end: number,
+    private readonly label: string,
+    readonly owner?: object,
+  ) {
+    super({ highWaterMark: 512 * 1024 });
+    this.pos = start;
+  }
+
+  override _read(size: number): void {
+    const length = Math.min(size, this.end - this.pos);
+    if (length <= 0) {
+      this.push(null);
+      return;
+    }
+    readAt(this.fd, this.pos, length).then((chunk) => {
+      if (chunk.length === 0) {
+        // Reading "to the end" stops at end of file; a bounded range must not.
+        if (this.end === Infinity) this.push(null);
+        else this.destroy(new FormatError(`${this.label} shrank while it was being read; do not change an archive while gantry reads it`));
+        return;
+      }
+      this.pos += chunk.length;
+      this.push(chunk);
+    }, (err: unknown) => this.destroy(err as Error));
+  }
+}
+
+/**
+ * An indexed tar as a FileBag. It holds the archive open by descriptor, so an archive
+ * replaced on disk (say, rebuilt in place) goes on reading the bytes it indexed.
+ * Symlinks and hard links inside the archive are followed, never out of it.
+ */
+export class TarBag implements FileBag {
+  private closed = false;
+
+  private constructor(
+    readonly label: string,
+    private readonly fd: number,
+    private readonly entries: Map<string, TarEntry>,
+  ) {
+    closeOnCollect.register(this, fd, this);
+  }
+
+  /** Indexes the archive at `path`; a gzip or zstd compressed archive is decompressed to a temporary file first. */
+  static async open(path: string, signal?: AbortSignal): Promise<TarBag> {
+    let fd: number;
+    try {
+      fd = await openFd(path, "r");
+    } catch (err) {
+      throw ioError(`the archive ${path}`, err);
+    }
+    try {
+      const compression = sniffCompression(await readAt(fd, 0, 4));
+      if (compression !== "none") {
+        const plain = await spool(new RangeStream(fd, 0, Infinity, path), path, signal, compression);
+        await closeFd(fd);
+        fd = plain;
+      }
+      return new TarBag(path, fd, await scanTar(fd, path));
+    } catch (err) {
+      close(fd, () => {});
+      throw err;
+    }
+  }
+
+  /** Spools a stream (standard input) to an unlinked temporary file once, then indexes it. */
+  static async fromStream(input: Readable, label: string, signal?: AbortSignal): Promise<TarBag> {
+    let fd = await spool(input, label, signal);
+    try {
+      const compression = sniffCompression(await readAt(fd, 0, 4));
+      if (compression !== "none") {
+        const raw = fd;
+        fd = await spool(new RangeStream(raw, 0, Infinity, label), label, signal, compression);
+        await closeFd(raw);
+      }
+      return new TarBag(label, fd, await scanTar(fd, label));
+    } catch (err) {
+      close(fd, () => {});
+      throw err;
+    }
+  }
+
+  /** Releases the file descriptor now, rather than when the bag is garbage-collected. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    closeOnCollect.unregister(this);
+    await closeFd(this.fd);
+  }
+
+  /** Every entry name, in archive order. */
+  names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  describe(name: string): string {
+    return `${name} in ${this.label}`;
+  }
+
+  /**
+   * Follows symlinks component by component (skopeo writes `ID/layer.tar -> ../HEX.tar`)
+   * and hard links (by archive path), refusing any that leave the archive.
+   */
+  private lookup(name: string): TarEntry | undefined {
+    const clean = cleanEntryName(name);
+    if (clean === undefined || clean === "") {
+      throw new UnsafePathError(`the entry name "${name}" in ${this.label} points outside the archive; the image is malformed`);
+    }
+    let pending = clean.split("/");
+    const done: string[] = [];
+    let hops = 0;
+    while (pending.length > 0) {
+      const part = pending.shift()!;
+      if (part === "" || part === ".") continue;
+      if (part === "..") {
+        if (done.length === 0) throw new UnsafePathError(`${this.describe(clean)} is a link pointing outside the archive; the image is malformed`);
+        done.pop();
+        continue;
+      }
+      const path = [...done, part].join("/");
+      const entry = this.entries.get(path);
+      if (entry && (entry.type === "symlink" || entry.type === "hardlink")) {
+        if (++hops > MAX_LINK_HOPS) throw new FormatError(`${this.describe(clean)} is part of a symlink loop; the archive is malformed`);
+        if (entry.linkname.startsWith("/")) throw new UnsafePathError(`${this.describe(path)} is an absolute link (${entry.linkname}); the archive is malformed`);
+        // A symlink is relative to its directory; a hard link names a path from the archive root.
+        if (entry.type === "hardlink") done.length = 0;
+        pending = [...entry.linkname.split("/"), ...pending];
+        continue;
+      }
+      done.push(part);
+    }
+    return this.entries.get(done.join("/"));
+  }
+
+  private file(name: string): TarEntry {
+    const entry = this.lookup(name);
+    if (!entry) throw new FormatError(`${this.describe(name)} does not exist; the archive is incomplete or not an image of this kind`);
+    if (entry.type !== "file") throw new FormatError(`${this.describe(name)} is not a regular file; the archive is malformed`);
+    return entry;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new GantryError("IO", `the archive ${this.label} was closed before it was read`);
+  }
+
+  async has(name: string): Promise<boolean> {
+    return this.lookup(name)?.type === "file";
+  }
+
+  async size(name: string): Promise<number> {
+    return this.file(name).size;
+  }
+
+  async head(name: string, n: number): Promise<Buffer> {
+    this.assertOpen();
+    const e = this.file(name);
+    return readAt(this.fd, e.offset, Math.min(n, e.size));
+  }
+
+  async readBytes(name: string, maxBytes = MAX_JSON_BYTES): Promise<Buffer> {
+    this.assertOpen();
+    const e = this.file(name);
+    if (e.size > maxBytes) throw new FormatError(`${this.describe(name)} is ${e.size} bytes, too large for a metadata file; the archive is malformed`);
+    return readAt(this.fd, e.offset, e.size);
+  }
+
+  async readJson(name: string): Promise<unknown> {
+    return parseJson(await this.readBytes(name), this.describe(name));
+  }
+
+  async open(name: string, signal?: AbortSignal): Promise<Readable> {
+    this.assertOpen();
+    const e = this.file(name);
+    return withSignal(new RangeStream(this.fd, e.offset, e.offset + e.size, this.label, this), signal);
+  }
+}
+
+/**
+ * Copies a stream (decompressing it when asked) into a temporary file that is unlinked
+ * at once; returns a descriptor open on it.
+ */
+async function spool(input: Readable, label: string, signal?: AbortSignal, compression: Compression = "none"): Promise<number> {
+  let dir: string;
+  try {
+    dir = await mkdtemp(join(tmpdir(), "gantry-spool-"));
+  } catch (err) {
+    throw ioError("the temporary directory", err);
+  }
+  const path = posix.join(dir, "archive.tar");
+  try {
+    try {
+      await pipeline(input, decompressor(compression), createWriteStream(path, { mode: 0o600 }), signal ? { signal } : {});
+    } catch (err) {
+      if (signal?.aborted) throw new GantryError("ABORTED", "the operation was aborted", { cause: signal.reason });
+      if ((err as NodeJS.ErrnoException).code?.startsWith("Z_") || (err as Error).message?.includes("header")) {
+        throw new FormatError(`${label} is a damaged compressed stream; the archive is corrupt`, { cause: err });
+      }
+      throw ioError(`spooling ${label} to a temporary file`, err);
+    }
+    return await openFd(path, "r");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,93 @@
+import type { Layer } from "../model/image.js";
+import type { ImageConfigJson } from "../model/oci.js";
+import type { FileTree } from "../layer/tree.js";
+import { walkSources, type SourceTree } from "../layer/sources.js";
+import { diffLayer, type DiffOptions, type LayerEntry } from "../layer/differ.js";
+import { extractLayers } from "../flatten/flatten.js";
+import { runInRoot } from "../runtime/sandbox.js";
+import { mergeEnv } from "./config.js";
+import type { BuildPlan, PlannedLayer } from "./plan.js";
+import { layDownSources, makeStage, runExtraCommands, type Stage } from "./stage.js";
+
+/** A new layer's entries, and the clean-up of the staging directory their bytes are read from. */
+export interface LayerContent {
+  entries: LayerEntry[];
+  /** Call once the entries are packed (a no-op when nothing was staged). */
+  dispose(): Promise<void>;
+}
+
+const NOTHING_STAGED = async (): Promise<void> => {};
+
+/**
+ * What one new layer holds, compared with `below` (the merged tree of `lowerLayers`):
+ *
+ * - copyToRoot only: the sources themselves, walked where they are.
+ * - extraCommands: the sources copied to a staging directory, the script run there
+ *   (not chrooted), then the directory walked as the layer's one source.
+ * - runAsRoot: the lower layers exported to a root file system, the sources laid over
+ *   it (owned by the spec's uid/gid), the script run as root inside it (then
+ *   extraCommands, in the same directory), and the whole root compared with `below`:
+ *   deletions become whiteouts, and every path keeps the owner the script left, as
+ *   nixpkgs does for runAsRoot layers.
+ */
+export async function layerContent(
+  below: FileTree,
+  layer: PlannedLayer,
+  lowerLayers: readonly Layer[],
+  plan: BuildPlan,
+  signal: AbortSignal | undefined,
+  baseConfig?: ImageConfigJson,
+  /** The copyToRoot sources already walked (by the cache key), so they are not walked twice. */
+  walked?: SourceTree,
+): Promise<LayerContent> {
+  const diffOptions: DiffOptions = {
+    uid: plan.uid, gid: plan.gid, uname: plan.uname, gname: plan.gname,
+    mtime: plan.mtime, perms: layer.perms, deletions: false,
+  };
+  if (signal) diffOptions.signal = signal;
+  const walkOpts = signal ? { signal } : {};
+
+  if (layer.runAsRoot === undefined && layer.extraCommands === undefined) {
+    const sources = walked ?? await walkSources(layer.sources, walkOpts);
+    return { entries: await diffLayer(below, sources, diffOptions), dispose: NOTHING_STAGED };
+  }
+
+  const runAsRoot = layer.runAsRoot;
+  const stage = await makeStage(runAsRoot !== undefined ? "gantry-rootfs-" : "gantry-stage-");
+  try {
+    let staged: SourceTree;
+    if (runAsRoot !== undefined) {
+      await extractLayers(lowerLayers, stage.dir, walkOpts);
+      await layDownSources(layer.sources, stage.dir, { owner: { uid: plan.uid, gid: plan.gid }, ...walkOpts });
+      const env = mergeEnv(baseConfig?.config?.Env ?? undefined, plan.config?.Env ?? []);
+      await runInRoot({ rootfs: stage.dir, script: runAsRoot, env, ...walkOpts });
+      if (layer.extraCommands !== undefined) await runExtraCommands(layer.extraCommands, stage.dir, signal);
+      staged = await walkSources([{ from: stage.dir, to: "/" }], { ...walkOpts, owners: true });
+      return withStage(stage, await diffLayer(below, staged, { ...diffOptions, deletions: true }));
+    }
+    const madeForTo = await layDownSources(layer.sources, stage.dir, walkOpts);
+    await runExtraCommands(layer.extraCommands ?? "", stage.dir, signal);
+    staged = await walkSources([{ from: stage.dir, to: "/" }], walkOpts);
+    markMadeForTo(staged, madeForTo);
+    return withStage(stage, await diffLayer(below, staged, diffOptions));
+  } catch (err) {
+    await stage.dispose();
+    throw err;
+  }
+}
+
+function withStage(stage: Stage, entries: LayerEntry[]): LayerContent {
+  return { entries, dispose: stage.dispose };
+}
+
+/**
+ * Directories staging made only to hold a source's `to` are, as in a direct walk,
+ * synthetic (no mode of their own, not stored over a base directory), unless the
+ * script changed their mode.
+ */
+function markMadeForTo(tree: SourceTree, madeForTo: readonly string[]): void {
+  for (const path of madeForTo) {
+    const node = tree.get(path);
+    if (node?.type === "dir" && node.mode === 0o755) tree.set(path, { ...node, synthetic: true });
+  }
+}

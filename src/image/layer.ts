@@ -1,0 +1,40 @@
+import type { Readable } from "node:stream";
+import type { Digest } from "../model/digest.js";
+import type { Compression } from "../model/mediatypes.js";
+import type { Layer } from "../model/image.js";
+import { chain, verified } from "../model/verify.js";
+import { decompressor } from "../compression/compression.js";
+
+/**
+ * The one way to make a Layer: give the stored bytes (an opener) and what they must
+ * hash to; verification and decompression are derived here, so every format adapter
+ * gets them for free and none writes them again.
+ */
+export interface LayerSource {
+  digest: Digest;
+  diffId: Digest;
+  size: number;
+  compression: Compression;
+  /** Opens the stored bytes, unverified. Called once per read. */
+  openRaw: (signal?: AbortSignal) => Promise<Readable>;
+  /** Names the blob in errors, e.g. "layer 2 of docker-archive:base.tar". */
+  describe: string;
+}
+
+export function makeLayer(src: LayerSource): Layer {
+  const open = async (signal?: AbortSignal): Promise<Readable> =>
+    verified(await src.openRaw(signal), src.digest, src.describe, src.size);
+  return {
+    digest: src.digest,
+    diffId: src.diffId,
+    size: src.size,
+    compression: src.compression,
+    open,
+    async openUncompressed(signal?: AbortSignal): Promise<Readable> {
+      const stored = await open(signal);
+      if (src.compression === "none" && src.digest === src.diffId) return stored;
+      const plain = chain(stored, decompressor(src.compression));
+      return verified(plain, src.diffId, `${src.describe} (uncompressed)`);
+    },
+  };
+}

@@ -1,0 +1,68 @@
+import { resolve } from "node:path";
+import { GantryError, throwIfAborted } from "../model/errors.js";
+import { mergedTree } from "../layer/tree.js";
+import { readImage } from "../transports/read.js";
+import { registryOptionsFrom, type RegistryAccess } from "../transports/docker/options.js";
+// Installs the docker:// reader.
+import "../transports/docker/register.js";
+import { writeDirAtomically } from "../util/atomic.js";
+import { STDOUT, extractTree, writeTar } from "../flatten/flatten.js";
+
+export type ExportFormat = "dir" | "tar";
+
+export interface ExportOptions extends RegistryAccess {
+  /** Any readable image reference (SPEC "Image references"). */
+  ref: string;
+  /** A directory, or a tar file (a name ending in `.tar`, or `format: "tar"`). */
+  output: string;
+  /** Default: "tar" when `output` ends in `.tar`, else "dir". */
+  format?: ExportFormat;
+  /** NAME[:TAG] of one image in a multi-image source. */
+  pick?: string;
+}
+
+export interface ExportResult {
+  output: string;
+  format: ExportFormat;
+  /** Paths in the flattened root. */
+  entries: number;
+  layers: number;
+  /** Device nodes not made because the export did not run as root. */
+  skippedDevices: string[];
+}
+
+/**
+ * The merged root file system of an image, whiteouts applied, as a directory or a
+ * deterministic tar. The layers' merged tree decides what survives; each layer is then
+ * streamed once and only the surviving files' bytes are written (nothing is written and
+ * then deleted). The output appears atomically; a hostile layer fails the export with an
+ * UnsafePathError naming the layer and the entry, and leaves `output` as it was.
+ */
+export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
+  const { signal } = opts;
+  const progress = opts.onProgress ?? (() => {});
+  const toStdout = opts.output === STDOUT;
+  const format = toStdout ? "tar" : opts.format ?? (/\.tar$/i.test(opts.output) ? "tar" : "dir");
+  if (toStdout && opts.format === "dir") throw new GantryError("SPEC_INVALID", "export to standard output (-o -) writes a tar; give a directory to export into instead");
+  const output = toStdout ? STDOUT : resolve(opts.output);
+  const readOpts: Parameters<typeof readImage>[1] = {};
+  if (signal) readOpts.signal = signal;
+  if (opts.pick !== undefined) readOpts.pick = opts.pick;
+  readOpts.registry = registryOptionsFrom(opts);
+  const image = await readImage(opts.ref, readOpts);
+  progress({ step: "export", message: `reading ${image.layers.length} layer(s) of ${opts.ref}` });
+  const tree = await mergedTree(image.layers, signal ? { signal } : {});
+  throwIfAborted(signal);
+
+  let skippedDevices: string[] = [];
+  if (format === "dir") {
+    progress({ step: "export", message: `writing ${tree.size} paths to ${opts.output}` });
+    await writeDirAtomically(output, async (dir) => {
+      skippedDevices = await extractTree(image.layers, tree, dir, signal);
+    });
+  } else {
+    progress({ step: "export", message: `writing ${tree.size} paths to the tar ${opts.output}` });
+    await writeTar(image.layers, tree, output, signal);
+  }
+  return { output: opts.output, format, entries: tree.size, layers: image.layers.length, skippedDevices };
+}

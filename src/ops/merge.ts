@@ -1,0 +1,60 @@
+import type { Digest } from "../model/digest.js";
+import { GantryError, throwIfAborted } from "../model/errors.js";
+import type { Image } from "../model/image.js";
+import { repoTagKey } from "../transports/image-name.js";
+import { readImage } from "../transports/read.js";
+import { registryOptionsFrom, type RegistryAccess } from "../transports/docker/options.js";
+// Installs the docker:// reader.
+import "../transports/docker/register.js";
+import { writeImage, type ImageToWrite } from "../transports/write.js";
+
+export interface MergeOptions extends RegistryAccess {
+  /** Image references, one image each (`docker-archive:PATH:NAME:TAG` picks one of several). */
+  sources: readonly string[];
+  /** Where to write, a docker-archive path by default (any writable reference). */
+  output: string;
+}
+
+export interface MergedImage { configDigest: Digest; repoTags: string[]; manifestDigest: Digest }
+
+export interface MergeResult {
+  output: string;
+  images: MergedImage[];
+}
+
+/**
+ * Several images in one archive: each blob once (the writer shares layers by digest),
+ * every image with all the names its source gave it. The same image named by two
+ * sources is written once with the names of both; one name given to two different
+ * images is refused by the writer, naming the tag.
+ */
+export async function mergeImages(opts: MergeOptions): Promise<MergeResult> {
+  const { signal } = opts;
+  const progress = opts.onProgress ?? (() => {});
+  if (opts.sources.length === 0) throw new GantryError("SPEC_INVALID", "merge needs at least one source image; name the images to put in the archive");
+  const byConfig = new Map<Digest, { image: Image; repoTags: string[]; keys: Set<string> }>();
+  for (const source of opts.sources) {
+    throwIfAborted(signal);
+    progress({ step: "merge", message: `reading ${source}` });
+    const image = await readImage(source, { ...(signal ? { signal } : {}), registry: registryOptionsFrom(opts) });
+    let entry = byConfig.get(image.configDigest);
+    if (!entry) byConfig.set(image.configDigest, (entry = { image, repoTags: [], keys: new Set() }));
+    for (const tag of image.repoTags) {
+      const key = repoTagKey(tag);
+      if (entry.keys.has(key)) continue;
+      entry.keys.add(key);
+      entry.repoTags.push(tag);
+    }
+  }
+  const images: ImageToWrite[] = [...byConfig.values()].map(({ image, repoTags }) => ({ image, repoTags }));
+  progress({ step: "write", message: `writing ${images.length} image(s) to ${opts.output}` });
+  const written = await writeImage(opts.output, images, signal ? { signal } : {});
+  return {
+    output: opts.output,
+    images: images.map((w, i) => ({
+      configDigest: w.image.configDigest,
+      repoTags: [...w.repoTags],
+      manifestDigest: written.manifestDigests[i] as Digest,
+    })),
+  };
+}

@@ -1,0 +1,111 @@
+import { createWriteStream } from "node:fs";
+import { chmod, copyFile, link, mkdir, readdir, readlink, stat, symlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { FormatError, GantryError, ioError } from "../../model/errors.js";
+import type { Descriptor } from "../../model/oci.js";
+import { writeDirAtomically } from "../../util/atomic.js";
+import { writeTarTo, type ArchiveWriteOptions } from "../../archive/archive-tar.js";
+import { DirBag } from "../../archive/file-bag.js";
+import {
+  OCI_LAYOUT_BYTES, indexJsonBytes, layoutEntries, planLayout,
+  type ImageToWrite, type PlanOptions, type PlannedBlob, type WriteResult,
+} from "../layout-plan.js";
+import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX_FILE, OCI_LAYOUT_FILE, blobPath } from "./names.js";
+import { readTopIndex } from "./read.js";
+
+/**
+ * OCI image layouts, as a directory (oci:DIR[:REF]) or a tar of one (oci-archive:).
+ * Writing into an existing layout adds to it, as skopeo does: its other blobs and
+ * index entries stay, an entry with the same ref name is replaced.
+ */
+
+export interface OciWriteOptions extends PlanOptions {
+  signal?: AbortSignal;
+}
+
+/** Whether a new index entry takes the place of an existing one. */
+function replaces(added: Descriptor, existing: Descriptor): boolean {
+  const ref = added.annotations?.[ANNOTATION_REF_NAME];
+  if (ref === undefined) return existing.digest === added.digest && existing.annotations?.[ANNOTATION_REF_NAME] === undefined;
+  if (existing.annotations?.[ANNOTATION_REF_NAME] !== ref) return false;
+  const name = added.annotations?.[ANNOTATION_CONTAINERD_NAME];
+  const existingName = existing.annotations?.[ANNOTATION_CONTAINERD_NAME];
+  return name === undefined || existingName === undefined || name === existingName;
+}
+
+export function mergeIndex(existing: readonly Descriptor[], added: readonly Descriptor[]): Descriptor[] {
+  return [...existing.filter((e) => !added.some((a) => replaces(a, e))), ...added];
+}
+
+/** The existing layout's index entries; undefined when there is no layout (or an empty directory) yet. */
+async function existingIndex(dir: string): Promise<Descriptor[] | undefined> {
+  const st = await stat(dir).catch(() => undefined);
+  if (!st) return undefined;
+  if (!st.isDirectory()) throw new FormatError(`${dir} exists and is not a directory; an OCI layout is a directory`);
+  const bag = new DirBag(dir);
+  if (await bag.has(OCI_LAYOUT_FILE)) return [...(await readTopIndex(bag)).manifests];
+  const names = await readdir(dir).catch((err: unknown) => { throw ioError(`the directory ${dir}`, err); });
+  if (names.length === 0) return undefined;
+  throw new FormatError(`${dir} is a directory that is not an OCI layout (no ${OCI_LAYOUT_FILE}); name an empty or new directory`);
+}
+
+/** Recreates `src` in `dst` with hard links (copies across devices), skipping `skip` at the top. */
+async function linkTree(src: string, dst: string, skip: ReadonlySet<string> = new Set()): Promise<void> {
+  for (const entry of await readdir(src, { withFileTypes: true })) {
+    if (skip.has(entry.name)) continue;
+    const from = join(src, entry.name);
+    const to = join(dst, entry.name);
+    if (entry.isDirectory()) {
+      await mkdir(to, { recursive: true });
+      await linkTree(from, to);
+    } else if (entry.isSymbolicLink()) {
+      await symlink(await readlink(from), to);
+    } else if (entry.isFile()) {
+      await link(from, to).catch(() => copyFile(from, to));
+    }
+  }
+}
+
+async function writeBlob(root: string, blob: PlannedBlob, signal?: AbortSignal): Promise<number> {
+  const path = join(root, blobPath(blob.digest));
+  const have = await stat(path).then((s) => s.size, () => undefined);
+  if (have === blob.size) return 0; // content-addressed: already there
+  await mkdir(dirname(path), { recursive: true });
+  if (blob.bytes) {
+    await writeFile(path, blob.bytes, { mode: 0o644 });
+  } else {
+    // layer.open() verifies digest and size while it streams.
+    await pipeline(await blob.open!(signal), createWriteStream(path, { mode: 0o644 }), signal ? { signal } : {});
+  }
+  return blob.size;
+}
+
+export async function writeOciLayout(dir: string, images: readonly ImageToWrite[], opts: OciWriteOptions = {}): Promise<WriteResult> {
+  const plan = planLayout(images, opts);
+  const existing = await existingIndex(dir);
+  const indexBytes = indexJsonBytes(mergeIndex(existing ?? [], plan.index));
+  let bytes = 0;
+  await writeDirAtomically(dir, async (tmp) => {
+    try {
+      await chmod(tmp, 0o755);
+      if (existing) await linkTree(dir, tmp, new Set([OCI_INDEX_FILE, OCI_LAYOUT_FILE]));
+      for (const blob of plan.blobs) bytes += await writeBlob(tmp, blob, opts.signal);
+      await writeFile(join(tmp, OCI_LAYOUT_FILE), OCI_LAYOUT_BYTES, { mode: 0o644 });
+      await writeFile(join(tmp, OCI_INDEX_FILE), indexBytes, { mode: 0o644 });
+      bytes += OCI_LAYOUT_BYTES.length + indexBytes.length;
+    } catch (err) {
+      if (opts.signal?.aborted) throw new GantryError("ABORTED", "the operation was aborted", { cause: opts.signal.reason });
+      throw err;
+    }
+  });
+  return { manifestDigests: plan.images.map((i) => i.manifest.digest), bytes };
+}
+
+export async function writeOciArchive(
+  path: string, images: readonly ImageToWrite[], opts: OciWriteOptions & Pick<ArchiveWriteOptions, "output"> = {},
+): Promise<WriteResult> {
+  const plan = planLayout(images, opts);
+  const bytes = await writeTarTo(path, layoutEntries(plan), opts);
+  return { manifestDigests: plan.images.map((i) => i.manifest.digest), bytes };
+}
