@@ -10,8 +10,9 @@ export {
   type PushImageOptions, type PushImageResult, type CopyImageOptions, type CopyImageResult,
 } from "./ops/copy.js";
 export {
-  GantryError, SpecError, FormatError, DigestMismatchError, ImageNotFoundError,
-  UnsafePathError, RegistryError, AuthError, RuntimeError, type ErrorCode,
+  GantryError, SpecError, SourceUnreadableError, InvalidReferenceError, ImageNotFoundError, FormatError,
+  DigestMismatchError, UnsafePathError, RegistryError, AuthError, EngineError, RuntimeError, IoError,
+  AbortedError, UnsupportedError, type ErrorCode,
 } from "./model/errors.js";
 export type { Image, Layer } from "./model/image.js";
 export type { Digest } from "./model/digest.js";

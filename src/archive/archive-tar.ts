@@ -2,7 +2,7 @@ import { createWriteStream } from "node:fs";
 import { Transform, type Readable, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { pack as tarPack, type Header, type Pack } from "tar-stream";
-import { DigestMismatchError, GantryError, throwIfAborted } from "../model/errors.js";
+import { DigestMismatchError, throwIfAborted, IoError, AbortedError } from "../model/errors.js";
 import { writeFileAtomically } from "../util/atomic.js";
 
 /**
@@ -86,7 +86,7 @@ async function addEntry(pack: Pack, entry: ArchiveEntry, signal?: AbortSignal): 
  */
 export async function writeTarArchive(entries: readonly ArchiveEntry[], out: Writable, signal?: AbortSignal): Promise<number> {
   const names = entries.map((e) => e.name);
-  if (new Set(names).size !== names.length) throw new GantryError("IO", "an archive was asked to hold the same entry twice");
+  if (new Set(names).size !== names.length) throw new IoError("an archive was asked to hold the same entry twice");
   const files = [...entries].sort((a, b) => byteOrder(a.name, b.name));
   const dirs = parentDirectories(names).sort(byteOrder);
   // One ordered list: a directory `d/` sorts before every `d/...`, so parents come first.
@@ -128,7 +128,7 @@ export async function writeTarArchive(entries: readonly ArchiveEntry[], out: Wri
     failure ??= { err };
   }
   if (failure) {
-    if (signal?.aborted) throw new GantryError("ABORTED", "the operation was aborted", { cause: signal.reason });
+    if (signal?.aborted) throw new AbortedError(signal.reason);
     throw failure.err;
   }
   return bytes;

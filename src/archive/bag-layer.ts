@@ -1,7 +1,7 @@
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Digest } from "../model/digest.js";
-import { FormatError, GantryError } from "../model/errors.js";
+import { FormatError, GantryError, AbortedError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 import { makeLayer } from "../image/layer.js";
 import type { Compression } from "../model/mediatypes.js";
@@ -33,7 +33,7 @@ export async function sniffEntry(bag: FileBag, name: string): Promise<Compressio
 }
 
 function abortedOr(err: unknown, signal: AbortSignal | undefined, what: string): unknown {
-  if (signal?.aborted) return new GantryError("ABORTED", "the operation was aborted", { cause: signal.reason });
+  if (signal?.aborted) return new AbortedError(signal.reason);
   if (err instanceof GantryError) return err;
   return new FormatError(`${what} cannot be decompressed (${(err as Error).message}); the layer is corrupt`, { cause: err });
 }

@@ -2,7 +2,7 @@ import { createReadStream } from "node:fs";
 import { open, realpath, stat } from "node:fs/promises";
 import { posix, sep } from "node:path";
 import type { Readable } from "node:stream";
-import { FormatError, GantryError, UnsafePathError, ioError } from "../model/errors.js";
+import { FormatError, UnsafePathError, ioError, AbortedError } from "../model/errors.js";
 import { parseJson } from "../image/config-json.js";
 
 /**
@@ -51,7 +51,7 @@ export function cleanEntryName(name: string): string | undefined {
 export function withSignal(stream: Readable, signal: AbortSignal | undefined): Readable {
   if (!signal) return stream;
   const onAbort = (): void => {
-    stream.destroy(new GantryError("ABORTED", "the operation was aborted", { cause: signal.reason }));
+    stream.destroy(new AbortedError(signal.reason));
   };
   if (signal.aborted) {
     onAbort();

@@ -5,7 +5,7 @@ import { join, posix } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
-import { FormatError, GantryError, UnsafePathError, ioError } from "../model/errors.js";
+import { FormatError, UnsafePathError, ioError, IoError, AbortedError } from "../model/errors.js";
 import { decompressor, sniffCompression } from "../compression/compression.js";
 import type { Compression } from "../model/mediatypes.js";
 import { MAX_JSON_BYTES, cleanEntryName, withSignal, type FileBag } from "./file-bag.js";
@@ -346,7 +346,7 @@ export class TarBag implements FileBag {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new GantryError("IO", `the archive ${this.label} was closed before it was read`);
+    if (this.closed) throw new IoError(`the archive ${this.label} was closed before it was read`);
   }
 
   async has(name: string): Promise<boolean> {
@@ -397,7 +397,7 @@ async function spool(input: Readable, label: string, signal?: AbortSignal, compr
     try {
       await pipeline(input, decompressor(compression), createWriteStream(path, { mode: 0o600 }), signal ? { signal } : {});
     } catch (err) {
-      if (signal?.aborted) throw new GantryError("ABORTED", "the operation was aborted", { cause: signal.reason });
+      if (signal?.aborted) throw new AbortedError(signal.reason);
       if ((err as NodeJS.ErrnoException).code?.startsWith("Z_") || (err as Error).message?.includes("header")) {
         throw new FormatError(`${label} is a damaged compressed stream; the archive is corrupt`, { cause: err });
       }

@@ -2,7 +2,7 @@ import { constants, type Stats } from "node:fs";
 import { chmod, chown, copyFile, lchown, link, lstat, mkdir, mkdtemp, readdir, readlink, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GantryError, ioError, throwIfAborted } from "../model/errors.js";
+import { ioError, throwIfAborted, SpecError } from "../model/errors.js";
 import { deviceNumbers, type SourceSpec } from "../layer/sources.js";
 import { baseName, cleanPath, comparePaths, joinPath, parentPath } from "../model/image-path.js";
 import { makeSpecialFile } from "../flatten/special-files.js";
@@ -64,7 +64,7 @@ export async function layDownSources(sources: readonly SourceSpec[], root: strin
       await copyChildren(state, source.from, dir);
       if (to !== "") await setAttributes(state, join(root, dir), st);
     } else {
-      if (to === "") throw new GantryError("SPEC_INVALID", `the copyToRoot source ${source.from} is not a directory and cannot be laid at "/"; give it a "to" path`);
+      if (to === "") throw new SpecError(`the copyToRoot source ${source.from} is not a directory and cannot be laid at "/"; give it a "to" path`);
       const dir = await ensureDirFor(state, parentPath(to));
       await copyEntry(state, source.from, st, joinPath(dir, baseName(to)));
     }

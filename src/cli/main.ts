@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { GantryError } from "../model/errors.js";
+import { AbortedError, GantryError } from "../model/errors.js";
 import { interruption, parseBoolFlag } from "./context.js";
 import { registerCommands } from "./commands/index.js";
 
@@ -78,7 +78,7 @@ const CLEANUP_GRACE_MS = 15_000;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
     if (interruption.signal.aborted) process.exit(EXIT_FAILED);
-    interruption.abort(new GantryError("ABORTED", `interrupted by ${signal}`));
+    interruption.abort(new AbortedError(signal, `interrupted by ${signal}`));
     setTimeout(() => process.exit(EXIT_FAILED), CLEANUP_GRACE_MS).unref();
   });
 }

@@ -2,7 +2,7 @@ import { createGunzip } from "node:zlib";
 import { PassThrough, type Transform } from "node:stream";
 import { createRequire } from "node:module";
 import type { Compression } from "../model/mediatypes.js";
-import { GantryError } from "../model/errors.js";
+import { UnsupportedError } from "../model/errors.js";
 import { createParallelGzip } from "./parallel-gzip.js";
 
 /**
@@ -36,7 +36,7 @@ function zstd(): ZstdModule {
     try {
       zstdModule = createRequire(import.meta.url)("zstd-napi") as ZstdModule;
     } catch (err) {
-      throw new GantryError("UNSUPPORTED", "zstd support is not available: the zstd-napi package failed to load (reinstall gantry's dependencies)", { cause: err });
+      throw new UnsupportedError("zstd support is not available: the zstd-napi package failed to load (reinstall gantry's dependencies)", { cause: err });
     }
   }
   return zstdModule;

@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import { GantryError } from "../model/errors.js";
+import { AbortedError, IoError } from "../model/errors.js";
 import type { BlockJob } from "./gzip-block.js";
 import type { WorkerMessage } from "./gzip-worker.js";
 
@@ -53,7 +53,7 @@ export class DeflatePool {
   run(job: BlockJob): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       if (this.closed) {
-        reject(new GantryError("ABORTED", "the gzip stream was closed before a block was compressed"));
+        reject(new AbortedError(undefined, "the gzip stream was closed before a block was compressed"));
         return;
       }
       this.queue.push({ job, resolve, reject });
@@ -64,7 +64,7 @@ export class DeflatePool {
   /** Stops every worker; jobs not yet answered are rejected. */
   async close(): Promise<void> {
     this.closed = true;
-    this.rejectAll(new GantryError("ABORTED", "the gzip stream was closed before a block was compressed"));
+    this.rejectAll(new AbortedError(undefined, "the gzip stream was closed before a block was compressed"));
     await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
   }
 
@@ -107,7 +107,7 @@ export class DeflatePool {
     slot.worker.unref();
     if (done !== undefined) {
       if ("output" in reply) done.resolve(Buffer.from(reply.output.buffer, reply.output.byteOffset, reply.output.byteLength));
-      else done.reject(new GantryError("IO", `gzip compression of a layer block failed: ${reply.error}`));
+      else done.reject(new IoError(`gzip compression of a layer block failed: ${reply.error}`));
     }
     this.dispatch();
   }

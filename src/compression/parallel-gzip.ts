@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
-import { GantryError } from "../model/errors.js";
+import { UnsupportedError } from "../model/errors.js";
 import { BLOCK_SIZE, DICTIONARY_SIZE, crc32, deflateBlock, gzipHeader, gzipTrailer, type BlockJob } from "./gzip-block.js";
 import { DeflatePool, DeflatePoolFailure } from "./gzip-pool.js";
 
@@ -78,14 +78,14 @@ function deflateSoon(job: BlockJob): Promise<Buffer> {
 function checkLevel(level: number): number {
   if (level === -1) return 6;
   if (!Number.isInteger(level) || level < 0 || level > 9) {
-    throw new GantryError("UNSUPPORTED", `gzip level ${level} is not supported: use an integer from 0 to 9`);
+    throw new UnsupportedError(`gzip level ${level} is not supported: use an integer from 0 to 9`);
   }
   return level;
 }
 
 function checkCount(value: number, what: string): number {
   if (!Number.isInteger(value) || value < 0) {
-    throw new GantryError("UNSUPPORTED", `gzip ${what} ${value} is not supported: use a whole number, 0 or more`);
+    throw new UnsupportedError(`gzip ${what} ${value} is not supported: use a whole number, 0 or more`);
   }
   return value;
 }

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { GantryError } from "../model/errors.js";
+import { IoError } from "../model/errors.js";
 
 const run = promisify(execFile);
 
@@ -17,6 +17,6 @@ export async function makeSpecialFile(hostPath: string, type: "char" | "block" |
     const e = err as NodeJS.ErrnoException & { stderr?: string };
     const why = e.code === "ENOENT" ? "the mknod program is missing" : (e.stderr?.trim() || e.message);
     const what = type === "fifo" ? "FIFO" : "device node";
-    throw new GantryError("IO", `the ${what} ${hostPath} cannot be made: ${why}`, { cause: err });
+    throw new IoError(`the ${what} ${hostPath} cannot be made: ${why}`, { cause: err });
   }
 }

@@ -3,7 +3,7 @@ import { rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { digestHex, type Digest } from "../model/digest.js";
-import { GantryError, ioError } from "../model/errors.js";
+import { GantryError, ioError, IoError } from "../model/errors.js";
 import type { LayerEntry } from "../layer/differ.js";
 import type { FileTree, TreeNode } from "../layer/tree.js";
 import type { LinkGroup, LinkPlan } from "./hardlinks.js";
@@ -44,7 +44,7 @@ export class SpoolWriter implements FileContentSink {
 
   copy(from: string, path: string): Promise<Digest> {
     const digest = this.digestOf.get(from);
-    if (digest === undefined) throw new GantryError("IO", `the spooled bytes of ${from} are missing`);
+    if (digest === undefined) throw new IoError(`the spooled bytes of ${from} are missing`);
     this.digestOf.set(path, digest);
     return Promise.resolve(digest);
   }
@@ -65,7 +65,7 @@ export class SpoolWriter implements FileContentSink {
       }
       if (node.type === "file") out.push(this.fileEntry(path, node, path));
       else if (node.type === "hardlink") {
-        throw new GantryError("IO", `the hardlink ${path} was left out of its link group`);
+        throw new IoError(`the hardlink ${path} was left out of its link group`);
       } else {
         const e: LayerEntry = { ...attributes(path, node), type: node.type, size: 0 };
         if (node.linkname !== undefined) e.linkname = node.linkname;
@@ -79,7 +79,7 @@ export class SpoolWriter implements FileContentSink {
 
   private fileEntry(path: string, node: TreeNode, bytesOf: string): LayerEntry {
     const digest = this.digestOf.get(bytesOf);
-    if (digest === undefined) throw new GantryError("IO", `the bytes of ${bytesOf} were never read from its layer`);
+    if (digest === undefined) throw new IoError(`the bytes of ${bytesOf} were never read from its layer`);
     return { ...attributes(path, node), type: "file", size: node.size, hostPath: this.spoolPath(digest) };
   }
 

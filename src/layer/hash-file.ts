@@ -1,6 +1,6 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
-import { GantryError } from "../model/errors.js";
+import { AbortedError } from "../model/errors.js";
 import { sourceUnreadable } from "./source-error.js";
 
 const CHUNK = 256 * 1024;
@@ -17,7 +17,7 @@ export async function hashFile(hostPath: string, signal?: AbortSignal): Promise<
     file = await open(hostPath, "r");
     const chunk = Buffer.allocUnsafe(CHUNK);
     for (;;) {
-      if (signal?.aborted) throw new GantryError("ABORTED", "the operation was aborted", { cause: signal.reason });
+      if (signal?.aborted) throw new AbortedError(signal.reason);
       const { bytesRead } = await file.read(chunk, 0, CHUNK, null);
       if (bytesRead === 0) break;
       hash.update(chunk.subarray(0, bytesRead));

@@ -1,6 +1,6 @@
 import { finished } from "node:stream/promises";
 import { extract as tarExtract, type Header } from "tar-stream";
-import { FormatError, GantryError } from "../model/errors.js";
+import { FormatError, GantryError, AbortedError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 
 /** One entry of a layer's tar: its header, and its body as an async iterable of chunks. */
@@ -20,7 +20,7 @@ export async function forEachLayerEntry(
   const extract = tarExtract();
   const sourceDone = finished(source);
   sourceDone.catch(() => {});
-  const onAbort = (): void => { source.destroy(new GantryError("ABORTED", "the operation was aborted", { cause: signal?.reason })); };
+  const onAbort = (): void => { source.destroy(new AbortedError(signal?.reason)); };
   signal?.addEventListener("abort", onAbort, { once: true });
   source.on("error", (err) => extract.destroy(err));
   source.pipe(extract);

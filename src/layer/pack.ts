@@ -1,7 +1,7 @@
 import { createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
-import { GantryError, ioError } from "../model/errors.js";
+import { GantryError, ioError, AbortedError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 import { makeLayer } from "../image/layer.js";
 import type { Digest } from "../model/digest.js";
@@ -59,7 +59,7 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
     await opts.store.commit(tempPath, digest);
   } catch (err) {
     await rm(tempPath, { force: true });
-    if (opts.signal?.aborted) throw new GantryError("ABORTED", "the operation was aborted", { cause: opts.signal.reason });
+    if (opts.signal?.aborted) throw new AbortedError(opts.signal.reason);
     if (err instanceof GantryError) throw err;
     throw ioError(`the blob store ${opts.store.root} (writing ${opts.describe})`, err);
   }

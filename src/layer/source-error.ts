@@ -1,4 +1,4 @@
-import { GantryError } from "../model/errors.js";
+import { GantryError, SourceUnreadableError } from "../model/errors.js";
 
 /**
  * The error for a host file of a copyToRoot source that cannot be read, at walk, hash or
@@ -12,5 +12,5 @@ export function sourceUnreadable(hostPath: string, err: unknown): GantryError {
     : code === "ENOTDIR" ? "is not a directory"
     : code === "ELOOP" ? "is a symbolic link loop"
     : ((err as Error | undefined)?.message ?? String(err));
-  return new GantryError("SOURCE_UNREADABLE", `the source ${hostPath} ${reason}; check the copyToRoot sources of the spec`, { cause: err });
+  return new SourceUnreadableError(`the source ${hostPath} ${reason}; check the copyToRoot sources of the spec`, { cause: err });
 }

@@ -1,7 +1,7 @@
 import { open } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pack as tarPack, type Header, type Pack } from "tar-stream";
-import { GantryError, SpecError, UnsafePathError } from "../model/errors.js";
+import { GantryError, SpecError, SourceUnreadableError, UnsafePathError, IoError, AbortedError, UnsupportedError } from "../model/errors.js";
 import type { LayerEntry } from "./differ.js";
 import type { EntryType } from "./path-tree.js";
 import { sourceUnreadable } from "./source-error.js";
@@ -59,7 +59,7 @@ function headerOf(e: LayerEntry): EntryHeader {
     return "";
   };
   if ((e.devmajor ?? 0) > USTAR_MAX_DEVICE || (e.devminor ?? 0) > USTAR_MAX_DEVICE) {
-    throw new GantryError("UNSUPPORTED", `the device ${e.path} has numbers ${e.devmajor}:${e.devminor}, too large for a tar header`);
+    throw new UnsupportedError(`the device ${e.path} has numbers ${e.devmajor}:${e.devminor}, too large for a tar header`);
   }
   const header: EntryHeader = {
     name: e.type === "dir" ? `${e.path}/` : e.path,
@@ -121,10 +121,10 @@ const READ_CHUNK = 256 * 1024;
 async function writeFile(tar: Pack, header: EntryHeader, e: LayerEntry): Promise<void> {
   if (e.hostPath === undefined) {
     if (e.size === 0) return addEntry(tar, header, async () => {});
-    throw new GantryError("IO", `the layer entry ${e.path} has ${e.size} bytes of content but no host file to read them from`);
+    throw new IoError(`the layer entry ${e.path} has ${e.size} bytes of content but no host file to read them from`);
   }
   const hostPath = e.hostPath;
-  const changed = (now: number): GantryError => new GantryError("SOURCE_UNREADABLE",
+  const changed = (now: number): GantryError => new SourceUnreadableError(
     `the source file ${hostPath} changed size while the layer was built (${e.size} bytes when walked, ${now} now); build again once it stops changing`);
   let file;
   try {
@@ -167,7 +167,7 @@ export interface TarOptions {
 export function tarStream(entries: readonly LayerEntry[], opts: TarOptions = {}): Readable {
   const tar = tarPack();
   const fail = (err: unknown): void => { tar.destroy(err as Error); };
-  const onAbort = (): void => fail(new GantryError("ABORTED", "the operation was aborted", { cause: opts.signal?.reason }));
+  const onAbort = (): void => fail(new AbortedError(opts.signal?.reason));
   if (opts.signal?.aborted) onAbort();
   else opts.signal?.addEventListener("abort", onAbort, { once: true });
   void feed(tar, entries).then(

@@ -1,65 +1,87 @@
 /**
- * Every failure gantry reports is a GantryError with a stable `code`.
+ * Every failure gantry reports is a GantryError with a stable `code`, and each code has
+ * exactly one class, so callers can test either `err.code` or `instanceof`.
  * Only the CLI turns one into an exit status; the library throws.
  * `message` is one sentence naming the file, reference or spec field at fault.
  */
 export type ErrorCode =
   | "SPEC_INVALID"        // the build spec is malformed or a field has a bad value
   | "SOURCE_UNREADABLE"   // a copyToRoot source or spec file cannot be read
-  | "REFERENCE_INVALID"   // an image reference cannot be parsed
-  | "IMAGE_NOT_FOUND"     // the archive/layout/registry does not hold the requested image
-  | "FORMAT_INVALID"      // an archive/layout is truncated, malformed or of an unknown kind
+  | "REFERENCE_INVALID"   // an image reference cannot be parsed, or could mean several images
+  | "IMAGE_NOT_FOUND"     // the archive/layout/registry/engine does not hold the requested image
+  | "FORMAT_INVALID"      // an archive/layout/manifest is truncated, malformed or of an unknown kind
   | "DIGEST_MISMATCH"     // a blob's bytes do not match its declared digest or diff_id
   | "UNSAFE_PATH"         // a layer entry would escape its root, or a name is forbidden
   | "REGISTRY"            // the registry refused or failed a request
   | "AUTH"                // credentials missing or refused
+  | "ENGINE"              // the Docker engine cannot be reached, or refused a request
   | "RUNTIME"             // runAsRoot / extraCommands failed or cannot run
   | "IO"                  // a file system operation failed
   | "ABORTED"             // the caller's AbortSignal fired
   | "UNSUPPORTED";        // a valid request gantry does not implement
 
-export class GantryError extends Error {
-  readonly code: ErrorCode;
+interface ErrorOptions { cause?: unknown; retryable?: boolean }
+
+export abstract class GantryError extends Error {
+  abstract readonly code: ErrorCode;
   /** Whether trying the same operation again could succeed (network hiccups, 5xx, 429). */
   readonly retryable: boolean;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+  constructor(message: string, options?: ErrorOptions) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
-    this.code = code;
     this.retryable = options?.retryable ?? false;
   }
 }
 
 export class SpecError extends GantryError {
-  constructor(message: string, options?: { cause?: unknown }) { super("SPEC_INVALID", message, options); }
+  readonly code = "SPEC_INVALID";
 }
-export class FormatError extends GantryError {
-  constructor(message: string, options?: { cause?: unknown }) { super("FORMAT_INVALID", message, options); }
+export class SourceUnreadableError extends GantryError {
+  readonly code = "SOURCE_UNREADABLE";
 }
-export class DigestMismatchError extends GantryError {
-  constructor(message: string) { super("DIGEST_MISMATCH", message); }
+export class InvalidReferenceError extends GantryError {
+  readonly code = "REFERENCE_INVALID";
 }
 export class ImageNotFoundError extends GantryError {
-  constructor(message: string) { super("IMAGE_NOT_FOUND", message); }
+  readonly code = "IMAGE_NOT_FOUND";
+}
+export class FormatError extends GantryError {
+  readonly code = "FORMAT_INVALID";
+}
+export class DigestMismatchError extends GantryError {
+  readonly code = "DIGEST_MISMATCH";
 }
 export class UnsafePathError extends GantryError {
-  constructor(message: string) { super("UNSAFE_PATH", message); }
-}
-export class ReferenceError_ extends GantryError {
-  constructor(message: string) { super("REFERENCE_INVALID", message); }
+  readonly code = "UNSAFE_PATH";
 }
 export class RegistryError extends GantryError {
+  readonly code = "REGISTRY";
   readonly status: number | undefined;
-  constructor(message: string, options?: { cause?: unknown; retryable?: boolean; status?: number }) {
-    super("REGISTRY", message, options);
+  constructor(message: string, options?: ErrorOptions & { status?: number }) {
+    super(message, options);
     this.status = options?.status;
   }
 }
 export class AuthError extends GantryError {
-  constructor(message: string, options?: { cause?: unknown }) { super("AUTH", message, options); }
+  readonly code = "AUTH";
+}
+export class EngineError extends GantryError {
+  readonly code = "ENGINE";
 }
 export class RuntimeError extends GantryError {
-  constructor(message: string, options?: { cause?: unknown }) { super("RUNTIME", message, options); }
+  readonly code = "RUNTIME";
+}
+export class IoError extends GantryError {
+  readonly code = "IO";
+}
+export class AbortedError extends GantryError {
+  readonly code = "ABORTED";
+  constructor(reason?: unknown, message = "the operation was aborted") {
+    super(message, reason === undefined ? undefined : { cause: reason });
+  }
+}
+export class UnsupportedError extends GantryError {
+  readonly code = "UNSUPPORTED";
 }
 
 /** Turns an arbitrary thrown value from the file system into a GantryError naming `what`. */
@@ -72,9 +94,14 @@ export function ioError(what: string, err: unknown): GantryError {
     : e?.code === "ENOTDIR" ? "is not a directory"
     : e?.code === "ENOSPC" ? "cannot be written: no space left on device"
     : (e?.message ?? String(err));
-  return new GantryError("IO", `${what} ${reason}`, { cause: err });
+  return new IoError(`${what} ${reason}`, { cause: err });
 }
 
 export function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new GantryError("ABORTED", "the operation was aborted", { cause: signal.reason });
+  if (signal?.aborted) throw new AbortedError(signal.reason);
+}
+
+/** The error to report when work failed while `signal` fired: the abort, not its side effects. */
+export function abortedOr(signal: AbortSignal | undefined, err: unknown): unknown {
+  return signal?.aborted ? new AbortedError(signal.reason) : err;
 }

@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { GantryError, throwIfAborted } from "../model/errors.js";
+import { throwIfAborted, SpecError } from "../model/errors.js";
 import { mergedTree } from "../layer/tree.js";
 import { readImage } from "../transports/read.js";
 import { registryOptionsFrom, type RegistryAccess } from "../transports/docker/options.js";
@@ -43,7 +43,7 @@ export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.onProgress ?? (() => {});
   const toStdout = opts.output === STDOUT;
   const format = toStdout ? "tar" : opts.format ?? (/\.tar$/i.test(opts.output) ? "tar" : "dir");
-  if (toStdout && opts.format === "dir") throw new GantryError("SPEC_INVALID", "export to standard output (-o -) writes a tar; give a directory to export into instead");
+  if (toStdout && opts.format === "dir") throw new SpecError("export to standard output (-o -) writes a tar; give a directory to export into instead");
   const output = toStdout ? STDOUT : resolve(opts.output);
   const readOpts: Parameters<typeof readImage>[1] = {};
   if (signal) readOpts.signal = signal;

@@ -1,5 +1,5 @@
 import type { Digest } from "../model/digest.js";
-import { GantryError, throwIfAborted } from "../model/errors.js";
+import { throwIfAborted, SpecError } from "../model/errors.js";
 import type { Image } from "../model/image.js";
 import { repoTagKey } from "../transports/image-name.js";
 import { readImage } from "../transports/read.js";
@@ -31,7 +31,7 @@ export interface MergeResult {
 export async function mergeImages(opts: MergeOptions): Promise<MergeResult> {
   const { signal } = opts;
   const progress = opts.onProgress ?? (() => {});
-  if (opts.sources.length === 0) throw new GantryError("SPEC_INVALID", "merge needs at least one source image; name the images to put in the archive");
+  if (opts.sources.length === 0) throw new SpecError("merge needs at least one source image; name the images to put in the archive");
   const byConfig = new Map<Digest, { image: Image; repoTags: string[]; keys: Set<string> }>();
   for (const source of opts.sources) {
     throwIfAborted(signal);

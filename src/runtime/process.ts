@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { GantryError, RuntimeError } from "../model/errors.js";
+import { RuntimeError, AbortedError } from "../model/errors.js";
 import { OutputTail } from "./output-tail.js";
 
 export interface RunOptions {
@@ -49,7 +49,7 @@ export function runCaptured(command: string, args: readonly string[], opts: RunO
     child.on("close", (code, killedBy) => {
       opts.signal?.removeEventListener("abort", onAbort);
       if (opts.signal?.aborted) {
-        reject(new GantryError("ABORTED", "the operation was aborted", { cause: opts.signal.reason }));
+        reject(new AbortedError(opts.signal.reason));
         return;
       }
       resolve({ status: code ?? undefined, killedBy: killedBy ?? undefined, tail, errors });

@@ -1,4 +1,4 @@
-import { ReferenceError_ } from "../model/errors.js";
+import { InvalidReferenceError } from "../model/errors.js";
 import { DOCKER_HUB, parseRegistryReference } from "./docker/reference.js";
 
 /**
@@ -33,10 +33,10 @@ export function parseRepoTag(s: string, what: string): RepoTag {
   try {
     parsed = parseRegistryReference(s);
   } catch {
-    throw new ReferenceError_(`${what} "${s}" is not a valid image name; write it as NAME[:TAG], e.g. example.com/app:1.0 (lowercase name)`);
+    throw new InvalidReferenceError(`${what} "${s}" is not a valid image name; write it as NAME[:TAG], e.g. example.com/app:1.0 (lowercase name)`);
   }
   if (parsed.digest !== undefined || s.startsWith("docker://")) {
-    throw new ReferenceError_(`${what} "${s}" must be NAME[:TAG], without a transport or @digest`);
+    throw new InvalidReferenceError(`${what} "${s}" must be NAME[:TAG], without a transport or @digest`);
   }
   const tag = parsed.tag ?? "latest";
   const qualifiedName = `${parsed.registry}/${parsed.repository}`;

@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import type { ArchiveEntry } from "../archive/archive-tar.js";
 import { digestHex, type Digest } from "../model/digest.js";
-import { DigestMismatchError, FormatError, ReferenceError_ } from "../model/errors.js";
+import { DigestMismatchError, FormatError, InvalidReferenceError } from "../model/errors.js";
 import type { Image } from "../model/image.js";
 import { MediaType } from "../model/mediatypes.js";
 import { imageManifest, type BuiltManifest } from "../image/manifest.js";
@@ -66,7 +66,7 @@ function indexEntry(manifest: BuiltManifest, annotations?: Record<string, string
 export function planLayout(images: readonly ImageToWrite[], opts: PlanOptions = {}): LayoutPlan {
   if (images.length === 0) throw new FormatError("an image archive or layout must hold at least one image; none was given");
   if (opts.refName !== undefined && images.length !== 1) {
-    throw new ReferenceError_(`the reference name "${opts.refName}" can name one image, but ${images.length} were given`);
+    throw new InvalidReferenceError(`the reference name "${opts.refName}" can name one image, but ${images.length} were given`);
   }
   const blobs = new Map<Digest, PlannedBlob>();
   const add = (blob: PlannedBlob): void => {
@@ -83,7 +83,7 @@ export function planLayout(images: readonly ImageToWrite[], opts: PlanOptions = 
     const tags = repoTags.map((t) => parseRepoTag(t, `the tag of image ${i + 1}`));
     for (const tag of tags) {
       const other = taggedBy.get(tag.full);
-      if (other !== undefined && other !== i) throw new ReferenceError_(`the tag ${tag.familiar} is given to two images (${other + 1} and ${i + 1}); give each tag to one image`);
+      if (other !== undefined && other !== i) throw new InvalidReferenceError(`the tag ${tag.familiar} is given to two images (${other + 1} and ${i + 1}); give each tag to one image`);
       taggedBy.set(tag.full, i);
     }
     for (const [n, layer] of image.layers.entries()) {

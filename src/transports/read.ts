@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { FormatError, GantryError, ioError } from "../model/errors.js";
+import { FormatError, ioError, UnsupportedError } from "../model/errors.js";
 import type { Image, ImageSummary } from "../model/image.js";
 import { DOCKER_MANIFEST, listDockerArchive, readDockerArchive } from "./docker-archive/read.js";
 import { LEGACY_REPOSITORIES, listDockerLegacy, readDockerLegacy } from "./docker-archive/legacy.js";
@@ -57,7 +57,7 @@ async function dockerArchiveKind(bag: FileBag): Promise<"docker-archive" | "lega
 }
 
 function registry(ref: string): RegistryReader {
-  if (!registryReader) throw new GantryError("UNSUPPORTED", `reading docker://${ref} needs the registry module, which is not loaded`);
+  if (!registryReader) throw new UnsupportedError(`reading docker://${ref} needs the registry module, which is not loaded`);
   return registryReader;
 }
 

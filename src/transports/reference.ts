@@ -1,7 +1,7 @@
 import { close, open } from "node:fs";
 import { stat } from "node:fs/promises";
 import { promisify } from "node:util";
-import { ReferenceError_ } from "../model/errors.js";
+import { InvalidReferenceError } from "../model/errors.js";
 import { parseRepoTag } from "./image-name.js";
 import { scanTar } from "../archive/tar-index.js";
 import { DirBag } from "../archive/file-bag.js";
@@ -32,8 +32,8 @@ const OCI_REF_NAME = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0
 const openFd = promisify(open);
 const closeFd = promisify(close);
 
-function invalid(s: string, why: string): ReferenceError_ {
-  return new ReferenceError_(`the image reference "${s}" is invalid: ${why}`);
+function invalid(s: string, why: string): InvalidReferenceError {
+  return new InvalidReferenceError(`the image reference "${s}" is invalid: ${why}`);
 }
 
 /** Splits `PATH[:REST]` at the first colon, as skopeo does (so PATH cannot hold one). */
@@ -132,7 +132,7 @@ async function detectForWrite(s: string): Promise<ImageRef> {
  * index.json is oci-archive:); `-` is standard input / output as a docker-archive.
  */
 export async function resolveReference(s: string, mode: "read" | "write"): Promise<ImageRef> {
-  if (s === "") throw new ReferenceError_("the image reference is empty; name an archive, a directory, or docker://HOST/REPOSITORY:TAG");
+  if (s === "") throw new InvalidReferenceError("the image reference is empty; name an archive, a directory, or docker://HOST/REPOSITORY:TAG");
   if (s === STDIO) return { transport: "docker-archive", path: STDIO };
   const explicit = parseTransportReference(s);
   if (explicit) return explicit;

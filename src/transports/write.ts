@@ -1,4 +1,4 @@
-import { GantryError, ReferenceError_ } from "../model/errors.js";
+import { InvalidReferenceError, UnsupportedError } from "../model/errors.js";
 import type { ArchiveWriteOptions } from "../archive/archive-tar.js";
 import { writeArchive } from "./docker-archive/write.js";
 import type { ImageToWrite, WriteResult } from "./layout-plan.js";
@@ -34,7 +34,7 @@ export function setRegistryWriter(fn: RegistryWriter): void {
 function withReferenceName(ref: ImageRef & { transport: "docker-archive" }, images: readonly ImageToWrite[]): readonly ImageToWrite[] {
   if (ref.name === undefined) return images;
   if (images.length !== 1) {
-    throw new ReferenceError_(`the reference ${formatImageRef(ref)} names one image, but ${images.length} are being written; drop the name and tag the images instead`);
+    throw new InvalidReferenceError(`the reference ${formatImageRef(ref)} names one image, but ${images.length} are being written; drop the name and tag the images instead`);
   }
   return [{ image: images[0]!.image, repoTags: [ref.name] }];
 }
@@ -44,7 +44,7 @@ export async function writeImage(dest: string | ImageRef, images: readonly Image
   const signal = opts.signal !== undefined ? { signal: opts.signal } : {};
   switch (ref.transport) {
     case "docker":
-      if (!registryWriter) throw new GantryError("UNSUPPORTED", `writing docker://${ref.ref} needs the registry module, which is not loaded`);
+      if (!registryWriter) throw new UnsupportedError(`writing docker://${ref.ref} needs the registry module, which is not loaded`);
       return registryWriter(ref.ref, images, opts);
     case "docker-archive":
       return writeArchive(ref.path, withReferenceName(ref, images), { ...signal, ...(opts.output ? { output: opts.output } : {}) });

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ReferenceError_ } from "../../src/model/errors.js";
+import { InvalidReferenceError } from "../../src/model/errors.js";
 import { apiHost, formatReference, manifestSelector, parseRegistryReference } from "../../src/transports/docker/reference.js";
 import { isLoopbackRegistry, registryBaseUrl } from "../../src/transports/docker/endpoint.js";
 
@@ -29,7 +29,7 @@ test("a port-looking suffix without a slash is a tag, as in docker", () => {
   assert.deepEqual({ ...parseRegistryReference("localhost:5000") }, { registry: "docker.io", repository: "library/localhost", tag: "5000" });
 });
 
-test("invalid references are ReferenceError_ naming the reference and the part at fault", () => {
+test("invalid references are InvalidReferenceError naming the reference and the part at fault", () => {
   const bad: [string, RegExp][] = [
     ["docker://", /names no repository/],
     ["docker://127.0.0.1:5000/App", /"App" is not a valid repository name/],
@@ -42,7 +42,7 @@ test("invalid references are ReferenceError_ naming the reference and the part a
   ];
   for (const [input, why] of bad) {
     assert.throws(() => parseRegistryReference(input), (err: unknown) => {
-      assert.ok(err instanceof ReferenceError_, input);
+      assert.ok(err instanceof InvalidReferenceError, input);
       assert.equal(err.code, "REFERENCE_INVALID");
       assert.ok(err.message.includes(`"${input}"`), err.message);
       assert.match(err.message, why);

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Readable } from "node:stream";
-import { GantryError, RegistryError } from "../../model/errors.js";
+import { GantryError, RegistryError, AbortedError } from "../../model/errors.js";
 
 /**
  * One HTTP exchange with a registry over Node's fetch, below authentication:
@@ -97,7 +97,7 @@ async function fetchOnce(url: string, req: Omit<HttpRequest, "body"> & { body?: 
 
 /** Maps a fetch rejection to an error that names the registry and says what to do. */
 export function networkError(err: unknown, url: string, registry: string, signal?: AbortSignal): GantryError {
-  if (signal?.aborted) return new GantryError("ABORTED", "the operation was aborted", { cause: signal.reason });
+  if (signal?.aborted) return new AbortedError(signal.reason);
   // A request body that failed (a layer that did not match its digest) surfaces as fetch's cause.
   const own = gantryCause(err);
   if (own) return own;
@@ -158,7 +158,7 @@ async function backoff(attempt: number, retryAfter: string | null | undefined, s
   try {
     await sleep(delay, undefined, signal ? { signal } : undefined);
   } catch (err) {
-    throw new GantryError("ABORTED", "the operation was aborted", { cause: err });
+    throw new AbortedError(err);
   }
 }
 

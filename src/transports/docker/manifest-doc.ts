@@ -1,4 +1,4 @@
-import { FormatError, GantryError } from "../../model/errors.js";
+import { FormatError, UnsupportedError } from "../../model/errors.js";
 import { isDigest } from "../../model/digest.js";
 import { MediaType, isIndexMediaType } from "../../model/mediatypes.js";
 import type { Descriptor, IndexJson, ManifestJson } from "../../model/oci.js";
@@ -31,7 +31,7 @@ export function parseManifestDocument(bytes: Buffer, contentType: string | undef
   }
   const declared = typeof json["mediaType"] === "string" ? json["mediaType"] : bareType(contentType);
   if (json["schemaVersion"] === 1 || (declared !== undefined && SCHEMA1.test(declared))) {
-    throw new GantryError("UNSUPPORTED", `${what} is a Docker schema 1 manifest, which gantry does not read; push the image again with a current tool`);
+    throw new UnsupportedError(`${what} is a Docker schema 1 manifest, which gantry does not read; push the image again with a current tool`);
   }
   if (isIndexMediaType(declared) || (declared === undefined && Array.isArray(json["manifests"]))) {
     const manifests = json["manifests"];

@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import type { BlobStore } from "../../cache/blob-store.js";
 import { sha256, type Digest } from "../../model/digest.js";
-import { DigestMismatchError, FormatError, GantryError, ImageNotFoundError, ReferenceError_ } from "../../model/errors.js";
+import { DigestMismatchError, FormatError, ImageNotFoundError, InvalidReferenceError, UnsupportedError } from "../../model/errors.js";
 import type { Layer } from "../../model/image.js";
 import { makeLayer } from "../../image/layer.js";
 import { compressionOfMediaType } from "../../model/mediatypes.js";
@@ -71,7 +71,7 @@ export async function readRegistryImage(ref: string, opts: PullOptions = {}): Pr
 function wantedPlatform(spelled: string | undefined): Platform {
   if (spelled === undefined) return hostPlatform();
   const parsed = parsePlatform(spelled);
-  if (!parsed) throw new ReferenceError_(`the platform "${spelled}" is invalid: write it as OS/ARCH[/VARIANT], e.g. linux/arm64`);
+  if (!parsed) throw new InvalidReferenceError(`the platform "${spelled}" is invalid: write it as OS/ARCH[/VARIANT], e.g. linux/arm64`);
   return parsed;
 }
 
@@ -160,7 +160,7 @@ function makeLayers(
     const describe = `layer ${i + 1} of ${name}`;
     const compression = compressionOfMediaType(desc.mediaType ?? "");
     if (compression === undefined) {
-      throw new GantryError("UNSUPPORTED", `${describe} has media type "${desc.mediaType}", which is not a layer type gantry reads`);
+      throw new UnsupportedError(`${describe} has media type "${desc.mediaType}", which is not a layer type gantry reads`);
     }
     const blob: BlobRef = { digest: desc.digest, size: desc.size, describe };
     const announce = (): void => opts.onProgress?.({

@@ -1,4 +1,4 @@
-import { ReferenceError_ } from "../../model/errors.js";
+import { InvalidReferenceError } from "../../model/errors.js";
 import type { Digest } from "../../model/digest.js";
 
 /**
@@ -35,12 +35,12 @@ export function isRegistryReference(input: string): boolean {
 
 /**
  * Parses `docker://HOST/REPO[:TAG][@sha256:HEX]` or the part after `docker://`.
- * Throws ReferenceError_ naming the reference and the part at fault.
+ * Throws InvalidReferenceError naming the reference and the part at fault.
  */
 export function parseRegistryReference(input: string): RegistryReference {
   const text = isRegistryReference(input) ? input.slice(DOCKER_TRANSPORT.length) : input;
-  const bad = (why: string): ReferenceError_ =>
-    new ReferenceError_(`the image reference "${input}" is invalid: ${why}; write it as docker://HOST/REPOSITORY[:TAG][@sha256:DIGEST]`);
+  const bad = (why: string): InvalidReferenceError =>
+    new InvalidReferenceError(`the image reference "${input}" is invalid: ${why}; write it as docker://HOST/REPOSITORY[:TAG][@sha256:DIGEST]`);
   if (text === "") throw bad("it names no repository");
 
   const at = text.indexOf("@");

@@ -1,6 +1,6 @@
 import { setRegistryReader, type ReadOptions } from "../read.js";
 import { setRegistryWriter, type WriteOptions } from "../write.js";
-import { GantryError } from "../../model/errors.js";
+import { UnsupportedError } from "../../model/errors.js";
 import type { RegistryOptions } from "./options.js";
 import { readRegistryImage } from "./pull.js";
 import { pushImage, type PushOptions } from "./push.js";
@@ -24,7 +24,7 @@ setRegistryReader((ref, opts) => {
 setRegistryWriter(async (ref, images, opts) => {
   const [only, ...more] = images;
   if (!only || more.length > 0) {
-    throw new GantryError("UNSUPPORTED", `docker://${ref} holds one image, but ${images.length} were given; push them one at a time, each to its own tag`);
+    throw new UnsupportedError(`docker://${ref} holds one image, but ${images.length} were given; push them one at a time, each to its own tag`);
   }
   const pushOpts: PushOptions = { ...registryOptionsOf(opts) };
   if (opts.signal) pushOpts.signal = opts.signal;

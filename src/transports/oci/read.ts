@@ -1,5 +1,5 @@
 import { isDigest, sha256 } from "../../model/digest.js";
-import { DigestMismatchError, FormatError, GantryError, ImageNotFoundError } from "../../model/errors.js";
+import { DigestMismatchError, FormatError, ImageNotFoundError, UnsupportedError } from "../../model/errors.js";
 import type { Image, ImageSummary, Layer } from "../../model/image.js";
 import { compressionOfMediaType, isIndexMediaType } from "../../model/mediatypes.js";
 import type { Descriptor, ImageConfigJson, IndexJson, ManifestJson, Platform } from "../../model/oci.js";
@@ -36,7 +36,7 @@ function parseDescriptor(d: unknown, what: string): Descriptor {
   if (typeof digest !== "string") throw new FormatError(`${what} has no digest`);
   if (!isDigest(digest)) {
     if (/^[a-z0-9]+:/.test(digest) && !digest.startsWith("sha256:")) {
-      throw new GantryError("UNSUPPORTED", `${what} uses the digest algorithm of ${digest}; gantry reads sha256 blobs only`);
+      throw new UnsupportedError(`${what} uses the digest algorithm of ${digest}; gantry reads sha256 blobs only`);
     }
     throw new FormatError(`${what} has a malformed digest "${digest}"`);
   }
@@ -127,7 +127,7 @@ function selectEntry(index: IndexJson, bag: FileBag, opts: OciReadOptions): Desc
 function wantedPlatform(opts: OciReadOptions): Platform {
   if (opts.platform === undefined) return hostPlatform();
   const p = parsePlatform(opts.platform);
-  if (!p) throw new GantryError("UNSUPPORTED", `the platform "${opts.platform}" is not OS/ARCH[/VARIANT], e.g. linux/arm64`);
+  if (!p) throw new UnsupportedError(`the platform "${opts.platform}" is not OS/ARCH[/VARIANT], e.g. linux/arm64`);
   return p;
 }
 
@@ -156,7 +156,7 @@ async function resolveManifest(bag: FileBag, top: Descriptor, opts: OciReadOptio
 }
 
 function parseManifest(json: Record<string, unknown>, what: string): ManifestJson {
-  if (json["schemaVersion"] === 1) throw new GantryError("UNSUPPORTED", `${what} is a Docker schema 1 manifest, which gantry does not read; convert the image with a newer tool`);
+  if (json["schemaVersion"] === 1) throw new UnsupportedError(`${what} is a Docker schema 1 manifest, which gantry does not read; convert the image with a newer tool`);
   if (json["schemaVersion"] !== 2) throw new FormatError(`${what} is not a schemaVersion 2 image manifest`);
   const config = parseDescriptor(json["config"], `the config descriptor of ${what}`);
   if (!Array.isArray(json["layers"])) throw new FormatError(`${what} has no "layers" list`);

@@ -2,7 +2,7 @@ import { createWriteStream } from "node:fs";
 import { chmod, copyFile, link, mkdir, readdir, readlink, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { FormatError, GantryError, ioError } from "../../model/errors.js";
+import { FormatError, ioError, AbortedError } from "../../model/errors.js";
 import type { Descriptor } from "../../model/oci.js";
 import { writeDirAtomically } from "../../util/atomic.js";
 import { writeTarTo, type ArchiveWriteOptions } from "../../archive/archive-tar.js";
@@ -95,7 +95,7 @@ export async function writeOciLayout(dir: string, images: readonly ImageToWrite[
       await writeFile(join(tmp, OCI_INDEX_FILE), indexBytes, { mode: 0o644 });
       bytes += OCI_LAYOUT_BYTES.length + indexBytes.length;
     } catch (err) {
-      if (opts.signal?.aborted) throw new GantryError("ABORTED", "the operation was aborted", { cause: opts.signal.reason });
+      if (opts.signal?.aborted) throw new AbortedError(opts.signal.reason);
       throw err;
     }
   });
