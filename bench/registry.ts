@@ -21,7 +21,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pack as tarPack } from "tar-stream";
-import { writeImage } from "../src/transports/write.js";
+import { resolveReference } from "../src/transports/reference.js";
+import { imageFromParts } from "../src/image/image.js";
 import { compressor } from "../src/compression/compression.js";
 import { sha256 } from "../src/model/digest.js";
 import type { Image, Layer } from "../src/model/image.js";
@@ -75,9 +76,9 @@ async function main(): Promise<void> {
     rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
   };
   const configBytes = Buffer.from(JSON.stringify(config));
-  const image: Image = { configBytes, configDigest: sha256(configBytes), config, layers, repoTags: [] };
+  const image: Image = imageFromParts({ configBytes, config, layers }, "the bench config");
   const layout = join(work, "layout");
-  await writeImage(`oci:${layout}:1`, [{ image, repoTags: ["bench/image:1"] }]);
+  await (await resolveReference(`oci:${layout}:1`, "write")).write([{ doc: image, repoTags: ["bench/image:1"] }]);
   const stored = layers.reduce((n, l) => n + l.size, 0);
 
   const ours = await startRegistry();

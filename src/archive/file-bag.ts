@@ -3,7 +3,7 @@ import { open, realpath, stat } from "node:fs/promises";
 import { posix, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { FormatError, UnsafePathError, ioError, AbortedError } from "../model/errors.js";
-import { parseJson } from "../image/config-json.js";
+import { parseJson } from "../image/parse.js";
 
 /**
  * A set of named files that image readers look into: an image layout or unpacked

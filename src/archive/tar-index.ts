@@ -9,7 +9,7 @@ import { FormatError, UnsafePathError, ioError, IoError, AbortedError } from "..
 import { decompressor, sniffCompression } from "../compression/compression.js";
 import type { Compression } from "../model/mediatypes.js";
 import { MAX_JSON_BYTES, cleanEntryName, withSignal, type FileBag } from "./file-bag.js";
-import { parseJson } from "../image/config-json.js";
+import { parseJson } from "../image/parse.js";
 
 /**
  * Archives are indexed once, then read by range. tar-stream reads a tar front to back

@@ -3,14 +3,17 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Digest } from "../model/digest.js";
 import { digestHex, sha256 } from "../model/digest.js";
-import { throwIfAborted } from "../model/errors.js";
+import { SpecError, throwIfAborted } from "../model/errors.js";
 import type { Image, Layer } from "../model/image.js";
 import type { ProgressListener } from "../model/progress.js";
 import { BlobStore, storedLayer, type StoredLayerBlob } from "../cache/blob-store.js";
 import { LayerIndex, layerKey, type LayerKey, type LayerRecipe } from "../cache/layer-index.js";
 import { defaultCacheDir } from "../cache/location.js";
-import { readImage } from "../transports/read.js";
-import { writeImage } from "../transports/write.js";
+import { imageFromParts } from "../image/image.js";
+import { ImageReference, resolveReference } from "../transports/reference.js";
+import { accessOf, type AccessOptions } from "../transports/transport.js";
+import { LOAD_INTO_ENGINE, dockerDaemonTransport } from "../transports/docker-daemon/transport.js";
+import { readImageFor } from "../ops/source.js";
 import { mergedTree } from "../layer/tree.js";
 import { packLayer } from "../layer/pack.js";
 import { loadSpecFile, specDirOf, validateSpec } from "./spec-load.js";
@@ -19,17 +22,15 @@ import { planBuild, type BuildPlan, type PlannedLayer } from "./plan.js";
 import { configBytes, imageConfig, type NewLayerRecord } from "./config.js";
 import { layerContent } from "./layer-content.js";
 import type { SourceTree } from "../layer/sources.js";
-import { registryOptionsFrom, type RegistryAccess } from "../transports/docker/options.js";
-// Installs the docker:// reader, so a registry `fromImage` works.
-import "../transports/docker/register.js";
-
-export interface BuildOptions extends RegistryAccess {
+export interface BuildOptions extends AccessOptions {
   /** A spec file (JSON, or a TS/JS module), or a spec object. */
   spec: string | ImageSpecInput;
   /** For a spec object: the directory its relative paths start from (default: the working directory). */
   specDir?: string;
   /** Where to write: a path (docker-archive), any writable reference (`oci:DIR`...), or "-" for stdout. Default `./NAME.tar`. */
   output?: string;
+  /** Load the image into the Docker engine (`$DOCKER_HOST`), tagged with its name and every tag; instead of `output`. */
+  load?: boolean;
   /** Extra NAME:TAG names for the image, besides the spec's own. */
   tags?: readonly string[];
   /** Bypass the cache: new blobs go to a temporary store removed afterwards. */
@@ -48,6 +49,7 @@ export interface BuiltLayer {
 }
 
 export interface BuildResult {
+  /** Where the image went, as a reference. */
   output: string;
   repoTags: string[];
   configDigest: Digest;
@@ -71,10 +73,27 @@ async function loadPlan(opts: BuildOptions): Promise<BuildPlan> {
   return planBuild(spec, resolve(opts.specDir ?? "."), env);
 }
 
+/** The destination, checked before any work: `--load`, `-o`, or `./NAME.tar`. */
+async function outputOf(opts: BuildOptions, plan: BuildPlan): Promise<ImageReference> {
+  if (opts.load && opts.output !== undefined) throw new SpecError(`give either an output (${opts.output}) or --load, not both`);
+  const output = opts.load
+    ? new ImageReference(dockerDaemonTransport as never, LOAD_INTO_ENGINE)
+    : await resolveReference(opts.output ?? defaultOutput(plan.name), "write");
+  await output.checkWritable(accessOf(opts));
+  return output;
+}
+
+/** The platform the base is read for: the spec's, when it names one (the host's otherwise). */
+function basePlatform(plan: BuildPlan): string | undefined {
+  if (plan.architecture === undefined) return undefined;
+  return [plan.os ?? "linux", plan.architecture, plan.variant].filter((p) => p !== undefined).join("/");
+}
+
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const { signal } = opts;
   const progress = opts.onProgress ?? (() => {});
   const plan = await loadPlan(opts);
+  const output = await outputOf(opts, plan);
   throwIfAborted(signal);
 
   const tempStore = opts.noCache ? await mkdtemp(join(tmpdir(), "gantry-build-")) : undefined;
@@ -86,14 +105,15 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     let base: Image | undefined;
     if (plan.fromImage !== undefined) {
       progress({ step: "base", message: `reading base ${plan.fromImage}` });
-      const readOpts: Parameters<typeof readImage>[1] = {};
-      if (signal) readOpts.signal = signal;
-      if (plan.pick !== undefined) readOpts.pick = plan.pick;
-      readOpts.registry = registryOptionsFrom(opts, store);
-      if (plan.fromImage.startsWith("docker://") && !plan.fromImage.includes("@sha256:")) {
+      const from = await resolveReference(plan.fromImage, "read");
+      if (from.mutable) {
         progress({ step: "base", message: `warning: the base ${plan.fromImage} is not pinned by digest; the build is only as reproducible as that tag (add @sha256:...)` });
       }
-      base = await readImage(plan.fromImage, readOpts);
+      const platform = basePlatform(plan);
+      base = await readImageFor(from, {
+        ...accessOf(opts), cache: store, firstOfMany: true,
+        ...(plan.pick !== undefined ? { pick: plan.pick } : {}), ...(platform !== undefined ? { platform } : {}),
+      });
     }
 
     const layers: Layer[] = [...(base?.layers ?? [])];
@@ -130,20 +150,16 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const configDigest = sha256(bytes);
     const tag = plan.tag ?? digestHex(configDigest).slice(0, 32);
     const repoTags = [`${plan.name}:${tag}`, ...(opts.tags ?? [])];
-    const image: Image = { configBytes: bytes, configDigest, config, layers, repoTags };
+    const image = imageFromParts({ configBytes: bytes, config, layers, repoTags }, "the new image config");
 
-    const output = opts.output ?? defaultOutput(plan.name);
     progress({ step: "write", message: `writing ${output}` });
-    const writeOpts: Parameters<typeof writeImage>[2] = {};
-    if (signal) writeOpts.signal = signal;
-    writeOpts.registry = registryOptionsFrom(opts, store);
-    const written = await writeImage(output, [{ image, repoTags }], writeOpts);
+    const written = await output.write([{ doc: image, repoTags }], accessOf(opts));
     const baseCount = base?.layers.length ?? 0;
     return {
-      output,
+      output: opts.output ?? (opts.load ? `docker-daemon:${repoTags.join(",")}` : defaultOutput(plan.name)),
       repoTags,
       configDigest,
-      manifestDigest: written.manifestDigests[0]!,
+      manifestDigest: written.digests[0] ?? image.digest,
       layers: layers.map((l, i) => ({ digest: l.digest, diffId: l.diffId, size: l.size, base: i < baseCount, cached: cachedLayers.has(l) })),
       image,
     };

@@ -6,6 +6,7 @@ import type { Readable } from "node:stream";
 import { digestHex, type Digest } from "../model/digest.js";
 import { ioError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
+import type { ContentStore } from "../model/content-store.js";
 import { makeLayer } from "../image/layer.js";
 import type { Compression } from "../model/mediatypes.js";
 
@@ -14,7 +15,7 @@ import type { Compression } from "../model/mediatypes.js";
  * temporary name in the same directory and renamed to their digest once complete,
  * so a reader never sees a partial blob and two writers of one blob never clash.
  */
-export class BlobStore {
+export class BlobStore implements ContentStore {
   constructor(readonly root: string) {}
 
   pathOf(digest: Digest): string {

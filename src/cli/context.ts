@@ -1,6 +1,7 @@
-import { InvalidArgumentError, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
+import { parsePlatform } from "../model/platform.js";
 import type { ProgressListener } from "../model/progress.js";
-import type { RegistryAccess } from "../transports/docker/options.js";
+import type { AccessOptions as RegistryAccess } from "../transports/transport.js";
 
 /** The global flags every command honours (SPEC "Command line"). */
 export interface GlobalOptions {
@@ -49,4 +50,12 @@ export function parseBoolFlag(value: string): boolean {
   if (/^(true|1|yes)$/i.test(value)) return true;
   if (/^(false|0|no)$/i.test(value)) return false;
   throw new InvalidArgumentError(`expected true or false, got "${value}"`);
+}
+
+/** `--platform os/arch[/variant]`, checked as it is parsed (a bad one is a usage error). */
+export function platformOption(what = "which image of a multi-platform source (default: this machine's)"): Option {
+  return new Option("--platform <os/arch[/variant]>", what).argParser((value: string) => {
+    if (!parsePlatform(value)) throw new InvalidArgumentError(`"${value}" is not OS/ARCH[/VARIANT], e.g. linux/arm64`);
+    return value;
+  });
 }

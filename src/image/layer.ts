@@ -1,20 +1,26 @@
 import type { Readable } from "node:stream";
 import type { Digest } from "../model/digest.js";
-import type { Compression } from "../model/mediatypes.js";
 import type { Layer } from "../model/image.js";
+import { layerMediaType, type Compression } from "../model/mediatypes.js";
+import type { Descriptor } from "../model/oci.js";
 import { chain, verified } from "../model/verify.js";
 import { decompressor } from "../compression/compression.js";
 
 /**
  * The one way to make a Layer: give the stored bytes (an opener) and what they must
- * hash to; verification and decompression are derived here, so every format adapter
- * gets them for free and none writes them again.
+ * hash to; verification and decompression are derived here, so every transport gets
+ * them for free and none writes them again.
  */
 export interface LayerSource {
   digest: Digest;
   diffId: Digest;
   size: number;
   compression: Compression;
+  /**
+   * The descriptor a manifest gives the layer (its media type, annotations and URLs are
+   * kept). Without one, an OCI descriptor is made from digest, size and compression.
+   */
+  descriptor?: Descriptor;
   /** Opens the stored bytes, unverified. Called once per read. */
   openRaw: (signal?: AbortSignal) => Promise<Readable>;
   /** Names the blob in errors, e.g. "layer 2 of docker-archive:base.tar". */
@@ -22,13 +28,17 @@ export interface LayerSource {
 }
 
 export function makeLayer(src: LayerSource): Layer {
+  const descriptor: Descriptor = src.descriptor
+    ?? { mediaType: layerMediaType(src.compression, "oci"), digest: src.digest, size: src.size };
   const open = async (signal?: AbortSignal): Promise<Readable> =>
     verified(await src.openRaw(signal), src.digest, src.describe, src.size);
   return {
     digest: src.digest,
     diffId: src.diffId,
     size: src.size,
+    mediaType: descriptor.mediaType,
     compression: src.compression,
+    descriptor,
     open,
     async openUncompressed(signal?: AbortSignal): Promise<Readable> {
       const stored = await open(signal);

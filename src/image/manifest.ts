@@ -1,20 +1,22 @@
 import { sha256, type Digest } from "../model/digest.js";
-import type { Image } from "../model/image.js";
+import type { Layer } from "../model/image.js";
 import { MediaType, layerMediaType } from "../model/mediatypes.js";
-import type { Descriptor, ManifestJson } from "../model/oci.js";
+import type { Descriptor, IndexJson, ManifestJson } from "../model/oci.js";
 
 /**
- * The one place image manifests are made. The JSON is built with keys in a fixed
- * order and serialised compactly, so the same image always has the same manifest
- * digest, whichever writer (archive, layout, registry) asks for it.
+ * The one place manifests are made, for images that have none of their own (a build, a
+ * docker-archive, the Docker engine) and for conversions (another family, recompressed
+ * layers). The JSON is built with keys in a fixed order and serialised compactly, so the
+ * same image always gets the same manifest digest, whichever writer asks for it.
+ * A manifest a source holds is never made again: its bytes are kept (model/image.ts).
  */
 
 export type ManifestFamily = "oci" | "docker";
 
-export interface BuiltManifest {
+export interface BuiltDocument<J> {
   bytes: Buffer;
   digest: Digest;
-  json: ManifestJson;
+  json: J;
   mediaType: string;
 }
 
@@ -26,15 +28,42 @@ export function configMediaType(family: ManifestFamily): string {
   return family === "oci" ? MediaType.ociConfig : MediaType.dockerConfig;
 }
 
-export function imageManifest(image: Image, family: ManifestFamily): BuiltManifest {
+export function indexMediaType(family: ManifestFamily): string {
+  return family === "oci" ? MediaType.ociIndex : MediaType.dockerManifestList;
+}
+
+/** The family a manifest or index media type belongs to. */
+export function familyOf(mediaType: string): ManifestFamily {
+  return mediaType === MediaType.dockerManifest || mediaType === MediaType.dockerManifestList ? "docker" : "oci";
+}
+
+/** A layer's descriptor in `family`: its media type respelled, its annotations and URLs kept. */
+function layerDescriptor(layer: Layer, family: ManifestFamily): Descriptor {
+  const d: Descriptor = { mediaType: layerMediaType(layer.compression, family), digest: layer.digest, size: layer.size };
+  if (layer.descriptor.urls !== undefined) d.urls = layer.descriptor.urls;
+  if (layer.descriptor.annotations !== undefined) d.annotations = layer.descriptor.annotations;
+  return d;
+}
+
+export interface ManifestParts {
+  readonly configDigest: Digest;
+  readonly configBytes: Buffer;
+  readonly layers: readonly Layer[];
+}
+
+export function buildManifest(image: ManifestParts, family: ManifestFamily): BuiltDocument<ManifestJson> {
   const mediaType = manifestMediaType(family);
   const config: Descriptor = { mediaType: configMediaType(family), digest: image.configDigest, size: image.configBytes.length };
-  const layers: Descriptor[] = image.layers.map((l) => ({
-    mediaType: layerMediaType(l.compression, family),
-    digest: l.digest,
-    size: l.size,
-  }));
-  const json: ManifestJson = { schemaVersion: 2, mediaType, config, layers };
+  const json: ManifestJson = { schemaVersion: 2, mediaType, config, layers: image.layers.map((l) => layerDescriptor(l, family)) };
+  const bytes = Buffer.from(JSON.stringify(json));
+  return { bytes, digest: sha256(bytes), json, mediaType };
+}
+
+/** An index over `manifests` (descriptors with their platforms), in `family`. */
+export function buildIndex(manifests: readonly Descriptor[], family: ManifestFamily, annotations?: Record<string, string>): BuiltDocument<IndexJson> {
+  const mediaType = indexMediaType(family);
+  const json: IndexJson = { schemaVersion: 2, mediaType, manifests: [...manifests] };
+  if (annotations !== undefined) json.annotations = annotations;
   const bytes = Buffer.from(JSON.stringify(json));
   return { bytes, digest: sha256(bytes), json, mediaType };
 }

@@ -4,33 +4,19 @@ import { pipeline } from "node:stream/promises";
 import { GantryError, ioError, AbortedError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 import { makeLayer } from "../image/layer.js";
-import type { Digest } from "../model/digest.js";
-import type { Readable } from "node:stream";
+import type { ContentStore } from "../model/content-store.js";
 import type { Compression } from "../model/mediatypes.js";
 import { measuring } from "../model/verify.js";
 import { compressor } from "../compression/compression.js";
 import type { LayerEntry } from "./differ.js";
 import { tarStream } from "./tar-writer.js";
 
-/**
- * Where packed blobs go: a content-addressed store (the cache's, or a temporary one).
- * Handed in by the caller, so the layer engine knows no cache.
- */
-export interface BlobSink {
-  readonly root: string;
-  /** A fresh temporary path inside the store, for a writer that learns the digest at the end. */
-  tempPath(): Promise<string>;
-  /** Moves a completed temporary file into place under its digest. */
-  commit(tempPath: string, digest: Digest): Promise<void>;
-  open(digest: Digest): Promise<Readable>;
-}
-
 export interface PackOptions {
   compression: Compression;
   /** Compressor level; the compressor's default when absent. The bytes depend on it alone. */
   level?: number;
   /** Where the blob is stored, under its digest. */
-  store: BlobSink;
+  store: ContentStore;
   signal?: AbortSignal | undefined;
   /** Names the layer in errors, e.g. "the new layer of app.json". */
   describe: string;

@@ -1,33 +1,126 @@
 import { join } from "node:path";
 import { BlobStore } from "../cache/blob-store.js";
 import { defaultCacheDir } from "../cache/location.js";
-import { readImage, type ReadOptions } from "../transports/read.js";
-import { writeImage } from "../transports/write.js";
 import type { Digest } from "../model/digest.js";
-import type { Image } from "../model/image.js";
-import type { ManifestFormat } from "../transports/docker/manifest.js";
-import { readRegistryImage, type PullOptions } from "../transports/docker/pull.js";
-import { pushImage as pushToRegistry, type PushOptions, type PushResult } from "../transports/docker/push.js";
-import { DOCKER_TRANSPORT, formatReference, isRegistryReference, parseRegistryReference } from "../transports/docker/reference.js";
-import { registryOptionsFrom, type RegistryAccess } from "../transports/docker/options.js";
-import "../transports/docker/register.js";
+import { InvalidReferenceError } from "../model/errors.js";
+import type { ImageOrIndex } from "../model/image.js";
+import { convertDocument } from "../image/image.js";
+import type { ManifestFamily } from "../image/manifest.js";
+import { imageForPlatform, wantedPlatform } from "../image/select.js";
+import { resolveReference, type ImageReference } from "../transports/reference.js";
+import { accessOf, type AccessOptions, type WriteOptions, type WriteResult } from "../transports/transport.js";
+import { readSource } from "./source.js";
 
-export type { RegistryAccess } from "../transports/docker/options.js";
+export type { AccessOptions as RegistryAccess } from "../transports/transport.js";
 
 /**
- * The library's registry entry points, one options object each: pull (registry to any
- * destination, through the cache), push (any source to a registry), copy (anything to
- * anything, registries included).
+ * Copying between any two references (pull and push are copies with a registry at one
+ * end). What is read is written as it is, so a manifest or index keeps its bytes and digest
+ * wherever the destination can hold it; it is converted only when asked (`format`) or
+ * when the destination cannot take it as it is, and that is said on the progress listener.
  */
 
+/** `--format`: the manifest family written, spelled as skopeo spells it. */
+export type ManifestFormat = "oci" | "v2s2";
 
-export interface PullImageOptions extends RegistryAccess {
+export interface CopyImageOptions extends AccessOptions {
+  /** Any readable reference. */
+  src: string;
+  /** Any writable reference. */
+  dest: string;
+  /** Every platform of an index, the index kept; without it, one image (`platform`, else the host's). */
+  all?: boolean;
+  /** `os/arch[/variant]` picked from an index; the host's by default. */
+  platform?: string;
+  /** Write manifests in this family (converting those that are not). */
+  format?: ManifestFormat;
+  /** NAME[:TAG] of one image of a multi-image source. */
+  pick?: string;
+  /** For a registry destination: gzip uncompressed layers (default true). */
+  compressLayers?: boolean;
+  /** For a registry destination: blobs above this many bytes go in chunks. */
+  chunkThreshold?: number;
+  /** Where `-` writes; standard output when absent. */
+  output?: WriteOptions["output"];
+}
+
+export interface CopyImageResult {
+  src: string;
+  dest: string;
+  /** The digest of the manifest (or index) as the destination holds it. */
+  manifestDigest: Digest;
+  /** The digest the source serves; equal to `manifestDigest` unless the copy converted it. */
+  sourceDigest: Digest;
+  mediaType: string;
+  /** The config digest (the image ID) of an image; undefined for an index. */
+  configDigest: Digest | undefined;
+  repoTags: string[];
+  /** For a registry destination: blobs uploaded, already there, mounted. */
+  blobs?: { uploaded: number; skipped: number; mounted: number };
+}
+
+/** Reads `src` and writes it to `dest`, keeping what it can (see the module comment). */
+export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult> {
+  const want = wantedPlatform(opts.platform);
+  const dest = await resolveReference(opts.dest, "write");
+  await dest.checkWritable(writeOptions(opts));
+  const { ref: src, doc: read } = await readSource(opts.src, opts);
+  const doc = await forDestination(read, src, dest, want, opts);
+  const written = await dest.write([{ doc, repoTags: doc.repoTags }], writeOptions(opts));
+  return result(opts.src, opts.dest, read, doc, written);
+}
+
+/** The document to write: one platform unless --all, in the asked family. */
+async function forDestination(
+  read: ImageOrIndex, src: ImageReference, dest: ImageReference, want: ReturnType<typeof wantedPlatform>, opts: CopyImageOptions,
+): Promise<ImageOrIndex> {
+  let doc = read;
+  if (doc.kind === "index" && opts.all && !dest.holdsIndexes) {
+    throw new InvalidReferenceError(`${dest} holds single-platform images, so the index ${src} cannot be copied whole; drop --all and pick one with --platform, or copy to oci:, oci-archive:, dir: or docker://`);
+  }
+  if (doc.kind === "index" && !opts.all) doc = await imageForPlatform(doc, want, src.toString(), opts.signal);
+  if (opts.format !== undefined) {
+    const family: ManifestFamily = opts.format === "v2s2" ? "docker" : "oci";
+    const converted = await convertDocument(doc, family, opts.signal);
+    if (converted !== doc) {
+      opts.onProgress?.({ step: "convert", message: `the manifest was written as ${opts.format} (${converted.digest}, was ${doc.digest})` });
+    }
+    doc = converted;
+  }
+  return doc;
+}
+
+function writeOptions(opts: CopyImageOptions): WriteOptions {
+  const out: WriteOptions = accessOf(opts);
+  if (opts.output) out.output = opts.output;
+  if (opts.compressLayers !== undefined) out.compressLayers = opts.compressLayers;
+  if (opts.chunkThreshold !== undefined) out.chunkThreshold = opts.chunkThreshold;
+  return out;
+}
+
+function result(src: string, dest: string, read: ImageOrIndex, doc: ImageOrIndex, written: WriteResult): CopyImageResult {
+  const out: CopyImageResult = {
+    src,
+    dest,
+    manifestDigest: written.digests[0] ?? doc.digest,
+    sourceDigest: read.kind === "index" && doc.kind === "image" ? doc.digest : read.digest,
+    mediaType: doc.mediaType,
+    configDigest: doc.kind === "image" ? doc.configDigest : undefined,
+    repoTags: [...doc.repoTags],
+  };
+  if (written.blobs) out.blobs = written.blobs;
+  return out;
+}
+
+export interface PullImageOptions extends AccessOptions {
   /** `docker://HOST/REPO[:TAG][@sha256:…]`; the `docker://` may be left out. */
   ref: string;
-  /** Any writable reference: a path (docker-archive), `oci:DIR`, `oci-archive:PATH`, `-`. */
+  /** Any writable reference: a path (docker-archive), `oci:DIR`, `oci-archive:PATH`, `dir:DIR`, `-`. */
   dest: string;
   /** `os/arch[/variant]` picked from a multi-platform image; default the host's. */
   platform?: string;
+  /** Every platform of an index, the index kept (for destinations that hold indexes). */
+  all?: boolean;
   /** The cache directory (default `$GANTRY_CACHE`, `$XDG_CACHE_HOME/gantry`, `~/.cache/gantry`). */
   cacheDir?: string;
   /** Fetch straight to `dest`, neither reading nor filling the cache. */
@@ -35,120 +128,75 @@ export interface PullImageOptions extends RegistryAccess {
 }
 
 export interface PullImageResult {
-  /** The reference in full, e.g. "docker.io/library/ubuntu:22.04". */
+  /** The reference in full, e.g. "docker://docker.io/library/ubuntu:22.04". */
   ref: string;
   dest: string;
   /** The manifest digest in the registry (what `@sha256:` pins). */
   manifestDigest: Digest;
-  configDigest: Digest;
+  configDigest: Digest | undefined;
   repoTags: string[];
+  /** Layers of the image pulled (0 for an index). */
   layers: number;
 }
 
+/** A registry image (through the cache) into any destination. */
 export async function pullImage(opts: PullImageOptions): Promise<PullImageResult> {
-  const ref = withTransport(opts.ref);
-  const pullOpts: PullOptions = registryOptions(opts);
-  if (opts.platform !== undefined) pullOpts.platform = opts.platform;
-  if (!opts.noCache) pullOpts.cache = new BlobStore(join(opts.cacheDir ?? defaultCacheDir(opts.env), "blobs"));
-  const image = await readRegistryImage(ref, pullOpts);
+  const want = wantedPlatform(opts.platform);
+  const src = await resolveReference(withRegistryTransport(opts.ref), "read");
+  const dest = await resolveReference(opts.dest, "write");
+  const copyOpts: CopyImageOptions = { ...opts, src: opts.ref, dest: opts.dest };
+  await dest.checkWritable(writeOptions(copyOpts));
+  const cache = opts.noCache ? undefined : new BlobStore(join(opts.cacheDir ?? defaultCacheDir(opts.env), "blobs"));
+  const { doc: read } = await readSource(src, { ...opts, ...(cache ? { cache } : {}) });
+  const doc = await forDestination(read, src, dest, want, copyOpts);
   opts.onProgress?.({ step: "write", message: `writing ${opts.dest}` });
-  await writeImage(opts.dest, [{ image, repoTags: image.repoTags }], opts.signal ? { signal: opts.signal } : {});
+  await dest.write([{ doc, repoTags: doc.repoTags }], writeOptions(copyOpts));
   return {
-    ref: formatReference(parseRegistryReference(ref)),
+    ref: src.toString(),
     dest: opts.dest,
-    manifestDigest: image.registrySource.manifestDigest,
-    configDigest: image.configDigest,
-    repoTags: [...image.repoTags],
-    layers: image.layers.length,
+    manifestDigest: doc.digest,
+    configDigest: doc.kind === "image" ? doc.configDigest : undefined,
+    repoTags: [...doc.repoTags],
+    layers: doc.kind === "image" ? doc.layers.length : 0,
   };
 }
 
-export interface PushImageOptions extends RegistryAccess {
-  /** Any readable reference, or an Image already in hand. */
-  src: string | Image;
+export interface PushImageOptions extends AccessOptions {
+  /** Any readable reference. */
+  src: string;
   /** `docker://HOST/REPO[:TAG][@sha256:…]`; the `docker://` may be left out. */
   ref: string;
-  /** Manifest family; default the source's registry manifest when unchanged, else OCI. */
+  /** Manifest family; default: the image's own manifest, as it is. */
   format?: ManifestFormat;
   /** NAME[:TAG] of one image of a multi-image source. */
   pick?: string;
   platform?: string;
+  /** Every platform of an index, the index kept. */
+  all?: boolean;
   /** Blobs above this many bytes are uploaded in chunks (default 16 MiB). */
   chunkThreshold?: number;
   /** Gzip uncompressed layers before sending them (default true, as skopeo does). */
   compressLayers?: boolean;
 }
 
-export interface PushImageResult extends PushResult {
+export interface PushImageResult {
   ref: string;
+  /** The digest of the manifest as the registry stored it. */
+  digest: Digest;
+  uploaded: number;
+  skipped: number;
+  mounted: number;
 }
 
+/** Any source into a registry. */
 export async function pushImage(opts: PushImageOptions): Promise<PushImageResult> {
-  const ref = withTransport(opts.ref);
-  const image = typeof opts.src === "string" ? await readSource(opts.src, opts) : opts.src;
-  const result = await pushToRegistry(image, ref, pushOptions(opts));
-  return { ref: formatReference(parseRegistryReference(ref)), ...result };
+  const dest = withRegistryTransport(opts.ref);
+  const copied = await copyImage({ ...opts, src: opts.src, dest });
+  const blobs = copied.blobs ?? { uploaded: 0, skipped: 0, mounted: 0 };
+  return { ref: (await resolveReference(dest, "write")).toString(), digest: copied.manifestDigest, ...blobs };
 }
 
-export interface CopyImageOptions extends RegistryAccess {
-  /** Any readable reference. */
-  src: string;
-  /** Any writable reference. */
-  dest: string;
-  format?: ManifestFormat;
-  pick?: string;
-  platform?: string;
-  /** For a registry destination: gzip uncompressed layers (default true). */
-  compressLayers?: boolean;
-}
-
-export interface CopyImageResult {
-  src: string;
-  dest: string;
-  /** The manifest digest at the destination (an OCI manifest for files). */
-  manifestDigest: Digest;
-  configDigest: Digest;
-}
-
-/** Reads `src` and writes it to `dest`; registry to registry keeps the manifest unless `format` changes it. */
-export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult> {
-  const image = await readSource(opts.src, opts);
-  let manifestDigest: Digest;
-  if (isRegistryReference(opts.dest)) {
-    manifestDigest = (await pushToRegistry(image, opts.dest, pushOptions(opts))).digest;
-  } else {
-    const written = await writeImage(opts.dest, [{ image, repoTags: [...image.repoTags] }], opts.signal ? { signal: opts.signal } : {});
-    manifestDigest = written.manifestDigests[0]!;
-  }
-  return { src: opts.src, dest: opts.dest, manifestDigest, configDigest: image.configDigest };
-}
-
-/** A registry source is read here, with the caller's credentials; anything else by the format readers. */
-async function readSource(src: string, opts: RegistryAccess & { pick?: string; platform?: string }): Promise<Image> {
-  if (isRegistryReference(src)) {
-    const pullOpts: PullOptions = registryOptions(opts);
-    if (opts.platform !== undefined) pullOpts.platform = opts.platform;
-    return readRegistryImage(src, pullOpts);
-  }
-  const readOpts: ReadOptions = {};
-  if (opts.signal) readOpts.signal = opts.signal;
-  if (opts.pick !== undefined) readOpts.pick = opts.pick;
-  if (opts.platform !== undefined) readOpts.platform = opts.platform;
-  return readImage(src, readOpts);
-}
-
-function registryOptions(opts: RegistryAccess): PullOptions {
-  return registryOptionsFrom(opts);
-}
-
-function pushOptions(opts: RegistryAccess & Pick<PushOptions, "format" | "chunkThreshold" | "compressLayers">): PushOptions {
-  const out: PushOptions = registryOptions(opts);
-  if (opts.format !== undefined) out.format = opts.format;
-  if (opts.chunkThreshold !== undefined) out.chunkThreshold = opts.chunkThreshold;
-  if (opts.compressLayers !== undefined) out.compressLayers = opts.compressLayers;
-  return out;
-}
-
-function withTransport(ref: string): string {
-  return isRegistryReference(ref) ? ref : `${DOCKER_TRANSPORT}${ref}`;
+/** `HOST/REPO:TAG` as pull and push take it: the `docker://` may be left out. */
+function withRegistryTransport(ref: string): string {
+  return ref.startsWith("docker://") ? ref : `docker://${ref}`;
 }

@@ -2,17 +2,17 @@ import { throwIfAborted } from "../model/errors.js";
 import type { Image } from "../model/image.js";
 import type { ProgressListener } from "../model/progress.js";
 import { mergedTree, type FileTree, type TreeNode } from "../layer/tree.js";
-import { readImage } from "../transports/read.js";
-import { registryOptionsFrom, type RegistryAccess } from "../transports/docker/options.js";
-// Installs the docker:// reader.
-import "../transports/docker/register.js";
+import { accessOf, type AccessOptions } from "../transports/transport.js";
+import { readImageFor } from "./source.js";
 
-export interface DiffOptions extends RegistryAccess {
+export interface DiffOptions extends AccessOptions {
   /** The image compared from (any readable reference). */
   a: string;
   /** The image compared to. */
   b: string;
   onProgress?: ProgressListener;
+  /** `os/arch[/variant]` of multi-platform images; the host's by default. */
+  platform?: string;
 }
 
 /** What differs at one path present in both images. */
@@ -44,7 +44,7 @@ export async function diffImages(opts: DiffOptions): Promise<DiffResult> {
 }
 
 async function open(ref: string, opts: DiffOptions): Promise<Image> {
-  return readImage(ref, { ...(opts.signal ? { signal: opts.signal } : {}), registry: registryOptionsFrom(opts) });
+  return readImageFor(ref, { ...accessOf(opts), ...(opts.platform !== undefined ? { platform: opts.platform } : {}) });
 }
 
 export function compareTrees(a: FileTree, b: FileTree): DiffResult {

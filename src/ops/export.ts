@@ -1,16 +1,14 @@
 import { resolve } from "node:path";
 import { throwIfAborted, SpecError } from "../model/errors.js";
 import { mergedTree } from "../layer/tree.js";
-import { readImage } from "../transports/read.js";
-import { registryOptionsFrom, type RegistryAccess } from "../transports/docker/options.js";
-// Installs the docker:// reader.
-import "../transports/docker/register.js";
+import { accessOf, type AccessOptions } from "../transports/transport.js";
+import { readImageFor } from "./source.js";
 import { writeDirAtomically } from "../util/atomic.js";
 import { STDOUT, extractTree, writeTar } from "../flatten/flatten.js";
 
 export type ExportFormat = "dir" | "tar";
 
-export interface ExportOptions extends RegistryAccess {
+export interface ExportOptions extends AccessOptions {
   /** Any readable image reference (SPEC "Image references"). */
   ref: string;
   /** A directory, or a tar file (a name ending in `.tar`, or `format: "tar"`). */
@@ -19,6 +17,8 @@ export interface ExportOptions extends RegistryAccess {
   format?: ExportFormat;
   /** NAME[:TAG] of one image in a multi-image source. */
   pick?: string;
+  /** `os/arch[/variant]` of a multi-platform source; the host's by default. */
+  platform?: string;
 }
 
 export interface ExportResult {
@@ -45,11 +45,9 @@ export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
   const format = toStdout ? "tar" : opts.format ?? (/\.tar$/i.test(opts.output) ? "tar" : "dir");
   if (toStdout && opts.format === "dir") throw new SpecError("export to standard output (-o -) writes a tar; give a directory to export into instead");
   const output = toStdout ? STDOUT : resolve(opts.output);
-  const readOpts: Parameters<typeof readImage>[1] = {};
-  if (signal) readOpts.signal = signal;
-  if (opts.pick !== undefined) readOpts.pick = opts.pick;
-  readOpts.registry = registryOptionsFrom(opts);
-  const image = await readImage(opts.ref, readOpts);
+  const image = await readImageFor(opts.ref, {
+    ...accessOf(opts), ...(opts.pick !== undefined ? { pick: opts.pick } : {}), ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
+  });
   progress({ step: "export", message: `reading ${image.layers.length} layer(s) of ${opts.ref}` });
   const tree = await mergedTree(image.layers, signal ? { signal } : {});
   throwIfAborted(signal);

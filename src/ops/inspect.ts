@@ -1,26 +1,34 @@
 import type { Digest } from "../model/digest.js";
-import type { Image } from "../model/image.js";
+import type { Image, ImageIndex } from "../model/image.js";
 import type { ImageConfigJson, ManifestJson } from "../model/oci.js";
-import { imageManifest } from "../image/manifest.js";
-import { readImage } from "../transports/read.js";
-import { registryOptionsFrom, type RegistryAccess } from "../transports/docker/options.js";
-// Installs the docker:// reader.
-import "../transports/docker/register.js";
+import { formatPlatform } from "../model/platform.js";
+import { imageForPlatform, wantedPlatform } from "../image/select.js";
+import type { AccessOptions } from "../transports/transport.js";
+import { readSource } from "./source.js";
 
-export interface InspectOptions extends RegistryAccess {
+export interface InspectOptions extends AccessOptions {
   /** Any readable reference (SPEC "Image references"). */
   ref: string;
   /** NAME[:TAG] of one image in a multi-image source. */
   pick?: string;
-  /** `os/arch[/variant]` of a multi-platform source; the host's by default. */
+  /**
+   * `os/arch[/variant]`: one image of an index. Without it an index is described as an
+   * index (its platforms), unless `resolveIndex` asks for the host's image.
+   */
   platform?: string;
+  /** Describe an index's image for the platform (the host's by default) rather than the index. */
+  resolveIndex?: boolean;
 }
 
 export interface InspectedLayer { digest: Digest; diffId: Digest; size: number; mediaType: string }
 
-export interface InspectResult {
+/** What `inspect` says of one image. Digests and bytes are the source's own. */
+export interface InspectedImage {
+  kind: "image";
   repoTags: string[];
+  /** The digest of `manifestBytes`: what the source serves and `@sha256:` pins. */
   manifestDigest: Digest;
+  mediaType: string;
   manifest: ManifestJson;
   manifestBytes: Buffer;
   configDigest: Digest;
@@ -34,20 +42,57 @@ export interface InspectResult {
   image: Image;
 }
 
-/** Reads an image's manifest and config (no layer is read). */
+export interface InspectedIndexEntry {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  /** `os/arch[/variant]`, or undefined for an entry that names no platform. */
+  platform: string | undefined;
+}
+
+/** What `inspect` says of an index: its digest and the images it offers. */
+export interface InspectedIndex {
+  kind: "index";
+  repoTags: string[];
+  manifestDigest: Digest;
+  mediaType: string;
+  manifestBytes: Buffer;
+  manifests: InspectedIndexEntry[];
+  index: ImageIndex;
+}
+
+export type InspectResult = InspectedImage | InspectedIndex;
+
+/** Reads a reference's manifest and config (no layer is read). */
 export async function inspectImage(opts: InspectOptions): Promise<InspectResult> {
-  const readOpts: Parameters<typeof readImage>[1] = {};
-  if (opts.signal) readOpts.signal = opts.signal;
-  if (opts.pick !== undefined) readOpts.pick = opts.pick;
-  if (opts.platform !== undefined) readOpts.platform = opts.platform;
-  readOpts.registry = registryOptionsFrom(opts);
-  const image = await readImage(opts.ref, readOpts);
-  const manifest = imageManifest(image, "oci");
+  const want = opts.platform !== undefined || opts.resolveIndex ? wantedPlatform(opts.platform) : undefined;
+  const { ref, doc } = await readSource(opts.ref, opts);
+  if (doc.kind === "index" && want === undefined) return describeIndex(doc);
+  return describeImage(want === undefined ? doc as Image : await imageForPlatform(doc, want, ref.toString(), opts.signal));
+}
+
+function describeIndex(index: ImageIndex): InspectedIndex {
   return {
+    kind: "index",
+    repoTags: [...index.repoTags],
+    manifestDigest: index.digest,
+    mediaType: index.mediaType,
+    manifestBytes: index.manifestBytes,
+    manifests: index.manifests.map((d) => ({
+      digest: d.digest, mediaType: d.mediaType, size: d.size, platform: d.platform ? formatPlatform(d.platform) : undefined,
+    })),
+    index,
+  };
+}
+
+function describeImage(image: Image): InspectedImage {
+  return {
+    kind: "image",
     repoTags: [...image.repoTags],
-    manifestDigest: manifest.digest,
-    manifest: manifest.json,
-    manifestBytes: manifest.bytes,
+    manifestDigest: image.digest,
+    mediaType: image.mediaType,
+    manifest: image.manifest,
+    manifestBytes: image.manifestBytes,
     configDigest: image.configDigest,
     config: image.config,
     configBytes: image.configBytes,
@@ -55,10 +100,7 @@ export async function inspectImage(opts: InspectOptions): Promise<InspectResult>
     architecture: image.config.architecture,
     os: image.config.os,
     variant: image.config.variant,
-    layers: image.layers.map((l, i) => ({
-      digest: l.digest, diffId: l.diffId, size: l.size,
-      mediaType: manifest.json.layers[i]?.mediaType ?? "",
-    })),
+    layers: image.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size, mediaType: l.mediaType })),
     image,
   };
 }

@@ -2,13 +2,11 @@ import type { Digest } from "../model/digest.js";
 import { throwIfAborted, SpecError } from "../model/errors.js";
 import type { Image } from "../model/image.js";
 import { repoTagKey } from "../transports/image-name.js";
-import { readImage } from "../transports/read.js";
-import { registryOptionsFrom, type RegistryAccess } from "../transports/docker/options.js";
-// Installs the docker:// reader.
-import "../transports/docker/register.js";
-import { writeImage, type ImageToWrite } from "../transports/write.js";
+import { resolveReference } from "../transports/reference.js";
+import { accessOf, type AccessOptions, type WriteItem } from "../transports/transport.js";
+import { readImageFor } from "./source.js";
 
-export interface MergeOptions extends RegistryAccess {
+export interface MergeOptions extends AccessOptions {
   /** Image references, one image each (`docker-archive:PATH:NAME:TAG` picks one of several). */
   sources: readonly string[];
   /** Where to write, a docker-archive path by default (any writable reference). */
@@ -32,11 +30,13 @@ export async function mergeImages(opts: MergeOptions): Promise<MergeResult> {
   const { signal } = opts;
   const progress = opts.onProgress ?? (() => {});
   if (opts.sources.length === 0) throw new SpecError("merge needs at least one source image; name the images to put in the archive");
+  const output = await resolveReference(opts.output, "write");
+  await output.checkWritable(accessOf(opts));
   const byConfig = new Map<Digest, { image: Image; repoTags: string[]; keys: Set<string> }>();
   for (const source of opts.sources) {
     throwIfAborted(signal);
     progress({ step: "merge", message: `reading ${source}` });
-    const image = await readImage(source, { ...(signal ? { signal } : {}), registry: registryOptionsFrom(opts) });
+    const image = await readImageFor(source, accessOf(opts));
     let entry = byConfig.get(image.configDigest);
     if (!entry) byConfig.set(image.configDigest, (entry = { image, repoTags: [], keys: new Set() }));
     for (const tag of image.repoTags) {
@@ -46,15 +46,16 @@ export async function mergeImages(opts: MergeOptions): Promise<MergeResult> {
       entry.repoTags.push(tag);
     }
   }
-  const images: ImageToWrite[] = [...byConfig.values()].map(({ image, repoTags }) => ({ image, repoTags }));
-  progress({ step: "write", message: `writing ${images.length} image(s) to ${opts.output}` });
-  const written = await writeImage(opts.output, images, signal ? { signal } : {});
+  const images = [...byConfig.values()];
+  const items: WriteItem[] = images.map(({ image, repoTags }) => ({ doc: image, repoTags }));
+  progress({ step: "write", message: `writing ${items.length} image(s) to ${opts.output}` });
+  const written = await output.write(items, accessOf(opts));
   return {
     output: opts.output,
-    images: images.map((w, i) => ({
-      configDigest: w.image.configDigest,
-      repoTags: [...w.repoTags],
-      manifestDigest: written.manifestDigests[i] as Digest,
+    images: images.map(({ image, repoTags }, i) => ({
+      configDigest: image.configDigest,
+      repoTags: [...repoTags],
+      manifestDigest: written.digests[i] ?? image.digest,
     })),
   };
 }

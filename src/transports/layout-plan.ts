@@ -1,33 +1,25 @@
+import { createWriteStream } from "node:fs";
+import { mkdir, stat, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { ArchiveEntry } from "../archive/archive-tar.js";
 import { digestHex, type Digest } from "../model/digest.js";
-import { DigestMismatchError, FormatError, InvalidReferenceError } from "../model/errors.js";
-import type { Image } from "../model/image.js";
+import { DigestMismatchError, FormatError, InvalidReferenceError, throwIfAborted } from "../model/errors.js";
+import type { ImageOrIndex } from "../model/image.js";
 import { MediaType } from "../model/mediatypes.js";
-import { imageManifest, type BuiltManifest } from "../image/manifest.js";
 import type { Descriptor, IndexJson } from "../model/oci.js";
 import { parseRepoTag, type RepoTag } from "./image-name.js";
+import type { WriteItem } from "./transport.js";
 import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX_FILE, OCI_LAYOUT_FILE, blobPath } from "./oci/names.js";
 
 /**
- * What an OCI image layout holds for a list of images, computed before a byte is
- * written: every blob once (layers, configs, manifests, by digest), the index
- * entries, and each image's manifest. The docker-archive writer, the OCI archive
+ * What an OCI image layout holds for a list of images and indexes, computed before a byte
+ * is written: every blob once (layers, configs, manifests, indexes and their children, by
+ * digest), the index entries, and each item's names. Manifests are written as the items
+ * hold them, so their digests do not change. The docker-archive writer, the OCI archive
  * writer and the OCI directory writer all lay out this one plan.
  */
-
-export interface ImageToWrite {
-  readonly image: Image;
-  /** NAME[:TAG] names; a missing tag means `latest`. */
-  readonly repoTags: readonly string[];
-}
-
-export interface WriteResult {
-  /** The OCI manifest digest of each image, in the order given. */
-  manifestDigests: Digest[];
-  /** Bytes written (the archive's size). */
-  bytes: number;
-}
 
 export interface PlannedBlob {
   readonly digest: Digest;
@@ -38,70 +30,95 @@ export interface PlannedBlob {
   readonly what: string;
 }
 
+export interface PlannedItem {
+  readonly doc: ImageOrIndex;
+  readonly tags: readonly RepoTag[];
+}
+
 export interface LayoutPlan {
   /** Unique by digest, sorted by digest. */
   readonly blobs: readonly PlannedBlob[];
-  /** index.json entries: one per image and tag, in the order given. */
+  /** index.json entries: one per item and tag, in the order given. */
   readonly index: readonly Descriptor[];
-  /** Per image, in the order given: its OCI manifest and its parsed tags. */
-  readonly images: readonly { manifest: BuiltManifest; tags: readonly RepoTag[]; image: Image }[];
+  readonly items: readonly PlannedItem[];
 }
 
 export interface PlanOptions {
   /**
-   * An explicit `org.opencontainers.image.ref.name` (oci:DIR:REF) for the one image
+   * An explicit `org.opencontainers.image.ref.name` (oci:DIR:REF) for the one item
    * written; otherwise each tag gets docker's annotations (full name and tag).
    */
-  refName?: string;
+  refName?: string | undefined;
+  signal?: AbortSignal | undefined;
 }
+
+/** Indexes of indexes deeper than this are malformed (real ones nest once). */
+const MAX_DEPTH = 4;
 
 export const OCI_LAYOUT_BYTES = Buffer.from(JSON.stringify({ imageLayoutVersion: "1.0.0" }));
 
-function indexEntry(manifest: BuiltManifest, annotations?: Record<string, string>): Descriptor {
-  const d: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length };
+function indexEntry(doc: ImageOrIndex, annotations?: Record<string, string>): Descriptor {
+  const d: Descriptor = { mediaType: doc.mediaType, digest: doc.digest, size: doc.manifestBytes.length };
   if (annotations) d.annotations = annotations;
   return d;
 }
 
-export function planLayout(images: readonly ImageToWrite[], opts: PlanOptions = {}): LayoutPlan {
-  if (images.length === 0) throw new FormatError("an image archive or layout must hold at least one image; none was given");
-  if (opts.refName !== undefined && images.length !== 1) {
-    throw new InvalidReferenceError(`the reference name "${opts.refName}" can name one image, but ${images.length} were given`);
-  }
-  const blobs = new Map<Digest, PlannedBlob>();
-  const add = (blob: PlannedBlob): void => {
-    const seen = blobs.get(blob.digest);
+class BlobSet {
+  private readonly blobs = new Map<Digest, PlannedBlob>();
+
+  add(blob: PlannedBlob): void {
+    const seen = this.blobs.get(blob.digest);
     if (seen && seen.size !== blob.size) {
       throw new DigestMismatchError(`${blob.what} and ${seen.what} share the digest ${blob.digest} but differ in size (${blob.size} and ${seen.size} bytes)`);
     }
-    if (!seen) blobs.set(blob.digest, blob);
-  };
+    if (!seen) this.blobs.set(blob.digest, blob);
+  }
+
+  sorted(): PlannedBlob[] {
+    return [...this.blobs.values()].sort((a, b) => (digestHex(a.digest) < digestHex(b.digest) ? -1 : 1));
+  }
+}
+
+/** Every blob of a document: an image's layers, config and manifest; an index and all it holds. */
+async function addDocument(set: BlobSet, doc: ImageOrIndex, what: string, depth: number, signal: AbortSignal | undefined): Promise<void> {
+  throwIfAborted(signal);
+  set.add({ digest: doc.digest, size: doc.manifestBytes.length, bytes: doc.manifestBytes, what: `the ${doc.kind === "index" ? "index" : "manifest"} of ${what}` });
+  if (doc.kind === "image") {
+    for (const [n, layer] of doc.layers.entries()) {
+      set.add({ digest: layer.digest, size: layer.size, open: (s) => layer.open(s), what: `layer ${n + 1} of ${what} (${layer.digest})` });
+    }
+    set.add({ digest: doc.configDigest, size: doc.configBytes.length, bytes: doc.configBytes, what: `the config of ${what}` });
+    return;
+  }
+  if (depth >= MAX_DEPTH) throw new FormatError(`the indexes of ${what} nest deeper than ${MAX_DEPTH}; the index is malformed`);
+  for (const desc of doc.manifests) {
+    await addDocument(set, await doc.child(desc, signal), `${what}, entry ${desc.digest}`, depth + 1, signal);
+  }
+}
+
+export async function planLayout(items: readonly WriteItem[], opts: PlanOptions = {}): Promise<LayoutPlan> {
+  if (items.length === 0) throw new FormatError("an image archive or layout must hold at least one image; none was given");
+  if (opts.refName !== undefined && items.length !== 1) {
+    throw new InvalidReferenceError(`the reference name "${opts.refName}" can name one image, but ${items.length} were given`);
+  }
+  const blobs = new BlobSet();
   const taggedBy = new Map<string, number>();
   const index: Descriptor[] = [];
-  const planned = images.map(({ image, repoTags }, i) => {
-    const manifest = imageManifest(image, "oci");
+  const planned: PlannedItem[] = [];
+  for (const [i, { doc, repoTags }] of items.entries()) {
     const tags = repoTags.map((t) => parseRepoTag(t, `the tag of image ${i + 1}`));
     for (const tag of tags) {
       const other = taggedBy.get(tag.full);
       if (other !== undefined && other !== i) throw new InvalidReferenceError(`the tag ${tag.familiar} is given to two images (${other + 1} and ${i + 1}); give each tag to one image`);
       taggedBy.set(tag.full, i);
     }
-    for (const [n, layer] of image.layers.entries()) {
-      add({ digest: layer.digest, size: layer.size, open: (signal) => layer.open(signal), what: `layer ${n + 1} of image ${i + 1} (${layer.digest})` });
-    }
-    add({ digest: image.configDigest, size: image.configBytes.length, bytes: image.configBytes, what: `the config of image ${i + 1}` });
-    add({ digest: manifest.digest, size: manifest.bytes.length, bytes: manifest.bytes, what: `the manifest of image ${i + 1}` });
-    if (opts.refName !== undefined) {
-      index.push(indexEntry(manifest, { [ANNOTATION_REF_NAME]: opts.refName }));
-    } else if (tags.length === 0) {
-      index.push(indexEntry(manifest));
-    } else {
-      for (const tag of tags) index.push(indexEntry(manifest, { [ANNOTATION_CONTAINERD_NAME]: tag.full, [ANNOTATION_REF_NAME]: tag.tag }));
-    }
-    return { manifest, tags, image };
-  });
-  const sorted = [...blobs.values()].sort((a, b) => (digestHex(a.digest) < digestHex(b.digest) ? -1 : 1));
-  return { blobs: sorted, index, images: planned };
+    await addDocument(blobs, doc, `image ${i + 1}`, 0, opts.signal);
+    if (opts.refName !== undefined) index.push(indexEntry(doc, { [ANNOTATION_REF_NAME]: opts.refName }));
+    else if (tags.length === 0) index.push(indexEntry(doc));
+    else for (const tag of tags) index.push(indexEntry(doc, { [ANNOTATION_CONTAINERD_NAME]: tag.full, [ANNOTATION_REF_NAME]: tag.tag }));
+    planned.push({ doc, tags });
+  }
+  return { blobs: blobs.sorted(), index, items: planned };
 }
 
 export function indexJsonBytes(manifests: readonly Descriptor[]): Buffer {
@@ -118,3 +135,20 @@ export function layoutEntries(plan: LayoutPlan, indexBytes: Buffer = indexJsonBy
   return entries;
 }
 
+/**
+ * Writes one planned blob to `path` (a layout's blobs/sha256/HEX, a dir: layout's HEX);
+ * a file already there with the blob's size is content-addressed and kept. Returns the
+ * bytes written.
+ */
+export async function writeBlobFile(path: string, blob: PlannedBlob, signal?: AbortSignal): Promise<number> {
+  const have = await stat(path).then((s) => s.size, () => undefined);
+  if (have === blob.size) return 0;
+  await mkdir(dirname(path), { recursive: true });
+  if (blob.bytes) {
+    await writeFile(path, blob.bytes, { mode: 0o644 });
+  } else {
+    // layer.open() verifies digest and size while it streams.
+    await pipeline(await blob.open!(signal), createWriteStream(path, { mode: 0o644 }), signal ? { signal } : {});
+  }
+  return blob.size;
+}

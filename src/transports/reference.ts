@@ -1,152 +1,109 @@
-import { close, open } from "node:fs";
 import { stat } from "node:fs/promises";
-import { promisify } from "node:util";
-import { InvalidReferenceError } from "../model/errors.js";
-import { parseRepoTag } from "./image-name.js";
-import { scanTar } from "../archive/tar-index.js";
-import { DirBag } from "../archive/file-bag.js";
+import { InvalidReferenceError, UnsupportedError } from "../model/errors.js";
+import type { ImageOrIndex, ImageSummary } from "../model/image.js";
+import { TRANSPORTS, STDIO_TRANSPORT } from "./list.js";
+import type { ReadOptions, Transport, WriteItem, WriteOptions, WriteResult } from "./transport.js";
 
 /**
- * Image references, spelled as skopeo spells them (SPEC "Image references").
- * `path: "-"` of a docker-archive is standard input (read) or standard output (write).
+ * Image references, spelled as skopeo spells them (SPEC "Image references"): `NAME:BODY`
+ * for a transport named in the list, `docker://…` for a registry, `-` for standard input or
+ * output (a docker-archive), and a bare path recognised by what is there.
  */
-export type ImageRef =
-  | { readonly transport: "docker-archive"; readonly path: string; /** NAME:TAG */ readonly name?: string }
-  | { readonly transport: "oci"; readonly path: string; /** org.opencontainers.image.ref.name */ readonly refName?: string }
-  | { readonly transport: "oci-archive"; readonly path: string; readonly refName?: string }
-  /** `ref` is what follows `docker://`; the registry module parses it. */
-  | { readonly transport: "docker"; readonly ref: string };
-
-export type Transport = ImageRef["transport"];
 
 /** The spelling of standard input / output. */
 export const STDIO = "-";
 
-const DOCKER_PREFIX = "docker://";
-/** skopeo transports gantry does not speak: named, so the error can say so instead of treating them as paths. */
-const FOREIGN_TRANSPORTS = ["dir", "containers-storage", "docker-daemon", "ostree", "sif", "tarball"];
+/** skopeo transports gantry does not speak: named, so the error says so instead of reading them as paths. */
+const FOREIGN_TRANSPORTS = ["containers-storage", "ostree", "sif", "tarball"];
 
-/** The OCI `org.opencontainers.image.ref.name` grammar. */
-const OCI_REF_NAME = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/;
+/** A parsed reference: its transport and what the transport made of the rest. */
+export class ImageReference {
+  constructor(readonly transport: Transport<unknown>, readonly value: unknown) {}
 
-const openFd = promisify(open);
-const closeFd = promisify(close);
+  toString(): string {
+    return this.transport.format(this.value);
+  }
 
-function invalid(s: string, why: string): InvalidReferenceError {
-  return new InvalidReferenceError(`the image reference "${s}" is invalid: ${why}`);
+  read(opts: ReadOptions = {}): Promise<ImageOrIndex> {
+    if (!this.transport.read) throw new UnsupportedError(`images cannot be read from ${this}`);
+    return this.transport.read(this.value, opts);
+  }
+
+  list(opts: ReadOptions = {}): Promise<ImageSummary[]> {
+    if (!this.transport.list) throw new UnsupportedError(`gantry cannot list what ${this} holds`);
+    return this.transport.list(this.value, opts);
+  }
+
+  write(items: readonly WriteItem[], opts: WriteOptions = {}): Promise<WriteResult> {
+    if (!this.transport.write) throw new UnsupportedError(`images cannot be written to ${this}`);
+    return this.transport.write(this.value, items, opts);
+  }
+
+  /** Refuses, before any work, a destination that cannot be written. */
+  async checkWritable(opts: WriteOptions = {}): Promise<void> {
+    if (!this.transport.write) throw new UnsupportedError(`images cannot be written to ${this}`);
+    await this.transport.checkWritable?.(this.value, opts);
+  }
+
+  /** Whether the reference can name other content tomorrow (a registry tag rather than a digest). */
+  get mutable(): boolean {
+    return this.transport.mutable?.(this.value) ?? false;
+  }
+
+  get holdsIndexes(): boolean {
+    return this.transport.holdsIndexes;
+  }
 }
 
-/** Splits `PATH[:REST]` at the first colon, as skopeo does (so PATH cannot hold one). */
-function splitPathAndRest(s: string, body: string, spelling: string): { path: string; rest: string | undefined } {
-  const colon = body.indexOf(":");
-  const path = colon === -1 ? body : body.slice(0, colon);
-  const rest = colon === -1 ? undefined : body.slice(colon + 1);
-  if (path === "") throw invalid(s, `it names no path; write it as ${spelling}`);
-  if (rest === "") throw invalid(s, `nothing follows the last ":"; write it as ${spelling}`);
-  return { path, rest };
+function bind(transport: Transport<unknown>, value: unknown): ImageReference {
+  return new ImageReference(transport, value);
+}
+
+function transportNamed(s: string): { transport: Transport<unknown>; body: string } | undefined {
+  for (const t of TRANSPORTS) {
+    if (s.startsWith(t.prefix)) return { transport: t, body: s.slice(t.prefix.length) };
+  }
+  return undefined;
 }
 
 /** Parses a reference that names its transport; undefined for a bare path. */
-export function parseTransportReference(s: string): ImageRef | undefined {
-  if (s.startsWith(DOCKER_PREFIX)) {
-    const ref = s.slice(DOCKER_PREFIX.length);
-    if (ref === "") throw invalid(s, "it names no repository; write it as docker://HOST/REPOSITORY[:TAG][@sha256:DIGEST]");
-    return { transport: "docker", ref };
+export function parseNamedReference(s: string): ImageReference | undefined {
+  const named = transportNamed(s);
+  if (named) return bind(named.transport, named.transport.parse(named.body, s));
+  const m = /^([a-z][a-z0-9-]*):/.exec(s);
+  if (m?.[1] === "docker") {
+    throw new InvalidReferenceError(`the image reference "${s}" is invalid: a registry reference starts with docker:// (two slashes), e.g. docker://example.com/app:1.0`);
   }
-  const m = /^([a-z][a-z0-9-]*):(.*)$/s.exec(s);
-  if (!m) return undefined;
-  const [, transport, body] = m as unknown as [string, string, string];
-  switch (transport) {
-    case "docker-archive": {
-      const { path, rest } = splitPathAndRest(s, body, "docker-archive:PATH[:NAME:TAG]");
-      if (rest === undefined) return { transport, path };
-      return { transport, path, name: parseRepoTag(rest, `the name in the reference "${s}"`).familiar };
-    }
-    case "oci":
-    case "oci-archive": {
-      const { path, rest } = splitPathAndRest(s, body, `${transport}:PATH[:REF]`);
-      if (rest === undefined) return { transport, path };
-      if (!OCI_REF_NAME.test(rest)) {
-        throw invalid(s, `"${rest}" is not a valid OCI reference name (letters, digits and separators . _ - : @ + /)`);
-      }
-      return { transport, path, refName: rest };
-    }
-    case "docker":
-      throw invalid(s, "a registry reference starts with docker:// (two slashes), e.g. docker://example.com/app:1.0");
-    default:
-      if (FOREIGN_TRANSPORTS.includes(transport)) {
-        throw invalid(s, `the "${transport}:" transport is not supported; use docker-archive:, oci:, oci-archive: or docker://`);
-      }
-      return undefined; // a path that merely contains a colon
+  if (m?.[1] !== undefined && FOREIGN_TRANSPORTS.includes(m[1])) {
+    const known = TRANSPORTS.map((t) => t.prefix).join(", ");
+    throw new InvalidReferenceError(`the image reference "${s}" is invalid: the "${m[1]}:" transport is not supported; use one of ${known}`);
   }
+  return undefined; // a path that merely contains a colon
 }
 
-/** Entry names of an uncompressed tar, or undefined when the file is not one (say, compressed). */
-async function tarNames(path: string): Promise<Set<string> | undefined> {
-  let fd: number;
-  try {
-    fd = await openFd(path, "r");
-  } catch {
-    return undefined;
+/** A bare path: the first transport in the list that claims it. */
+async function recognize(s: string, mode: "read" | "write"): Promise<ImageReference> {
+  if (mode === "read" && !(await stat(s).then(() => true, () => false))) {
+    throw new InvalidReferenceError(`the image reference "${s}" is invalid: no such file or directory, and it names no transport (${TRANSPORTS.map((t) => t.prefix).join(", ")})`);
   }
-  try {
-    return new Set((await scanTar(fd, path)).keys());
-  } catch {
-    return undefined;
-  } finally {
-    await closeFd(fd).catch(() => {});
+  for (const t of TRANSPORTS) {
+    const claimed = await t.recognize?.(s, mode);
+    if (claimed !== undefined) return bind(t, claimed);
   }
-}
-
-/** A bare path read: its transport decided by what it holds. */
-async function detectForRead(s: string): Promise<ImageRef> {
-  const st = await stat(s).catch(() => undefined);
-  if (!st) throw invalid(s, "no such file or directory, and it names no transport (docker-archive:, oci:, oci-archive:, docker://)");
-  if (st.isDirectory()) {
-    const dir = new DirBag(s);
-    if (await dir.has("oci-layout")) return { transport: "oci", path: s };
-    if (await dir.has("manifest.json") || await dir.has("repositories")) return { transport: "docker-archive", path: s };
-    throw invalid(s, "the directory is neither an OCI layout (no oci-layout file) nor an unpacked docker-archive (no manifest.json)");
-  }
-  const names = await tarNames(s);
-  if (names && !names.has("manifest.json") && !names.has("repositories") && (names.has("index.json") || names.has("oci-layout"))) {
-    return { transport: "oci-archive", path: s };
-  }
-  // manifest.json, legacy `repositories`, or a compressed tarball: docker load accepts all three.
-  return { transport: "docker-archive", path: s };
-}
-
-/** A bare path written: an existing OCI layout directory is added to; anything else becomes a docker-archive. */
-async function detectForWrite(s: string): Promise<ImageRef> {
-  const st = await stat(s).catch(() => undefined);
-  if (st?.isDirectory()) {
-    if (await new DirBag(s).has("oci-layout")) return { transport: "oci", path: s };
-    throw invalid(s, "it is a directory that is not an OCI layout; write to oci:DIR to make one, or name a file for a docker-archive");
-  }
-  return { transport: "docker-archive", path: s };
+  throw new InvalidReferenceError(mode === "read"
+    ? `the image reference "${s}" is invalid: it is neither an image archive nor a layout (an OCI layout has an oci-layout file, a skopeo dir: layout a version file, a docker-archive a manifest.json), and it names no transport (${TRANSPORTS.map((t) => t.prefix).join(", ")})`
+    : `the image reference "${s}" is invalid: it is a directory that is not an image layout; write to oci:DIR or dir:DIR to make one, or name a file for a docker-archive`);
 }
 
 /**
- * Parses an image reference. A bare path is recognised by content when read (a directory
- * with `oci-layout` is oci:, a tar with manifest.json is docker-archive:, a tar with only
- * index.json is oci-archive:); `-` is standard input / output as a docker-archive.
+ * Parses an image reference. A bare path is recognised by content: for reading, a
+ * directory with `oci-layout` is oci:, one with `version` dir:, a tar with manifest.json
+ * docker-archive:, a tar with only index.json oci-archive:; for writing, an existing
+ * layout is added to and anything else becomes a docker-archive. `-` is standard input or
+ * output, as a docker-archive.
  */
-export async function resolveReference(s: string, mode: "read" | "write"): Promise<ImageRef> {
+export async function resolveReference(s: string, mode: "read" | "write"): Promise<ImageReference> {
   if (s === "") throw new InvalidReferenceError("the image reference is empty; name an archive, a directory, or docker://HOST/REPOSITORY:TAG");
-  if (s === STDIO) return { transport: "docker-archive", path: STDIO };
-  const explicit = parseTransportReference(s);
-  if (explicit) return explicit;
-  return mode === "read" ? detectForRead(s) : detectForWrite(s);
-}
-
-/** The reference spelled back out, for messages. */
-export function formatImageRef(ref: ImageRef): string {
-  switch (ref.transport) {
-    case "docker": return `${DOCKER_PREFIX}${ref.ref}`;
-    case "docker-archive":
-      if (ref.path === STDIO) return ref.name === undefined ? "standard input/output" : `standard input/output:${ref.name}`;
-      return `docker-archive:${ref.path}${ref.name === undefined ? "" : `:${ref.name}`}`;
-    case "oci":
-    case "oci-archive": return `${ref.transport}:${ref.path}${ref.refName === undefined ? "" : `:${ref.refName}`}`;
-  }
+  if (s === STDIO) return bind(STDIO_TRANSPORT, STDIO_TRANSPORT.parse(STDIO, STDIO));
+  return parseNamedReference(s) ?? recognize(s, mode);
 }

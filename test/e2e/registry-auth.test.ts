@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuthError } from "../../src/model/errors.js";
-import { readRegistryImage } from "../../src/transports/docker/pull.js";
+import { readRegistryImage } from "../../src/transports/docker/transport.js";
 import { pushImage } from "../../src/transports/docker/push.js";
 import {
   dockerConfigDir, drainLayers, makeTestImage, skopeo, skopeoInspect, startCountingProxy, startRegistry, type RunningRegistry,
@@ -41,7 +41,7 @@ for (const kind of ["htpasswd", "token"] as const) {
       const seen = await skopeoInspect(ref, ["--creds", `${USER}:${PASS}`]);
       assert.equal(seen.Digest, pushed.digest);
       const pulled = await readRegistryImage(ref, { creds: `${USER}:${PASS}`, env: EMPTY_ENV });
-      assert.equal(pulled.registrySource.manifestDigest, pushed.digest);
+      assert.equal(pulled.digest, pushed.digest);
       await drainLayers(pulled);
       if (kind === "token") {
         const scopes = registry.tokenRequests.filter((r) => r.user === USER).flatMap((r) => r.scopes);
@@ -61,7 +61,7 @@ for (const kind of ["htpasswd", "token"] as const) {
       const { writeFile } = await import("node:fs/promises");
       await writeFile(withFields, JSON.stringify({ auths: { [registry.host]: { username: USER, password: PASS } } }));
       const pulled = await readRegistryImage(ref, { env: { ...EMPTY_ENV, REGISTRY_AUTH_FILE: withFields } });
-      assert.equal(pulled.registrySource.manifestDigest, pushed.digest);
+      assert.equal(pulled.digest, pushed.digest);
     });
 
     test("without credentials: an AuthError that names the registry and says to pass --creds", async () => {
@@ -98,7 +98,7 @@ for (const kind of ["htpasswd", "token"] as const) {
         `docker://${registry.host}/private/src:1`, `docker://${registry.host}/private/copied:1`]);
       const seen = await skopeoInspect(`docker://${registry.host}/private/copied:1`, ["--creds", `${USER}:${PASS}`]);
       const pulled = await readRegistryImage(`docker://${registry.host}/private/copied:1`, { creds: `${USER}:${PASS}`, env: EMPTY_ENV });
-      assert.equal(pulled.registrySource.manifestDigest, seen.Digest);
+      assert.equal(pulled.digest, seen.Digest);
     });
   });
 }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { DigestMismatchError, GantryError, ImageNotFoundError, RegistryError } from "../../src/model/errors.js";
 import { makeLayer } from "../../src/image/layer.js";
-import { readRegistryImage } from "../../src/transports/docker/pull.js";
+import { readRegistryImage } from "../../src/transports/docker/transport.js";
 import { pushImage } from "../../src/transports/docker/push.js";
 import {
   drainLayers, freePort, makeTestImage, startCountingProxy, startRegistry, type CountingProxy, type RunningRegistry,

@@ -12,6 +12,7 @@ import { pack as tarPack } from "tar-stream";
 import { sha256, type Digest } from "../../src/model/digest.js";
 import type { Image } from "../../src/model/image.js";
 import { makeLayer } from "../../src/image/layer.js";
+import { imageFromParts } from "../../src/image/image.js";
 import type { Compression } from "../../src/model/mediatypes.js";
 import type { ImageConfigJson } from "../../src/model/oci.js";
 import { compressor } from "../../src/compression/compression.js";
@@ -345,7 +346,7 @@ export async function makeTestImage(opts: TestImageOptions = {}): Promise<Image 
     history: [{ created: "1970-01-01T00:00:01Z", created_by: "gantry test" }],
   };
   const configBytes = Buffer.from(JSON.stringify(config));
-  return { configBytes, configDigest: sha256(configBytes), config, layers: [layer], repoTags: [], opens };
+  return { ...imageFromParts({ configBytes, config, layers: [layer] }, "the test config"), opens };
 }
 
 /** Reads every layer of `image` to the end (each verifies itself), returning their sizes. */

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GantryError } from "../../src/model/errors.js";
-import { formatImageRef, resolveReference, type ImageRef } from "../../src/transports/reference.js";
+import { resolveReference, type ImageReference } from "../../src/transports/reference.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { fixture } from "./formats-fixtures.js";
 
@@ -16,8 +16,13 @@ async function rejectsWith(p: Promise<unknown>, code: string, mention: string): 
   });
 }
 
+/** A parsed reference as a plain record: its transport's name and what the transport made of the rest. */
+function shape(ref: ImageReference): { transport: string } & Record<string, unknown> {
+  return { transport: ref.transport.name, ...(ref.value as Record<string, unknown>) };
+}
+
 test("transport references parse as skopeo spells them", async () => {
-  const cases: [string, ImageRef][] = [
+  const cases: [string, { transport: string } & Record<string, unknown>][] = [
     ["docker-archive:/x/app.tar", { transport: "docker-archive", path: "/x/app.tar" }],
     ["docker-archive:app.tar:app", { transport: "docker-archive", path: "app.tar", name: "app:latest" }],
     ["docker-archive:app.tar:docker.io/library/app:2", { transport: "docker-archive", path: "app.tar", name: "app:2" }],
@@ -26,14 +31,19 @@ test("transport references parse as skopeo spells them", async () => {
     ["oci:layout:v1.0", { transport: "oci", path: "layout", refName: "v1.0" }],
     ["oci:layout:example.com/app:1", { transport: "oci", path: "layout", refName: "example.com/app:1" }],
     ["oci-archive:/tmp/x.tar:latest", { transport: "oci-archive", path: "/tmp/x.tar", refName: "latest" }],
-    ["docker://127.0.0.1:5000/app:1", { transport: "docker", ref: "127.0.0.1:5000/app:1" }],
+    ["dir:/some/dir", { transport: "dir", path: "/some/dir" }],
+    ["docker://127.0.0.1:5000/app:1", { transport: "docker", registry: "127.0.0.1:5000", repository: "app", tag: "1" }],
+    ["docker-daemon:app", { transport: "docker-daemon", name: "app:latest" }],
+    ["docker-daemon:docker.io/library/app:2", { transport: "docker-daemon", name: "app:2" }],
+    ["docker-daemon:sha256:" + "b".repeat(64), { transport: "docker-daemon", id: "sha256:" + "b".repeat(64) }],
     ["-", { transport: "docker-archive", path: "-" }],
   ];
   for (const [input, want] of cases) {
-    assert.deepEqual(await resolveReference(input, "read"), want, input);
+    assert.deepEqual(shape(await resolveReference(input, "read")), want, input);
   }
-  assert.deepEqual(await resolveReference("-", "write"), { transport: "docker-archive", path: "-" });
-  assert.equal(formatImageRef({ transport: "oci", path: "d", refName: "r" }), "oci:d:r");
+  assert.deepEqual(shape(await resolveReference("-", "write")), { transport: "docker-archive", path: "-" });
+  assert.equal(String(await resolveReference("oci:d:r", "read")), "oci:d:r");
+  assert.equal(String(await resolveReference("docker-daemon:app", "read")), "docker-daemon:app:latest");
 });
 
 test("invalid references are refused naming the reference", async () => {
@@ -48,7 +58,9 @@ test("invalid references are refused naming the reference", async () => {
     ["docker://", "no repository"],
     ["docker:app", "docker://"],
     ["containers-storage:app", "not supported"],
-    ["dir:/some/dir", "not supported"],
+    ["dir:", "names no directory"],
+    ["docker-daemon:", "names no image"],
+    ["docker-daemon:Bad Name", "Bad Name"],
   ];
   for (const [input, mention] of bad) {
     await rejectsWith(resolveReference(input, "read"), "REFERENCE_INVALID", mention);
@@ -56,7 +68,7 @@ test("invalid references are refused naming the reference", async () => {
 });
 
 test("a bare path read is recognised by what it holds", async (t) => {
-  const expect: [string, ImageRef["transport"]][] = [
+  const expect: [string, string][] = [
     ["oci-umoci", "oci"],
     ["skopeo-app.tar", "docker-archive"],
     ["docker20-multi.tar", "docker-archive"],
@@ -66,20 +78,25 @@ test("a bare path read is recognised by what it holds", async (t) => {
   ];
   for (const [name, transport] of expect) {
     const ref = await resolveReference(fixture(name), "read");
-    assert.equal(ref.transport, transport, name);
+    assert.equal(ref.transport.name, transport, name);
   }
   const dir = await tmpDir(t, "gantry-ref-");
   await rejectsWith(resolveReference(join(dir, "missing.tar"), "read"), "REFERENCE_INVALID", "missing.tar");
   await mkdir(join(dir, "empty"));
-  await rejectsWith(resolveReference(join(dir, "empty"), "read"), "REFERENCE_INVALID", "neither an OCI layout");
+  await rejectsWith(resolveReference(join(dir, "empty"), "read"), "REFERENCE_INVALID", "neither an image archive nor a layout");
   await mkdir(join(dir, "unpacked"));
   await writeFile(join(dir, "unpacked", "manifest.json"), "[]");
-  assert.equal((await resolveReference(join(dir, "unpacked"), "read")).transport, "docker-archive");
+  assert.equal((await resolveReference(join(dir, "unpacked"), "read")).transport.name, "docker-archive");
+  // skopeo's dir: layout: a manifest.json beside a version file.
+  await mkdir(join(dir, "skopeo-dir"));
+  await writeFile(join(dir, "skopeo-dir", "manifest.json"), "{}");
+  await writeFile(join(dir, "skopeo-dir", "version"), "Directory Transport Version: 1.1\n");
+  assert.equal((await resolveReference(join(dir, "skopeo-dir"), "read")).transport.name, "dir");
 });
 
 test("a bare path written is a docker-archive unless it is an OCI layout", async (t) => {
   const dir = await tmpDir(t, "gantry-ref-");
-  assert.deepEqual(await resolveReference(join(dir, "new.tar"), "write"), { transport: "docker-archive", path: join(dir, "new.tar") });
-  assert.equal((await resolveReference(fixture("oci-umoci"), "write")).transport, "oci");
-  await rejectsWith(resolveReference(dir, "write"), "REFERENCE_INVALID", "not an OCI layout");
+  assert.deepEqual(shape(await resolveReference(join(dir, "new.tar"), "write")), { transport: "docker-archive", path: join(dir, "new.tar") });
+  assert.equal((await resolveReference(fixture("oci-umoci"), "write")).transport.name, "oci");
+  await rejectsWith(resolveReference(dir, "write"), "REFERENCE_INVALID", "not an image layout");
 });

@@ -5,12 +5,10 @@ import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { sha256 } from "../../src/model/digest.js";
 import type { Image, Layer } from "../../src/model/image.js";
-import { imageManifest } from "../../src/image/manifest.js";
 import { MediaType } from "../../src/model/mediatypes.js";
-import { readImage } from "../../src/transports/read.js";
-import { writeArchive } from "../../src/transports/docker-archive/write.js";
+import { readImage, writeImage } from "../helpers/images.js";
+import { writeDockerArchive as writeArchive } from "../../src/transports/docker-archive/write.js";
 import { writeOciArchive, writeOciLayout } from "../../src/transports/oci/write.js";
-import { writeImage } from "../../src/transports/write.js";
 import { listTar, tarMemberJson } from "../helpers/archive.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { have, peerTest, requireRoot, requireTools, run, skopeo, skopeoJson } from "../helpers/tools.js";
@@ -28,14 +26,14 @@ const readBase = (): Promise<Image> => readImage(fixture("podman-multi.tar"), { 
 test("the archive is one deterministic tar: docker-archive and OCI layout at once", async (t) => {
   const dir = await tmpDir(t, "gantry-write-");
   const [app, base] = [await readApp(), await readBase()];
-  const images = [{ image: base, repoTags: ["example.com/base:1"] }, { image: app, repoTags: ["app:latest", "docker.io/library/app:2"] }];
+  const images = [{ doc: base, repoTags: ["example.com/base:1"] }, { doc: app, repoTags: ["app:latest", "docker.io/library/app:2"] }];
   const first = await writeArchive(join(dir, "a.tar"), images);
   const second = await writeArchive(join(dir, "b.tar"), images);
   const bytes = await readFile(join(dir, "a.tar"));
   assert.deepEqual(await readFile(join(dir, "b.tar")), bytes, "same images, same bytes");
   assert.equal(first.bytes, bytes.length);
-  assert.deepEqual(second.manifestDigests, first.manifestDigests);
-  assert.deepEqual(first.manifestDigests, [imageManifest(base, "oci").digest, imageManifest(app, "oci").digest]);
+  assert.deepEqual(second.digests, first.digests);
+  assert.deepEqual(first.digests, [base.digest, app.digest]);
 
   const entries = await listTar(join(dir, "a.tar"));
   const names = entries.map((e) => e.path);
@@ -80,12 +78,11 @@ peerTest("skopeo reads the archive as docker-archive and as oci-archive, and cop
   const dir = await tmpDir(t, "gantry-write-");
   const out = join(dir, "out.tar");
   const app = await readApp();
-  const { manifestDigests } = await writeArchive(out, [{ image: app, repoTags: ["app:latest"] }]);
-  const ours = imageManifest(app, "oci");
+  const { digests } = await writeArchive(out, [{ doc: app, repoTags: ["app:latest"] }]);
 
   const asOci = await skopeoJson<{ Digest: string; Layers: string[] }>("inspect", `oci-archive:${out}`);
-  assert.equal(asOci.Digest, manifestDigests[0]);
-  assert.deepEqual(Buffer.from(await skopeo("inspect", "--raw", `oci-archive:${out}`)), ours.bytes);
+  assert.equal(asOci.Digest, digests[0]);
+  assert.deepEqual(Buffer.from(await skopeo("inspect", "--raw", `oci-archive:${out}`)), app.manifestBytes);
   const asDocker = await skopeoJson<{ Layers: string[] }>("inspect", `docker-archive:${out}`);
   assert.deepEqual(asDocker.Layers, app.layers.map((l) => l.digest));
   const rawConfig = (await run("skopeo", ["inspect", "--config", "--raw", `docker-archive:${out}`])).stdout;
@@ -106,9 +103,9 @@ peerTest("images from every reader are written like any other (legacy, nix 2017,
   const dir = await tmpDir(t, "gantry-write-");
   const sources: [string, string][] = [["legacy.tar", "legacy:1"], ["nix2017.tar", "nix:1"], ["oci-multiarch.tar", "multi:1"]];
   for (const [name, tag] of sources) {
-    const image = await readImage(fixture(name));
+    const image = await readImage(fixture(name), { firstOfMany: true });
     const out = join(dir, `${name}.out.tar`);
-    await writeArchive(out, [{ image, repoTags: [tag] }]);
+    await writeArchive(out, [{ doc: image, repoTags: [tag] }]);
     const rawConfig = (await run("skopeo", ["inspect", "--config", "--raw", `docker-archive:${out}`])).stdout;
     assert.deepEqual(rawConfig, image.configBytes, name);
     // skopeo copy reads every blob and checks it against the manifest.
@@ -117,7 +114,7 @@ peerTest("images from every reader are written like any other (legacy, nix 2017,
   // zstd layers are carried as they are (skopeo 1.9 reads, but will not write, zstd into a docker-archive).
   const zstd = await readImage(fixture("zstd-layer.tar"));
   const zout = join(dir, "zstd.out.tar");
-  await writeArchive(zout, [{ image: zstd, repoTags: ["z:1"] }]);
+  await writeArchive(zout, [{ doc: zstd, repoTags: ["z:1"] }]);
   const raw = JSON.parse(await skopeo("inspect", "--raw", `oci-archive:${zout}`)) as { layers: { mediaType: string }[] };
   assert.deepEqual(raw.layers.map((l) => l.mediaType), [MediaType.ociLayer, MediaType.ociLayerZstd]);
   assert.equal((await readImage(zout)).layers[1]!.compression, "zstd");
@@ -128,6 +125,7 @@ function lyingLayer(actual: Buffer, claimedSize: number): Layer {
   const digest = sha256(actual);
   return {
     digest, diffId: digest, size: claimedSize, compression: "none",
+    mediaType: MediaType.ociLayer, descriptor: { mediaType: MediaType.ociLayer, digest, size: claimedSize },
     open: async () => Readable.from([actual]),
     openUncompressed: async () => Readable.from([actual]),
   };
@@ -140,7 +138,7 @@ test("a layer that yields more or fewer bytes than its size fails the write and 
   await writeFile(dest, "previous contents");
   for (const claimed of [100, 5000]) {
     const bad: Image = { ...app, layers: [app.layers[0]!, lyingLayer(Buffer.alloc(1024, 1), claimed)] };
-    await assert.rejects(writeArchive(dest, [{ image: bad, repoTags: ["bad:1"] }]), isCode("DIGEST_MISMATCH", String(claimed)));
+    await assert.rejects(writeArchive(dest, [{ doc: bad, repoTags: ["bad:1"] }]), isCode("DIGEST_MISMATCH", String(claimed)));
     assert.equal(await readFile(dest, "utf8"), "previous contents");
   }
   // The layers gantry reads verify themselves: a changed byte fails the write too.
@@ -149,8 +147,8 @@ test("a layer that yields more or fewer bytes than its size fails the write and 
   flipped[at] = flipped[at]! ^ 1;
   await writeFile(join(dir, "flipped.tar"), flipped);
   const damaged = await readImage(join(dir, "flipped.tar"));
-  await assert.rejects(writeArchive(dest, [{ image: damaged, repoTags: ["d:1"] }]), isCode("DIGEST_MISMATCH", "layer 2 of 2"));
-  await assert.rejects(writeOciLayout(join(dir, "layout"), [{ image: damaged, repoTags: [] }]), isCode("DIGEST_MISMATCH"));
+  await assert.rejects(writeArchive(dest, [{ doc: damaged, repoTags: ["d:1"] }]), isCode("DIGEST_MISMATCH", "layer 2 of 2"));
+  await assert.rejects(writeOciLayout(join(dir, "layout"), [{ doc: damaged, repoTags: [] }]), isCode("DIGEST_MISMATCH"));
   assert.equal(await readFile(dest, "utf8"), "previous contents");
   assert.deepEqual((await readdir(dir)).sort(), ["flipped.tar", "keep.tar"], "no temporary files or half layouts left");
 });
@@ -158,11 +156,11 @@ test("a layer that yields more or fewer bytes than its size fails the write and 
 test("`-` streams the same archive to the output stream", async (t) => {
   const dir = await tmpDir(t, "gantry-write-");
   const app = await readApp();
-  await writeArchive(join(dir, "file.tar"), [{ image: app, repoTags: ["app:1"] }]);
+  await writeArchive(join(dir, "file.tar"), [{ doc: app, repoTags: ["app:1"] }]);
   const sink = new PassThrough();
   const chunks: Buffer[] = [];
   sink.on("data", (c: Buffer) => chunks.push(c));
-  const result = await writeImage("-", [{ image: app, repoTags: ["app:1"] }], { output: sink });
+  const result = await writeImage("-", [{ doc: app, repoTags: ["app:1"] }], { output: sink });
   assert.deepEqual(Buffer.concat(chunks), await readFile(join(dir, "file.tar")));
   assert.equal(result.bytes, Buffer.concat(chunks).length);
 });
@@ -170,16 +168,16 @@ test("`-` streams the same archive to the output stream", async (t) => {
 test("writeImage dispatches on the reference; a name in it tags the image", async (t) => {
   const dir = await tmpDir(t, "gantry-write-");
   const app = await readApp();
-  await writeImage(`docker-archive:${join(dir, "named.tar")}:renamed:7`, [{ image: app, repoTags: ["app:1"] }]);
+  await writeImage(`docker-archive:${join(dir, "named.tar")}:renamed:7`, [{ doc: app, repoTags: ["app:1"] }]);
   const manifest = await tarMemberJson<{ RepoTags: string[] }[]>(join(dir, "named.tar"), "manifest.json");
   assert.deepEqual(manifest[0]!.RepoTags, ["renamed:7"]);
-  await writeImage(`oci:${join(dir, "layout")}:r1`, [{ image: app, repoTags: [] }]);
+  await writeImage(`oci:${join(dir, "layout")}:r1`, [{ doc: app, repoTags: [] }]);
   assert.equal((await readImage(`oci:${join(dir, "layout")}:r1`)).configDigest, app.configDigest);
-  await writeImage(`oci-archive:${join(dir, "o.tar")}:r2`, [{ image: app, repoTags: [] }]);
+  await writeImage(`oci-archive:${join(dir, "o.tar")}:r2`, [{ doc: app, repoTags: [] }]);
   assert.equal((await readImage(`oci-archive:${join(dir, "o.tar")}:r2`)).configDigest, app.configDigest);
-  await assert.rejects(writeImage(`docker-archive:${join(dir, "x.tar")}:one:1`, [{ image: app, repoTags: [] }, { image: app, repoTags: [] }]), isCode("REFERENCE_INVALID", "one:1"));
-  await assert.rejects(writeArchive(join(dir, "y.tar"), [{ image: app, repoTags: ["a:1"] }, { image: await readBase(), repoTags: ["a:1"] }]), isCode("REFERENCE_INVALID", "a:1"));
-  await assert.rejects(writeArchive(join(dir, "z.tar"), [{ image: app, repoTags: ["Bad Name"] }]), isCode("REFERENCE_INVALID", "Bad Name"));
+  await assert.rejects(writeImage(`docker-archive:${join(dir, "x.tar")}:one:1`, [{ doc: app, repoTags: [] }, { doc: app, repoTags: [] }]), isCode("REFERENCE_INVALID", "one:1"));
+  await assert.rejects(writeArchive(join(dir, "y.tar"), [{ doc: app, repoTags: ["a:1"] }, { doc: await readBase(), repoTags: ["a:1"] }]), isCode("REFERENCE_INVALID", "a:1"));
+  await assert.rejects(writeArchive(join(dir, "z.tar"), [{ doc: app, repoTags: ["Bad Name"] }]), isCode("REFERENCE_INVALID", "Bad Name"));
 });
 
 peerTest("an OCI layout directory validates, unpacks with umoci, and is added to like skopeo does", async (t) => {
@@ -188,10 +186,10 @@ peerTest("an OCI layout directory validates, unpacks with umoci, and is added to
   const dir = await tmpDir(t, "gantry-write-");
   const layout = join(dir, "layout");
   const [app, base] = [await readApp(), await readBase()];
-  await writeOciLayout(layout, [{ image: app, repoTags: [] }], { refName: "app" });
+  await writeOciLayout(layout, [{ doc: app, repoTags: [] }], { refName: "app" });
   // Adding keeps the first image; writing a ref name again replaces its entry.
-  await writeOciLayout(layout, [{ image: base, repoTags: [] }], { refName: "base" });
-  await writeOciLayout(layout, [{ image: base, repoTags: [] }], { refName: "base" });
+  await writeOciLayout(layout, [{ doc: base, repoTags: [] }], { refName: "base" });
+  await writeOciLayout(layout, [{ doc: base, repoTags: [] }], { refName: "base" });
   const index = JSON.parse(await readFile(join(layout, "index.json"), "utf8")) as { manifests: { annotations: Record<string, string> }[] };
   assert.deepEqual(index.manifests.map((m) => m.annotations["org.opencontainers.image.ref.name"]), ["app", "base"]);
   assert.equal((await readImage(`oci:${layout}:app`)).configDigest, app.configDigest);
@@ -204,8 +202,8 @@ peerTest("an OCI layout directory validates, unpacks with umoci, and is added to
   assert.deepEqual(rootfs, ["etc", "two.txt"], "the second layer's whiteout removed hello.txt");
 
   // Docker-style names when no ref name is given; the OCI archive is the same layout in a tar.
-  await writeOciArchive(join(dir, "o.tar"), [{ image: app, repoTags: ["app:2"] }]);
+  await writeOciArchive(join(dir, "o.tar"), [{ doc: app, repoTags: ["app:2"] }]);
   const viaSkopeo = have("skopeo") ? await skopeoJson<{ Digest: string }>("inspect", `oci-archive:${join(dir, "o.tar")}:2`) : undefined;
-  if (viaSkopeo) assert.equal(viaSkopeo.Digest, imageManifest(app, "oci").digest);
-  await assert.rejects(writeOciLayout(join(dir, "bundle"), [{ image: app, repoTags: [] }]), isCode("FORMAT_INVALID", "not an OCI layout"));
+  if (viaSkopeo) assert.equal(viaSkopeo.Digest, app.digest);
+  await assert.rejects(writeOciLayout(join(dir, "bundle"), [{ doc: app, repoTags: [] }]), isCode("FORMAT_INVALID", "not an OCI layout"));
 });

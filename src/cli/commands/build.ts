@@ -19,12 +19,14 @@ export function registerBuild(program: Command): void {
     .command("build")
     .description("build an image from a spec (JSON, or a TS/JS module) into a docker-archive that is also an OCI layout")
     .argument("<spec>", "the build spec file")
-    .option("-o, --output <dest>", "where to write: a path, oci:DIR, oci-archive:PATH, or - for stdout (default ./NAME.tar)")
+    .option("-o, --output <dest>", "where to write: a path, oci:DIR, oci-archive:PATH, dir:DIR, docker://HOST/REPO:TAG, docker-daemon:NAME:TAG, or - for stdout (default ./NAME.tar)")
     .option("--tag <name:tag>", "another name for the image (repeatable)", collectRepoTag, [] as string[])
+    .option("--load", "load the image into the Docker engine ($DOCKER_HOST) under its name and every --tag, instead of -o")
     .option("--no-cache", "do not read or write the cache")
-    .action(async (spec: string, o: { output?: string; tag: string[]; cache: boolean }, cmd: Command) => {
+    .action(async (spec: string, o: { output?: string; tag: string[]; load?: boolean; cache: boolean }, cmd: Command) => {
       const g = globalOptions(cmd);
       const opts: BuildOptions = { spec, tags: o.tag, noCache: !o.cache, onProgress: progressPrinter(g), ...runOptions(g) };
+      if (o.load) opts.load = true;
       if (o.output !== undefined) opts.output = o.output;
       const r = await buildImage(opts);
       const summary = {

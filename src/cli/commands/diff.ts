@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { diffImages } from "../../ops/diff.js";
-import { globalOptions, printJson, printLine, progressPrinter, runOptions } from "../context.js";
+import { globalOptions, platformOption, printJson, printLine, progressPrinter, runOptions } from "../context.js";
 
 export function registerDiff(program: Command): void {
   program
@@ -8,9 +8,10 @@ export function registerDiff(program: Command): void {
     .description("files added (A), removed (D) and changed (M) between two images' root file systems")
     .argument("<a>", "the image compared from (any reference)")
     .argument("<b>", "the image compared to")
-    .action(async (a: string, b: string, _o: unknown, cmd: Command) => {
+    .addOption(platformOption("which image of multi-platform sources (default: this machine's)"))
+    .action(async (a: string, b: string, o: { platform?: string }, cmd: Command) => {
       const g = globalOptions(cmd);
-      const r = await diffImages({ a, b, onProgress: progressPrinter(g), ...runOptions(g) });
+      const r = await diffImages({ a, b, onProgress: progressPrinter(g), ...runOptions(g), ...(o.platform !== undefined ? { platform: o.platform } : {}) });
       if (g.json) { printJson(r); return; }
       // One merged listing in path order, like `git diff --name-status`.
       const lines: [string, string][] = [

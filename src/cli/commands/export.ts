@@ -1,16 +1,18 @@
 import type { Command } from "commander";
 import { exportImage, type ExportOptions } from "../../ops/export.js";
-import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
+import { globalOptions, platformOption, printJson, progressPrinter, runOptions } from "../context.js";
 
 export function registerExport(program: Command): void {
   program
     .command("export")
     .description("write an image's merged root file system (whiteouts applied) to a directory or a tar")
-    .argument("<src>", "any image reference (docker-archive:, oci:, oci-archive:, docker://, a path)")
+    .argument("<src>", "any image reference (docker-archive:, oci:, oci-archive:, dir:, docker://, docker-daemon:, a path)")
     .requiredOption("-o, --output <dest>", "a directory, FILE.tar for a deterministic tar, or - for a tar on stdout")
-    .action(async (src: string, o: { output: string }, cmd: Command) => {
+    .addOption(platformOption())
+    .action(async (src: string, o: { output: string; platform?: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const opts: ExportOptions = { ref: src, output: o.output, onProgress: progressPrinter(g), ...runOptions(g) };
+      if (o.platform !== undefined) opts.platform = o.platform;
       const r = await exportImage(opts);
       if (g.json && r.output !== "-") printJson(r);
       else if (!g.quiet) {

@@ -1,11 +1,10 @@
 import { Option, type Command } from "commander";
-import type { ManifestFormat } from "../../transports/docker/manifest.js";
-import { pushImage, type PushImageOptions } from "../../ops/copy.js";
+import { pushImage, type ManifestFormat, type PushImageOptions } from "../../ops/copy.js";
 import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
 /** `--format`, shared by push and copy; commander refuses other values as a usage error. */
 export function formatOption(): Option {
-  return new Option("--format <format>", "manifest format for a registry destination (default: the source's registry manifest, else oci)")
+  return new Option("--format <format>", "write the manifest in this format, converting it if it is not (default: as the source holds it)")
     .choices(["oci", "v2s2"]);
 }
 

@@ -1,12 +1,15 @@
-import { sha256, type Digest } from "../../model/digest.js";
+import type { Digest } from "../../model/digest.js";
 import { FormatError } from "../../model/errors.js";
 import type { Image, ImageSummary, Layer } from "../../model/image.js";
 import { makeLayer } from "../../image/layer.js";
 import type { HistoryEntry, ImageConfigJson } from "../../model/oci.js";
 import { measureEntry, sniffEntry } from "../../archive/bag-layer.js";
-import { isRecord } from "../../image/config-json.js";
+import { isRecord } from "../../image/parse.js";
+import { imageFromParts } from "../../image/image.js";
 import type { FileBag } from "../../archive/file-bag.js";
 import { pickCandidate } from "../pick.js";
+import { LEGACY_REPOSITORIES } from "./names.js";
+import type { DockerArchiveSelection } from "./read.js";
 
 /**
  * The legacy `docker save` format (docker < 1.10): no manifest.json, only `repositories`
@@ -15,15 +18,10 @@ import { pickCandidate } from "../pick.js";
  * from the top layer's json, with diff_ids found by hashing each uncompressed layer.
  */
 
-export const LEGACY_REPOSITORIES = "repositories";
 const V1_ID = /^[0-9a-f]{64}$/;
 /** Longer parent chains than this are loops or garbage; docker capped images at 127 layers. */
 const MAX_CHAIN = 1000;
 
-export interface LegacyReadOptions {
-  pick?: string;
-  signal?: AbortSignal;
-}
 
 interface TaggedId {
   repoTags: string[];
@@ -112,12 +110,12 @@ async function readLegacyImage(bag: FileBag, picked: TaggedId, signal?: AbortSig
   }
   const config = synthesizeConfig(chain, layers.map((l) => l.diffId));
   const configBytes = Buffer.from(JSON.stringify(config));
-  return { configBytes, configDigest: sha256(configBytes), config, layers, repoTags: picked.repoTags };
+  return imageFromParts({ configBytes, config, layers, repoTags: picked.repoTags }, `the image of ${bag.label}`);
 }
 
-export async function readDockerLegacy(bag: FileBag, opts: LegacyReadOptions = {}): Promise<Image> {
-  const picked = pickCandidate(await readRepositories(bag), opts.pick, `the legacy docker archive ${bag.label}`);
-  return readLegacyImage(bag, picked, opts.signal);
+export async function readDockerLegacy(bag: FileBag, sel: DockerArchiveSelection = {}, signal?: AbortSignal): Promise<Image> {
+  const picked = pickCandidate(await readRepositories(bag), sel.pick, `the legacy docker archive ${bag.label}`, sel.firstOfMany);
+  return readLegacyImage(bag, picked, signal);
 }
 
 /** Listing a legacy archive means synthesizing each config, which reads every layer once. */
@@ -125,7 +123,7 @@ export async function listDockerLegacy(bag: FileBag, signal?: AbortSignal): Prom
   const out: ImageSummary[] = [];
   for (const candidate of await readRepositories(bag)) {
     const image = await readLegacyImage(bag, candidate, signal);
-    out.push({ repoTags: [...image.repoTags], configDigest: image.configDigest });
+    out.push({ repoTags: image.repoTags, digest: image.digest, mediaType: image.mediaType });
   }
   return out;
 }

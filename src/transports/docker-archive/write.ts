@@ -1,23 +1,26 @@
 import { digestHex } from "../../model/digest.js";
+import { UnsupportedError } from "../../model/errors.js";
+import type { Image } from "../../model/image.js";
 import type { DockerArchiveManifestEntry } from "../../model/oci.js";
-import { writeTarTo, type ArchiveWriteOptions } from "../../archive/archive-tar.js";
-import { layoutEntries, planLayout, type ImageToWrite, type LayoutPlan, type WriteResult } from "../layout-plan.js";
+import { writeTarTo, type ArchiveEntry, type ArchiveWriteOptions } from "../../archive/archive-tar.js";
+import type { RepoTag } from "../image-name.js";
+import { layoutEntries, planLayout } from "../layout-plan.js";
+import type { WriteItem, WriteResult } from "../transport.js";
 import { blobPath } from "../oci/names.js";
-import { LEGACY_REPOSITORIES } from "./legacy.js";
-import { DOCKER_MANIFEST } from "./read.js";
-
-export type { ArchiveWriteOptions } from "../../archive/archive-tar.js";
-export type { ImageToWrite, WriteResult } from "../layout-plan.js";
+import { DOCKER_MANIFEST, LEGACY_REPOSITORIES } from "./names.js";
 
 /**
- * The archive a build writes: one tar that is both a docker-archive and an OCI image
- * layout, as Docker 25+ `docker save` writes it. `docker load`, `podman load` and
- * skopeo (docker-archive: and oci-archive:) all read it.
+ * The archive gantry writes for docker-archive: one tar that is both a docker-archive and
+ * an OCI image layout, as Docker 25+ `docker save` writes it. `docker load`, `podman load`
+ * and skopeo (docker-archive: and oci-archive:) all read it. The layout part keeps each
+ * image's manifest as the image holds it, so its digest survives the trip.
  */
 
+interface ArchivedImage { image: Image; tags: readonly RepoTag[] }
+
 /** docker's `manifest.json`: per image its config, RepoTags and layer files. */
-function dockerManifest(plan: LayoutPlan): Buffer {
-  const entries: DockerArchiveManifestEntry[] = plan.images.map(({ image, tags }) => ({
+function dockerManifest(images: readonly ArchivedImage[]): Buffer {
+  const entries: DockerArchiveManifestEntry[] = images.map(({ image, tags }) => ({
     Config: blobPath(image.configDigest),
     RepoTags: tags.map((t) => t.familiar),
     Layers: image.layers.map((l) => blobPath(l.digest)),
@@ -26,9 +29,9 @@ function dockerManifest(plan: LayoutPlan): Buffer {
 }
 
 /** docker's `repositories`: `{NAME: {TAG: top layer HEX}}`, keys sorted so the bytes are stable. */
-function repositories(plan: LayoutPlan): Buffer {
+function repositories(images: readonly ArchivedImage[]): Buffer {
   const repos = new Map<string, Map<string, string>>();
-  for (const { image, tags } of plan.images) {
+  for (const { image, tags } of images) {
     const top = image.layers[image.layers.length - 1];
     if (!top) continue; // an image with no layers has nothing for a legacy loader to point at
     for (const tag of tags) {
@@ -41,10 +44,21 @@ function repositories(plan: LayoutPlan): Buffer {
   return Buffer.from(JSON.stringify(sortedObject(new Map([...repos.entries()].map(([name, tags]) => [name, sortedObject(tags)])))));
 }
 
-export async function writeArchive(dest: string, images: readonly ImageToWrite[], opts: ArchiveWriteOptions = {}): Promise<WriteResult> {
-  const plan = planLayout(images);
+/** Every entry of the archive for `items`, which must all be images (docker's manifest.json lists images only). */
+export async function dockerArchiveEntries(items: readonly WriteItem[], signal?: AbortSignal): Promise<{ entries: ArchiveEntry[]; digests: WriteResult["digests"] }> {
+  const index = items.find((i) => i.doc.kind === "index");
+  if (index) {
+    throw new UnsupportedError(`a docker-archive holds single-platform images, and ${index.repoTags[0] ?? "the image"} is an index of ${index.doc.kind === "index" ? index.doc.manifests.length : 0}; choose one platform with --platform, or write to oci: or oci-archive: to keep the index`);
+  }
+  const plan = await planLayout(items, signal ? { signal } : {});
+  const images = plan.items.map((p) => ({ image: p.doc as Image, tags: p.tags }));
   const entries = layoutEntries(plan);
-  entries.push({ name: DOCKER_MANIFEST, bytes: dockerManifest(plan) }, { name: LEGACY_REPOSITORIES, bytes: repositories(plan) });
+  entries.push({ name: DOCKER_MANIFEST, bytes: dockerManifest(images) }, { name: LEGACY_REPOSITORIES, bytes: repositories(images) });
+  return { entries, digests: plan.items.map((p) => p.doc.digest) };
+}
+
+export async function writeDockerArchive(dest: string, items: readonly WriteItem[], opts: ArchiveWriteOptions = {}): Promise<WriteResult> {
+  const { entries, digests } = await dockerArchiveEntries(items, opts.signal);
   const bytes = await writeTarTo(dest, entries, opts);
-  return { manifestDigests: plan.images.map((i) => i.manifest.digest), bytes };
+  return { digests, bytes };
 }

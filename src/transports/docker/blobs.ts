@@ -3,7 +3,7 @@ import { readFile, rm } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
-import type { BlobStore } from "../../cache/blob-store.js";
+import type { ContentStore } from "../../model/content-store.js";
 import { sha256, type Digest } from "../../model/digest.js";
 import { DigestMismatchError, GantryError, RegistryError, ioError } from "../../model/errors.js";
 import { verifying } from "../../model/verify.js";
@@ -11,7 +11,7 @@ import type { RegistryClient } from "./client.js";
 import { readLimited, registryFailure } from "./failure.js";
 import { MAX_TRIES } from "./http.js";
 
-/** Reading blobs from a registry, and keeping them in a BlobStore so they are fetched once. */
+/** Reading blobs from a registry, and keeping them in a ContentStore so they are fetched once. */
 
 export interface BlobRef {
   readonly digest: Digest;
@@ -65,7 +65,7 @@ export function checkBytes(bytes: Buffer, blob: BlobRef): void {
 }
 
 /** A small blob from the store, or undefined when it is absent or damaged (then fetched again). */
-export async function readSmallFromStore(store: BlobStore, digest: Digest): Promise<Buffer | undefined> {
+export async function readSmallFromStore(store: ContentStore, digest: Digest): Promise<Buffer | undefined> {
   if ((await store.has(digest)) === undefined) return undefined;
   try {
     const bytes = await readFile(store.pathOf(digest));
@@ -75,7 +75,7 @@ export async function readSmallFromStore(store: BlobStore, digest: Digest): Prom
   }
 }
 
-export async function saveSmallToStore(store: BlobStore, digest: Digest, bytes: Buffer): Promise<void> {
+export async function saveSmallToStore(store: ContentStore, digest: Digest, bytes: Buffer): Promise<void> {
   if ((await store.has(digest)) !== undefined) return;
   const temp = await store.tempPath();
   try {
@@ -92,7 +92,7 @@ export async function saveSmallToStore(store: BlobStore, digest: Digest, bytes: 
  * against digest and size, and renames it into place. A dropped connection starts the
  * download again (bounded); a blob that does not match its digest is never kept.
  */
-export async function fetchIntoStore(store: BlobStore, blob: BlobRef, open: () => Promise<Readable>): Promise<void> {
+export async function fetchIntoStore(store: ContentStore, blob: BlobRef, open: () => Promise<Readable>): Promise<void> {
   if ((await store.has(blob.digest)) === blob.size) return;
   for (let attempt = 1; ; attempt++) {
     const temp = await store.tempPath();

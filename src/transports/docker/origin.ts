@@ -1,11 +1,9 @@
-import type { Digest } from "../../model/digest.js";
-import type { Image, Layer } from "../../model/image.js";
-import type { RegistryReference } from "./reference.js";
+import type { Layer } from "../../model/image.js";
 
 /**
  * Where blobs are known to live, so a push can mount them from a sibling repository
- * instead of uploading them again. These are additions to `Image` and `Layer`, carried by
- * the objects a registry read makes; everything else ignores them.
+ * instead of uploading them again. This is an addition to `Layer`, carried by the layers
+ * a registry read makes; everything else ignores it.
  */
 export interface BlobLocation {
   readonly registry: string;
@@ -15,22 +13,6 @@ export interface BlobLocation {
 /** A layer read from a registry carries the repository it came from. */
 export interface LocatedLayer extends Layer {
   readonly location: BlobLocation;
-}
-
-/** What a registry read knew about the image: the exact manifest, so a copy keeps its digest. */
-export interface RegistryImageSource {
-  readonly reference: RegistryReference;
-  readonly manifestDigest: Digest;
-  readonly manifestMediaType: string;
-  readonly manifestBytes: Buffer;
-}
-
-export interface RegistryImage extends Image {
-  readonly registrySource: RegistryImageSource;
-}
-
-export function registrySourceOf(image: Image): RegistryImageSource | undefined {
-  return (image as Partial<RegistryImage>).registrySource;
 }
 
 /** Layers pushed in this process, by object: a second push to a sibling repository mounts them. */

@@ -1,22 +1,22 @@
 import { Readable } from "node:stream";
 import type { Digest } from "../../model/digest.js";
 import { DigestMismatchError, RegistryError } from "../../model/errors.js";
-import type { Image } from "../../model/image.js";
+import type { Image, ImageIndex, ImageOrIndex } from "../../model/image.js";
+import type { Descriptor } from "../../model/oci.js";
+import { remadeImage } from "../../image/image.js";
+import { buildIndex, familyOf } from "../../image/manifest.js";
 import { RegistryClient } from "./client.js";
+import { gzipUncompressedLayers } from "./compress.js";
 import { registryFailure } from "./failure.js";
 import { discard } from "./http.js";
-import { manifestForPush, type ManifestFormat } from "./manifest.js";
 import { formatSize, shortDigest, type RegistryOptions } from "./options.js";
-import { locationsOf, registrySourceOf, rememberLocation, type BlobLocation } from "./origin.js";
+import { locationsOf, rememberLocation, type BlobLocation } from "./origin.js";
 import { formatReference, parseRegistryReference, type RegistryReference } from "./reference.js";
-import { gzipUncompressedLayers } from "./compress.js";
 import {
   DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, pushBlob, type BlobOutcome, type BlobToPush,
 } from "./upload.js";
 
 export interface PushOptions extends RegistryOptions {
-  /** Manifest family; default: the image's own registry manifest if unchanged, else OCI. */
-  format?: ManifestFormat;
   /** Blobs above this many bytes are uploaded in chunks (default 16 MiB). */
   chunkThreshold?: number;
   /** Bytes per chunk (default 16 MiB). */
@@ -28,9 +28,9 @@ export interface PushOptions extends RegistryOptions {
 }
 
 export interface PushResult {
-  /** The digest of the manifest as the registry stored it. */
+  /** The digest of the manifest (or index) as the registry stored it. */
   digest: Digest;
-  /** Blobs (layers and config) sent, found already present, and mounted from a sibling repository. */
+  /** Blobs (layers and configs) sent, found already present, and mounted from a sibling repository. */
   uploaded: number;
   skipped: number;
   mounted: number;
@@ -41,49 +41,101 @@ export interface PushResult {
 const DEFAULT_CONCURRENCY = 3;
 
 /**
- * Pushes `image` to `ref` (`docker://HOST/REPO[:TAG][@sha256:…]`): every blob the repository
- * lacks (config and layers, mounted when a sibling repository has it), then the manifest,
- * whose digest the registry must confirm. A digest in `ref` must be the manifest's.
- * Uncompressed layers are gzipped on the way, unless `compressLayers` is false.
+ * Pushes an image or an index to `ref` (`docker://HOST/REPO[:TAG][@sha256:…]`). An image:
+ * every blob the repository lacks (mounted when a sibling repository has it), then its
+ * manifest, as it is, whose digest the registry must confirm. An index: each of its
+ * manifests by digest, then the index itself. A digest in `ref` must be what is stored.
+ * Uncompressed layers are gzipped on the way (unless `compressLayers` is false), which
+ * makes a new manifest; that is said on the progress listener.
  */
-export async function pushImage(image: Image, ref: string, opts: PushOptions = {}): Promise<PushResult> {
-  const reference = parseRegistryReference(ref);
+export async function pushImage(doc: ImageOrIndex, ref: string | RegistryReference, opts: PushOptions = {}): Promise<PushResult> {
+  const reference = typeof ref === "string" ? parseRegistryReference(ref) : ref;
+  const stays = doc.kind === "image" && (opts.compressLayers === false || doc.layers.every((l) => l.compression !== "none"));
+  if (reference.digest !== undefined && stays && reference.digest !== doc.digest) {
+    throw new DigestMismatchError(`the image's manifest hashes to ${doc.digest}, not the ${reference.digest} named in ${formatReference(reference)}; drop the digest from the reference`);
+  }
+  const client = new RegistryClient(reference.registry, opts);
+  const result = await pushDocument(client, doc, reference, opts);
+  opts.onProgress?.({ step: "push", message: `pushed ${formatReference(reference)} (${result.digest})` });
+  if (reference.digest !== undefined && reference.digest !== result.digest) {
+    throw new DigestMismatchError(`the image stored as ${result.digest} is not the ${reference.digest} named in ${formatReference(reference)}; drop the digest from the reference`);
+  }
+  return result;
+}
+
+type Counts = Omit<PushResult, "digest">;
+
+function emptyCounts(): Counts {
+  return { uploaded: 0, skipped: 0, mounted: 0, bytes: 0 };
+}
+
+function addCounts(into: Counts, more: Counts): void {
+  into.uploaded += more.uploaded;
+  into.skipped += more.skipped;
+  into.mounted += more.mounted;
+  into.bytes += more.bytes;
+}
+
+async function pushDocument(client: RegistryClient, doc: ImageOrIndex, reference: RegistryReference, opts: PushOptions): Promise<PushResult> {
+  return doc.kind === "index" ? pushIndex(client, doc, reference, opts) : pushOneImage(client, doc, reference, opts);
+}
+
+/** Each child by digest, then the index; an index whose children had to change is written anew. */
+async function pushIndex(client: RegistryClient, index: ImageIndex, reference: RegistryReference, opts: PushOptions): Promise<PushResult> {
+  const counts = emptyCounts();
+  const children: Descriptor[] = [];
+  for (const desc of index.manifests) {
+    const child = await index.child(desc, opts.signal);
+    const byDigest: RegistryReference = { registry: reference.registry, repository: reference.repository, digest: child.digest };
+    const pushed = await pushDocument(client, child, byDigest, opts);
+    addCounts(counts, pushed);
+    children.push(pushed.digest === desc.digest ? desc : { ...desc, digest: pushed.digest, size: child.manifestBytes.length });
+  }
+  const changed = children.some((d, i) => d !== index.manifests[i]);
+  let { manifestBytes: bytes, digest, mediaType } = index;
+  if (changed) {
+    const rebuilt = buildIndex(children, familyOf(index.mediaType), index.index.annotations);
+    ({ bytes, digest, mediaType } = rebuilt);
+    opts.onProgress?.({ step: "convert", message: `the index of ${formatReference(reference)} was written anew (${digest}): some of its images changed on the way` });
+  }
+  await putManifest(client, reference, { bytes, digest, mediaType });
+  return { digest, ...counts };
+}
+
+async function pushOneImage(client: RegistryClient, image: Image, reference: RegistryReference, opts: PushOptions): Promise<PushResult> {
   const name = formatReference(reference);
   const describeLayer = (i: number): string => `layer ${i + 1} of ${name}`;
   const prepared = opts.compressLayers === false
     ? { layers: [...image.layers], dispose: async () => {} }
     : await gzipUncompressedLayers(image.layers, describeLayer, opts.signal);
   try {
-    const sent: Image = prepared.layers.every((l, i) => l === image.layers[i]) ? image : { ...image, layers: prepared.layers };
-    const result = await pushPrepared(sent, reference, opts);
+    const recompressed = prepared.layers.some((l, i) => l !== image.layers[i]);
+    const sent = recompressed ? remadeImage(image, { layers: prepared.layers }) : image;
+    if (recompressed) {
+      opts.onProgress?.({ step: "convert", message: `uncompressed layers were gzipped for ${name}, so its manifest is new (${sent.digest}, was ${image.digest})` });
+    }
+    const counts = await pushBlobs(client, sent, reference, opts);
+    await putManifest(client, reference, { bytes: sent.manifestBytes, digest: sent.digest, mediaType: sent.mediaType });
     // Layers sent as they were are now known to live here too: a later push elsewhere mounts them.
     const here: BlobLocation = { registry: reference.registry, repository: reference.repository };
     for (const [i, layer] of image.layers.entries()) if (prepared.layers[i] === layer) rememberLocation(layer, here);
-    return result;
+    return { digest: sent.digest, ...counts };
   } finally {
     await prepared.dispose();
   }
 }
 
-async function pushPrepared(image: Image, reference: RegistryReference, opts: PushOptions): Promise<PushResult> {
+async function pushBlobs(client: RegistryClient, image: Image, reference: RegistryReference, opts: PushOptions): Promise<Counts> {
   const name = formatReference(reference);
-  const manifest = manifestForPush(image, opts.format);
-  if (reference.digest !== undefined && reference.digest !== manifest.digest) {
-    throw new DigestMismatchError(`the image's manifest hashes to ${manifest.digest}, not the ${reference.digest} named in ${name}; drop the digest from the reference`);
-  }
-  const client = new RegistryClient(reference.registry, opts);
-  const { repository } = reference;
   const settings = {
     chunkThreshold: opts.chunkThreshold ?? DEFAULT_CHUNK_THRESHOLD,
     chunkSize: opts.chunkSize ?? DEFAULT_CHUNK_SIZE,
   };
-
-  const source = registrySourceOf(image);
+  // The config an image was read with lives where its layers were read from.
+  const configLocations = image.layers.flatMap((l) => locationsOf(l).slice(0, 1)).slice(0, 1);
   const blobs: BlobToPush[] = [
     {
-      digest: image.configDigest, size: image.configBytes.length,
-      // The config an image was read with lives where its manifest does.
-      locations: source ? [{ registry: source.reference.registry, repository: source.reference.repository }] : [],
+      digest: image.configDigest, size: image.configBytes.length, locations: configLocations,
       describe: `the config of ${name}`, open: () => Promise.resolve(Readable.from([image.configBytes])),
     },
     ...image.layers.map((layer, i): BlobToPush => ({
@@ -91,21 +143,26 @@ async function pushPrepared(image: Image, reference: RegistryReference, opts: Pu
       describe: `layer ${i + 1} of ${name}`, open: (signal) => layer.open(signal),
     })),
   ];
-  const counts: Record<BlobOutcome, number> = { uploaded: 0, skipped: 0, mounted: 0 };
-  let bytes = 0;
+  const counts = emptyCounts();
   await forEachLimited(blobs, opts.concurrency ?? DEFAULT_CONCURRENCY, async (blob) => {
-    const outcome = await pushBlob(client, repository, blob, settings);
+    const outcome = await pushBlob(client, reference.repository, blob, settings);
     counts[outcome]++;
-    if (outcome === "uploaded") bytes += blob.size;
+    if (outcome === "uploaded") counts.bytes += blob.size;
     opts.onProgress?.({ step: "push", message: describeOutcome(outcome, blob) });
   });
+  return counts;
+}
 
+/** PUTs a manifest or index as it is, by tag (or by digest), and checks the digest the registry reports. */
+async function putManifest(client: RegistryClient, reference: RegistryReference, doc: { bytes: Buffer; digest: Digest; mediaType: string }): Promise<void> {
+  const name = formatReference(reference);
+  const { repository } = reference;
   const response = await client.request({
     method: "PUT",
-    url: `/v2/${repository}/manifests/${reference.tag ?? manifest.digest}`,
+    url: `/v2/${repository}/manifests/${reference.tag ?? doc.digest}`,
     scopes: [{ repository, actions: ["pull", "push"] }],
-    headers: { "content-type": manifest.mediaType },
-    body: manifest.bytes,
+    headers: { "content-type": doc.mediaType },
+    body: doc.bytes,
     idempotent: true,
   });
   await discard(response);
@@ -113,11 +170,9 @@ async function pushPrepared(image: Image, reference: RegistryReference, opts: Pu
     throw await registryFailure(response, { registry: reference.registry, repository, action: `store the manifest of ${name}` });
   }
   const stored = response.headers.get("docker-content-digest");
-  if (stored && stored !== manifest.digest) {
-    throw new DigestMismatchError(`${reference.registry} stored the manifest of ${name} as ${stored}, not ${manifest.digest}; it altered the manifest`);
+  if (stored && stored !== doc.digest) {
+    throw new DigestMismatchError(`${reference.registry} stored the manifest of ${name} as ${stored}, not ${doc.digest}; it altered the manifest`);
   }
-  opts.onProgress?.({ step: "push", message: `pushed ${name} (${manifest.digest})` });
-  return { digest: manifest.digest, ...counts, bytes };
 }
 
 function describeOutcome(outcome: BlobOutcome, blob: BlobToPush): string {

@@ -1,16 +1,12 @@
-import { createWriteStream } from "node:fs";
 import { chmod, copyFile, link, mkdir, readdir, readlink, stat, symlink, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { pipeline } from "node:stream/promises";
+import { join } from "node:path";
 import { FormatError, ioError, AbortedError } from "../../model/errors.js";
 import type { Descriptor } from "../../model/oci.js";
 import { writeDirAtomically } from "../../util/atomic.js";
 import { writeTarTo, type ArchiveWriteOptions } from "../../archive/archive-tar.js";
 import { DirBag } from "../../archive/file-bag.js";
-import {
-  OCI_LAYOUT_BYTES, indexJsonBytes, layoutEntries, planLayout,
-  type ImageToWrite, type PlanOptions, type PlannedBlob, type WriteResult,
-} from "../layout-plan.js";
+import { OCI_LAYOUT_BYTES, indexJsonBytes, layoutEntries, planLayout, writeBlobFile, type PlanOptions } from "../layout-plan.js";
+import type { WriteItem, WriteResult } from "../transport.js";
 import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX_FILE, OCI_LAYOUT_FILE, blobPath } from "./names.js";
 import { readTopIndex } from "./read.js";
 
@@ -20,9 +16,7 @@ import { readTopIndex } from "./read.js";
  * index entries stay, an entry with the same ref name is replaced.
  */
 
-export interface OciWriteOptions extends PlanOptions {
-  signal?: AbortSignal;
-}
+export type OciWriteOptions = PlanOptions;
 
 /** Whether a new index entry takes the place of an existing one. */
 function replaces(added: Descriptor, existing: Descriptor): boolean {
@@ -44,7 +38,7 @@ async function existingIndex(dir: string): Promise<Descriptor[] | undefined> {
   if (!st) return undefined;
   if (!st.isDirectory()) throw new FormatError(`${dir} exists and is not a directory; an OCI layout is a directory`);
   const bag = new DirBag(dir);
-  if (await bag.has(OCI_LAYOUT_FILE)) return [...(await readTopIndex(bag)).manifests];
+  if (await bag.has(OCI_LAYOUT_FILE)) return [...(await readTopIndex(bag))];
   const names = await readdir(dir).catch((err: unknown) => { throw ioError(`the directory ${dir}`, err); });
   if (names.length === 0) return undefined;
   throw new FormatError(`${dir} is a directory that is not an OCI layout (no ${OCI_LAYOUT_FILE}); name an empty or new directory`);
@@ -67,22 +61,13 @@ async function linkTree(src: string, dst: string, skip: ReadonlySet<string> = ne
   }
 }
 
-async function writeBlob(root: string, blob: PlannedBlob, signal?: AbortSignal): Promise<number> {
-  const path = join(root, blobPath(blob.digest));
-  const have = await stat(path).then((s) => s.size, () => undefined);
-  if (have === blob.size) return 0; // content-addressed: already there
-  await mkdir(dirname(path), { recursive: true });
-  if (blob.bytes) {
-    await writeFile(path, blob.bytes, { mode: 0o644 });
-  } else {
-    // layer.open() verifies digest and size while it streams.
-    await pipeline(await blob.open!(signal), createWriteStream(path, { mode: 0o644 }), signal ? { signal } : {});
-  }
-  return blob.size;
+/** Checked before any work: `dir` is absent, empty, or a layout. */
+export async function checkLayoutDestination(dir: string): Promise<void> {
+  await existingIndex(dir);
 }
 
-export async function writeOciLayout(dir: string, images: readonly ImageToWrite[], opts: OciWriteOptions = {}): Promise<WriteResult> {
-  const plan = planLayout(images, opts);
+export async function writeOciLayout(dir: string, items: readonly WriteItem[], opts: OciWriteOptions = {}): Promise<WriteResult> {
+  const plan = await planLayout(items, opts);
   const existing = await existingIndex(dir);
   const indexBytes = indexJsonBytes(mergeIndex(existing ?? [], plan.index));
   let bytes = 0;
@@ -90,7 +75,7 @@ export async function writeOciLayout(dir: string, images: readonly ImageToWrite[
     try {
       await chmod(tmp, 0o755);
       if (existing) await linkTree(dir, tmp, new Set([OCI_INDEX_FILE, OCI_LAYOUT_FILE]));
-      for (const blob of plan.blobs) bytes += await writeBlob(tmp, blob, opts.signal);
+      for (const blob of plan.blobs) bytes += await writeBlobFile(join(tmp, blobPath(blob.digest)), blob, opts.signal);
       await writeFile(join(tmp, OCI_LAYOUT_FILE), OCI_LAYOUT_BYTES, { mode: 0o644 });
       await writeFile(join(tmp, OCI_INDEX_FILE), indexBytes, { mode: 0o644 });
       bytes += OCI_LAYOUT_BYTES.length + indexBytes.length;
@@ -99,13 +84,13 @@ export async function writeOciLayout(dir: string, images: readonly ImageToWrite[
       throw err;
     }
   });
-  return { manifestDigests: plan.images.map((i) => i.manifest.digest), bytes };
+  return { digests: plan.items.map((i) => i.doc.digest), bytes };
 }
 
 export async function writeOciArchive(
-  path: string, images: readonly ImageToWrite[], opts: OciWriteOptions & Pick<ArchiveWriteOptions, "output"> = {},
+  path: string, items: readonly WriteItem[], opts: OciWriteOptions & Pick<ArchiveWriteOptions, "output"> = {},
 ): Promise<WriteResult> {
-  const plan = planLayout(images, opts);
-  const bytes = await writeTarTo(path, layoutEntries(plan), opts);
-  return { manifestDigests: plan.images.map((i) => i.manifest.digest), bytes };
+  const plan = await planLayout(items, opts);
+  const bytes = await writeTarTo(path, layoutEntries(plan), { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.output ? { output: opts.output } : {}) });
+  return { digests: plan.items.map((i) => i.doc.digest), bytes };
 }

@@ -3,11 +3,10 @@ import assert from "node:assert/strict";
 import { sha256 } from "../../src/model/digest.js";
 import { FormatError, GantryError } from "../../src/model/errors.js";
 import { MediaType } from "../../src/model/mediatypes.js";
-import { imageManifest } from "../../src/image/manifest.js";
-import { manifestForPush } from "../../src/transports/docker/manifest.js";
-import { parseManifestDocument } from "../../src/transports/docker/manifest-doc.js";
-import type { RegistryImage } from "../../src/transports/docker/origin.js";
-import { parseRegistryReference } from "../../src/transports/docker/reference.js";
+import type { Image } from "../../src/model/image.js";
+import { buildManifest } from "../../src/image/manifest.js";
+import { convertDocument, remadeImage } from "../../src/image/image.js";
+import { parseManifestDocument } from "../../src/image/parse.js";
 import { makeTestImage } from "../helpers/registry.js";
 
 const D = (c: string): string => `sha256:${c.repeat(64)}`;
@@ -38,31 +37,30 @@ test("schema 1, non-JSON and shapeless documents are refused naming the document
   assert.throws(() => parseManifestDocument(Buffer.from("<html>"), "text/html", "the manifest of x:1"),
     (e: unknown) => e instanceof FormatError && /the manifest of x:1 is not valid JSON/.test(e.message));
   assert.throws(() => parseManifestDocument(json({ schemaVersion: 2, config: { digest: "sha256:short", size: 1 }, layers: [] }), undefined, "m"),
+    (e: unknown) => e instanceof FormatError && /the config descriptor of m has a malformed digest/.test(e.message));
+  assert.throws(() => parseManifestDocument(json({ schemaVersion: 2, layers: [] }), undefined, "m"),
     (e: unknown) => e instanceof FormatError && /no valid "config" and "layers"/.test(e.message));
   assert.throws(() => parseManifestDocument(json({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [{ digest: D("c") }] }), undefined, "i"),
+    (e: unknown) => e instanceof FormatError && /entry 1 of i has no valid size/.test(e.message));
+  assert.throws(() => parseManifestDocument(json({ schemaVersion: 2, mediaType: MediaType.ociIndex }), undefined, "i"),
     (e: unknown) => e instanceof FormatError && /without a valid "manifests"/.test(e.message));
 });
 
-test("a registry image keeps its manifest bytes when unchanged and in the asked family", async () => {
+test("an image keeps its manifest bytes in its own family; another family, or other layers, make a new one", async () => {
   const image = await makeTestImage({ label: "m" });
-  // Bytes no writer of ours would produce (indentation, an annotation): only reuse keeps them.
+  // Bytes no writer of ours would produce (indentation, an annotation): only keeping them keeps them.
   const original = Buffer.from(JSON.stringify({
     schemaVersion: 2, mediaType: MediaType.dockerManifest,
     config: { mediaType: MediaType.dockerConfig, digest: image.configDigest, size: image.configBytes.length },
     layers: image.layers.map((l) => ({ mediaType: MediaType.dockerLayerGzip, digest: l.digest, size: l.size })),
     annotations: { from: "elsewhere" },
   }, null, 3));
-  const pulled: RegistryImage = {
-    ...image,
-    registrySource: {
-      reference: parseRegistryReference("docker://r.io/a:1"), manifestDigest: sha256(original),
-      manifestMediaType: MediaType.dockerManifest, manifestBytes: original,
-    },
-  };
-  assert.equal(manifestForPush(pulled, undefined).digest, sha256(original));
-  assert.equal(manifestForPush(pulled, "v2s2").bytes, original);
-  assert.equal(manifestForPush(pulled, "oci").digest, imageManifest(image, "oci").digest, "another family is written afresh");
-  const changed: RegistryImage = { ...pulled, layers: [] };
-  assert.equal(manifestForPush(changed, undefined).digest, imageManifest(changed, "oci").digest, "changed layers: a fresh OCI manifest");
-  assert.equal(manifestForPush(image, "v2s2").mediaType, MediaType.dockerManifest);
+  const pulled: Image = { ...image, manifestBytes: original, digest: sha256(original), mediaType: MediaType.dockerManifest };
+  assert.equal(await convertDocument(pulled, "docker"), pulled, "already Docker: kept as it is");
+  const asOci = await convertDocument(pulled, "oci");
+  assert.equal(asOci.mediaType, MediaType.ociManifest);
+  assert.equal(asOci.digest, buildManifest(image, "oci").digest, "another family is written afresh");
+  const fewer = remadeImage(pulled, { layers: [] });
+  assert.equal(fewer.mediaType, MediaType.dockerManifest, "other layers: a new manifest in the image's own family");
+  assert.equal(fewer.digest, buildManifest({ ...image, layers: [] }, "docker").digest);
 });

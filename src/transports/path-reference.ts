@@ -1,0 +1,29 @@
+import { InvalidReferenceError } from "../model/errors.js";
+
+/**
+ * The `PATH[:REST]` spelling the file transports share (docker-archive:, oci:, oci-archive:,
+ * dir:), split at the first colon as skopeo does (so PATH cannot hold one).
+ */
+
+export function invalidReference(spelled: string, why: string): InvalidReferenceError {
+  return new InvalidReferenceError(`the image reference "${spelled}" is invalid: ${why}`);
+}
+
+export function splitPathAndRest(body: string, spelled: string, form: string): { path: string; rest: string | undefined } {
+  const colon = body.indexOf(":");
+  const path = colon === -1 ? body : body.slice(0, colon);
+  const rest = colon === -1 ? undefined : body.slice(colon + 1);
+  if (path === "") throw invalidReference(spelled, `it names no path; write it as ${form}`);
+  if (rest === "") throw invalidReference(spelled, `nothing follows the last ":"; write it as ${form}`);
+  return { path, rest };
+}
+
+/** The OCI `org.opencontainers.image.ref.name` grammar. */
+const OCI_REF_NAME = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/;
+
+export function checkOciRefName(ref: string, spelled: string): string {
+  if (!OCI_REF_NAME.test(ref)) {
+    throw invalidReference(spelled, `"${ref}" is not a valid OCI reference name (letters, digits and separators . _ - : @ + /)`);
+  }
+  return ref;
+}
