@@ -10,6 +10,7 @@ import { decompressor, sniffCompression } from "../compression/compression.js";
 import type { Compression } from "../model/mediatypes.js";
 import { MAX_JSON_BYTES, cleanEntryName, withSignal, type FileBag } from "./file-bag.js";
 import { parseJson } from "../image/parse.js";
+import { resolveLinks, type FollowRules, type RootEntry, type RootView } from "../model/root-resolve.js";
 
 /**
  * Archives are indexed once, then read by range. tar-stream reads a tar front to back
@@ -33,8 +34,6 @@ export interface TarEntry {
 const BLOCK = 512;
 /** PAX and GNU long-name records are metadata; anything bigger is not a sane archive. */
 const MAX_META_BYTES = 1024 * 1024;
-/** Symlink hops allowed while resolving one name, as Linux allows. */
-const MAX_LINK_HOPS = 40;
 
 const openFd = promisify(open);
 const readFd = promisify(read);
@@ -191,6 +190,23 @@ export async function scanTar(fd: number, label: string): Promise<Map<string, Ta
   return entries;
 }
 
+/**
+ * How names are looked up in an image archive: every link is followed, to files too, and
+ * none may leave the archive (an absolute target or a climbing `..` is refused).
+ */
+const INSIDE_THE_ARCHIVE: FollowRules = { followLast: true, follow: "all", confine: "refuse" };
+
+/** An archive entry as the link resolver sees it. */
+function asRootEntry(entry: TarEntry | undefined): RootEntry | undefined {
+  if (entry === undefined) return undefined;
+  switch (entry.type) {
+    case "directory": return { kind: "dir" };
+    case "symlink": return { kind: "symlink", target: entry.linkname };
+    case "hardlink": return { kind: "hardlink", target: entry.linkname };
+    default: return { kind: "other" };
+  }
+}
+
 const closeOnCollect = new FinalizationRegistry<number>((fd) => { close(fd, () => {}); });
 
 /**
@@ -238,6 +254,8 @@ class RangeStream extends Readable {
  */
 export class TarBag implements FileBag {
   private closed = false;
+  /** The archive as the link resolver sees it. */
+  private readonly view: RootView;
 
   private constructor(
     readonly label: string,
@@ -245,6 +263,7 @@ export class TarBag implements FileBag {
     private readonly entries: Map<string, TarEntry>,
   ) {
     closeOnCollect.register(this, fd, this);
+    this.view = { name: label, lookup: (path) => asRootEntry(entries.get(path)) };
   }
 
   /** Indexes the archive at `path`; a gzip or zstd compressed archive is decompressed to a temporary file first. */
@@ -304,38 +323,16 @@ export class TarBag implements FileBag {
   }
 
   /**
-   * Follows symlinks component by component (skopeo writes `ID/layer.tar -> ../HEX.tar`)
-   * and hard links (by archive path), refusing any that leave the archive.
+   * The entry `name` leads to: symlinks (skopeo writes `ID/layer.tar -> ../HEX.tar`) and
+   * hard links (by archive path) are followed, and any link that would leave the archive
+   * is refused.
    */
   private lookup(name: string): TarEntry | undefined {
     const clean = cleanEntryName(name);
     if (clean === undefined || clean === "") {
       throw new UnsafePathError(`the entry name "${name}" in ${this.label} points outside the archive; the image is malformed`);
     }
-    let pending = clean.split("/");
-    const done: string[] = [];
-    let hops = 0;
-    while (pending.length > 0) {
-      const part = pending.shift()!;
-      if (part === "" || part === ".") continue;
-      if (part === "..") {
-        if (done.length === 0) throw new UnsafePathError(`${this.describe(clean)} is a link pointing outside the archive; the image is malformed`);
-        done.pop();
-        continue;
-      }
-      const path = [...done, part].join("/");
-      const entry = this.entries.get(path);
-      if (entry && (entry.type === "symlink" || entry.type === "hardlink")) {
-        if (++hops > MAX_LINK_HOPS) throw new FormatError(`${this.describe(clean)} is part of a symlink loop; the archive is malformed`);
-        if (entry.linkname.startsWith("/")) throw new UnsafePathError(`${this.describe(path)} is an absolute link (${entry.linkname}); the archive is malformed`);
-        // A symlink is relative to its directory; a hard link names a path from the archive root.
-        if (entry.type === "hardlink") done.length = 0;
-        pending = [...entry.linkname.split("/"), ...pending];
-        continue;
-      }
-      done.push(part);
-    }
-    return this.entries.get(done.join("/"));
+    return this.entries.get(resolveLinks(this.view, clean, INSIDE_THE_ARCHIVE));
   }
 
   private file(name: string): TarEntry {

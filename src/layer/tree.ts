@@ -2,10 +2,11 @@ import type { Header } from "tar-stream";
 import { drain, forEachLayerEntry, type TarEntry } from "./layer-entries.js";
 import type { Layer } from "../model/image.js";
 import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
-import { FormatError, GantryError, UnsafePathError, throwIfAborted } from "../model/errors.js";
+import { FormatError, GantryError, throwIfAborted } from "../model/errors.js";
 import { classifyEntry } from "../whiteout/index.js";
 import { PathTree, type EntryType } from "./path-tree.js";
-import { cleanPath, joinPath } from "../model/image-path.js";
+import { cleanPath } from "../model/image-path.js";
+import { resolveLinks, type FollowRules, type RootEntry, type RootView } from "../model/root-resolve.js";
 
 /** What the merged tree knows of one path of an image's root file system. */
 export interface TreeNode {
@@ -28,14 +29,40 @@ export interface TreeNode {
   layerIndex: number;
 }
 
-/** Linux gives up after 40 symlinks in one lookup (MAXSYMLINKS); so do we. */
-const MAX_SYMLINK_HOPS = 40;
+/**
+ * Where a runtime extracting a layer puts a file: through parent links that lead to
+ * directories, with the image root as a chroot.
+ */
+const LAYING_UNDER_LINKS: FollowRules = { followLast: false, follow: "dirs", confine: "clamp" };
+/** The same, the last component followed too: where a link to a directory lands. */
+const LANDING_OF_DIR_LINK: FollowRules = { ...LAYING_UNDER_LINKS, followLast: true };
+
+const DIR_ENTRY: RootEntry = { kind: "dir" };
+const OTHER_ENTRY: RootEntry = { kind: "other" };
+
+/**
+ * A tree node as the link resolver sees it. A hardlink node is a file of its own (it
+ * shares its target's inode, and the tree has already copied the target's attributes),
+ * so it is not a link to follow.
+ */
+function asRootEntry(node: TreeNode | undefined): RootEntry | undefined {
+  if (node === undefined) return undefined;
+  if (node.type === "dir") return DIR_ENTRY;
+  if (node.type === "symlink" && node.linkname !== undefined) return { kind: "symlink", target: node.linkname };
+  return OTHER_ENTRY;
+}
 
 /**
  * The merged root file system of an image, as an index (nothing is unpacked):
  * path → type, mode, owner, size, link target, content digest and supplying layer.
  */
 export class FileTree extends PathTree<TreeNode> {
+  /** The tree as the link resolver sees it (the only trees resolved are base images). */
+  private readonly view: RootView = {
+    name: "the base image",
+    lookup: (path) => asRootEntry(this.get(path)),
+  };
+
   protected implicitDir(child: TreeNode): TreeNode {
     // What a runtime's MkdirAll would create for an entry whose parents a layer omitted.
     return { type: "dir", mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0, layerIndex: child.layerIndex };
@@ -58,38 +85,14 @@ export class FileTree extends PathTree<TreeNode> {
    * @throws UnsafePathError after more than 40 links in one lookup.
    */
   resolveDir(path: string): string {
-    const parts = path.split("/");
-    const last = parts.pop() ?? "";
-    const dir = this.followParts(parts, { hops: 0, path }).join("/");
-    return joinPath(dir, last);
+    return resolveLinks(this.view, path, LAYING_UNDER_LINKS);
   }
 
   /** Whether `path` is a symlink that leads (through any number of links) to a directory. */
   isLinkToDir(path: string): boolean {
     if (this.get(path)?.type !== "symlink") return false;
-    return this.followParts(path.split("/"), { hops: 0, path }).join("/") !== path;
-  }
-
-  private followParts(parts: readonly string[], budget: { hops: number; path: string }): string[] {
-    let resolved: string[] = [];
-    for (const part of parts) {
-      if (part === "" || part === ".") continue;
-      if (part === "..") {
-        resolved.pop();
-        continue;
-      }
-      resolved.push(part);
-      const node = this.get(resolved.join("/"));
-      if (node?.type !== "symlink" || node.linkname === undefined) continue;
-      if (++budget.hops > MAX_SYMLINK_HOPS) {
-        throw new UnsafePathError(`the base image path ${JSON.stringify(budget.path)} goes through more than ${MAX_SYMLINK_HOPS} symbolic links (a loop?); fix the links in the base image`);
-      }
-      const from = node.linkname.startsWith("/") ? [] : resolved.slice(0, -1);
-      const target = this.followParts([...from, ...node.linkname.split("/")], budget);
-      const targetPath = target.join("/");
-      if (targetPath === "" || this.get(targetPath)?.type === "dir") resolved = target;
-    }
-    return resolved;
+    const landed = resolveLinks(this.view, path, LANDING_OF_DIR_LINK);
+    return landed === "" || this.get(landed)?.type === "dir";
   }
 
   /**

@@ -1,9 +1,38 @@
-import { lstat, readlink } from "node:fs/promises";
+import { lstatSync, readlinkSync } from "node:fs";
+import { lstat } from "node:fs/promises";
 import { join } from "node:path";
-import { UnsafePathError } from "../model/errors.js";
+import { resolveLinks, type FollowRules, type RootEntry, type RootView } from "../model/root-resolve.js";
 
-/** Linux gives up after 40 symlinks in one lookup (MAXSYMLINKS); so does this. */
-const MAX_SYMLINK_HOPS = 40;
+/**
+ * Image paths inside a root file system staged in a host directory, where the image's own
+ * links must be followed as a process chrooted there would follow them, and never lead
+ * out to the host. The walk is the shared one of model/root-resolve.ts; this module only
+ * shows it the directory.
+ */
+
+/**
+ * A host directory seen by the link resolver. It reads synchronously: the resolver is
+ * synchronous (it also serves the in-memory tree), and staging does one thing at a time.
+ */
+function hostRootView(root: string): RootView {
+  return {
+    name: `the image root ${root}`,
+    lookup(path: string): RootEntry | undefined {
+      const host = join(root, path);
+      try {
+        const st = lstatSync(host, { throwIfNoEntry: false });
+        if (st === undefined) return undefined;
+        if (st.isDirectory()) return { kind: "dir" };
+        if (st.isSymbolicLink()) return { kind: "symlink", target: readlinkSync(host) };
+        // A hard link on disk is a file like any other: nothing tells it apart, nothing to follow.
+        return { kind: "other" };
+      } catch {
+        // Not a directory on the way, or unreadable: as far as links go, nothing is there.
+        return undefined;
+      }
+    },
+  };
+}
 
 /**
  * Where image path `path` leads inside the root file system at host directory `root`,
@@ -11,54 +40,22 @@ const MAX_SYMLINK_HOPS = 40;
  * root and `..` stops at it, so the answer never leaves `root`. Only links to directories
  * are followed (a dangling link, or one to a file, stays in the path as written), and the
  * last component only when `followLast`. Returns the resolved image path ("" is the root).
+ * @throws UnsafePathError after more than 40 links in one lookup.
  */
 export async function resolveInRoot(root: string, path: string, followLast: boolean): Promise<string> {
-  const budget = { hops: 0 };
-  const parts = path.split("/").filter((p) => p !== "");
-  const last = followLast ? undefined : parts.pop();
-  const dir = await follow(root, [], parts, budget, path);
-  return [...dir, ...(last === undefined ? [] : [last])].join("/");
+  return resolveLinks(hostRootView(root), path, { followLast, follow: "dirs", confine: "clamp" });
 }
 
-async function follow(root: string, start: string[], parts: readonly string[], budget: { hops: number }, asked: string): Promise<string[]> {
-  let resolved = [...start];
-  for (const part of parts) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      resolved.pop();
-      continue;
-    }
-    resolved.push(part);
-    const host = join(root, ...resolved);
-    const st = await lstat(host).catch(() => undefined);
-    if (!st?.isSymbolicLink()) continue;
-    if (++budget.hops > MAX_SYMLINK_HOPS) {
-      throw new UnsafePathError(`the path ${JSON.stringify(asked)} goes through more than ${MAX_SYMLINK_HOPS} symbolic links in the image (a loop?); fix the links`);
-    }
-    const target = await readlink(host);
-    const from = target.startsWith("/") ? [] : resolved.slice(0, -1);
-    const landed = await follow(root, from, target.split("/"), budget, asked);
-    const landedSt = await lstat(join(root, ...landed)).catch(() => undefined);
-    if (landed.length === 0 || landedSt?.isDirectory()) resolved = landed;
-  }
-  return resolved;
-}
+/** What exec() inside the chroot does with a path: every link followed, to files too. */
+const AS_EXEC_SEES_IT: FollowRules = { followLast: true, follow: "all", confine: "clamp" };
 
 /**
  * Whether `path` names an executable regular file inside the root, following symlinks
  * (to files too) as a chrooted process would; e.g. `bin/sh -> busybox`.
+ * @throws UnsafePathError after more than 40 links in one lookup.
  */
 export async function isExecutableInRoot(root: string, path: string): Promise<boolean> {
-  let current = path;
-  for (let hops = 0; hops <= MAX_SYMLINK_HOPS; hops++) {
-    const resolved = await resolveInRoot(root, current, false);
-    const host = join(root, resolved);
-    const st = await lstat(host).catch(() => undefined);
-    if (st === undefined) return false;
-    if (!st.isSymbolicLink()) return st.isFile() && (st.mode & 0o111) !== 0;
-    const target = await readlink(host);
-    const dir = resolved.includes("/") ? resolved.slice(0, resolved.lastIndexOf("/")) : "";
-    current = target.startsWith("/") ? target : `${dir}/${target}`;
-  }
-  return false;
+  const resolved = resolveLinks(hostRootView(root), path, AS_EXEC_SEES_IT);
+  const st = await lstat(join(root, resolved)).catch(() => undefined);
+  return st !== undefined && st.isFile() && (st.mode & 0o111) !== 0;
 }
