@@ -1,16 +1,20 @@
 import { createWriteStream } from "node:fs";
-import { Transform, type Readable, type TransformCallback, type Writable } from "node:stream";
+import { Readable, Transform, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { pack as tarPack, type Header, type Pack } from "tar-stream";
-import { DigestMismatchError, throwIfAborted, IoError, AbortedError } from "../model/errors.js";
+import { AbortedError, IoError } from "../model/errors.js";
+import type { LayerEntry } from "../layer/differ.js";
+import type { FileContent } from "../layer/file-content.js";
+import { tarStream } from "../layer/tar-writer.js";
 import { writeFileAtomically } from "../util/atomic.js";
 
 /**
- * Writes image archives (docker-archive, OCI archive) as tars whose bytes depend on
- * their content alone: entries sorted by name (byte order), each parent directory
- * before its children, mtime 0, owner 0:0 with no names, mode 0644 / 0755.
- * File bodies are streamed, and each must produce exactly its declared size: a
- * body that runs short or long fails the write instead of shifting the tar.
+ * Image archives (docker-archive, OCI archive) as tars whose bytes depend on their content
+ * alone. This module only decides what the tar holds: entries sorted by name (byte
+ * order), each parent directory before its children, mtime 0, owner 0:0 with no names,
+ * mode 0644 / 0755; and where it goes. The bytes themselves come from the one tar writer
+ * (layer/tar-writer.ts), which also holds every body to its declared size: a blob that
+ * runs short or long fails the write with a DIGEST_MISMATCH error naming it instead of
+ * shifting the tar.
  */
 
 export type ArchiveEntry =
@@ -19,65 +23,48 @@ export type ArchiveEntry =
 
 const FILE_MODE = 0o644;
 const DIR_MODE = 0o755;
-const EPOCH = new Date(0);
-
-function header(name: string, type: "file" | "directory", size: number): Header {
-  return { name, type, size, mode: type === "file" ? FILE_MODE : DIR_MODE, mtime: EPOCH, uid: 0, gid: 0, uname: "", gname: "", linkname: "", devmajor: 0, devminor: 0 };
-}
-
-/** Every parent directory of the entries, as `dir/`, so extractors never invent them. */
-function parentDirectories(names: readonly string[]): string[] {
-  const dirs = new Set<string>();
-  for (const name of names) {
-    const parts = name.split("/");
-    for (let i = 1; i < parts.length; i++) dirs.add(`${parts.slice(0, i).join("/")}/`);
-  }
-  return [...dirs];
-}
-
-/** A pass-through that fails as soon as more than `size` bytes arrive, or at the end if fewer did. */
-function exactly(size: number, what: string): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      seen += chunk.length;
-      if (seen > size) cb(new DigestMismatchError(`${what} produced more than its declared ${size} bytes`));
-      else cb(null, chunk);
-    },
-    flush(cb: TransformCallback) {
-      if (seen !== size) cb(new DigestMismatchError(`${what} produced ${seen} bytes, not its declared ${size}`));
-      else cb();
-    },
-  });
-}
+/** What every entry of an archive has in common: no owner and no time to leak. */
+const NEUTRAL = { uid: 0, gid: 0, uname: "", gname: "", mtime: 0 } as const;
 
 function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-/** Adds one entry to the pack and resolves once its body is fully written. */
-async function addEntry(pack: Pack, entry: ArchiveEntry, signal?: AbortSignal): Promise<void> {
+/** Every parent directory of the names (`a/b/c` gives `a` and `a/b`), so extractors never invent them. */
+function parentDirectories(names: readonly string[]): string[] {
+  const dirs = new Set<string>();
+  for (const name of names) {
+    const parts = name.split("/");
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
+  }
+  return [...dirs];
+}
+
+function contentOf(entry: ArchiveEntry): FileContent {
   if ("bytes" in entry) {
-    await new Promise<void>((resolve, reject) => {
-      pack.entry(header(entry.name, "file", entry.bytes.length), entry.bytes, (err) => (err ? reject(err) : resolve()));
-    });
-    return;
+    const bytes = entry.bytes;
+    return { kind: "stream", open: async () => Readable.from([bytes]), what: `the archive member ${entry.name}` };
   }
-  let done!: Promise<void>;
-  const sink = await new Promise<Writable>((resolve) => {
-    done = new Promise<void>((ok, fail) => {
-      resolve(pack.entry(header(entry.name, "file", entry.size), (err) => (err ? fail(err) : ok())) as unknown as Writable);
-    });
-  });
-  done.catch(() => {});
-  const source = await entry.open(signal);
-  try {
-    await pipeline(source, exactly(entry.size, entry.what), sink, signal ? { signal } : {});
-  } catch (err) {
-    if (!sink.destroyed) sink.destroy(err as Error);
-    throw err;
-  }
-  await done;
+  return { kind: "stream", open: entry.open, what: entry.what };
+}
+
+/**
+ * The tar entries of an archive in their order: files and their parent directories,
+ * sorted by tar name in byte order. A directory's tar name `d/` sorts before every
+ * `d/...`, so each parent comes before its children.
+ */
+function archiveEntries(entries: readonly ArchiveEntry[]): LayerEntry[] {
+  const names = entries.map((e) => e.name);
+  if (new Set(names).size !== names.length) throw new IoError("an archive was asked to hold the same entry twice");
+  const dirs = parentDirectories(names).map((path) => ({
+    tarName: `${path}/`,
+    entry: { ...NEUTRAL, path, type: "dir", mode: DIR_MODE, size: 0 } satisfies LayerEntry,
+  }));
+  const files = entries.map((e) => ({
+    tarName: e.name,
+    entry: { ...NEUTRAL, path: e.name, type: "file", mode: FILE_MODE, size: "bytes" in e ? e.bytes.length : e.size, content: contentOf(e) } satisfies LayerEntry,
+  }));
+  return [...dirs, ...files].sort((a, b) => byteOrder(a.tarName, b.tarName)).map((x) => x.entry);
 }
 
 /**
@@ -85,51 +72,16 @@ async function addEntry(pack: Pack, entry: ArchiveEntry, signal?: AbortSignal): 
  * Resolves to the number of bytes written.
  */
 export async function writeTarArchive(entries: readonly ArchiveEntry[], out: Writable, signal?: AbortSignal): Promise<number> {
-  const names = entries.map((e) => e.name);
-  if (new Set(names).size !== names.length) throw new IoError("an archive was asked to hold the same entry twice");
-  const files = [...entries].sort((a, b) => byteOrder(a.name, b.name));
-  const dirs = parentDirectories(names).sort(byteOrder);
-  // One ordered list: a directory `d/` sorts before every `d/...`, so parents come first.
-  const ordered: ({ dir: string } | { file: ArchiveEntry })[] = [
-    ...dirs.map((dir) => ({ dir })),
-    ...files.map((file) => ({ file })),
-  ].sort((a, b) => byteOrder("dir" in a ? a.dir : a.file.name, "dir" in b ? b.dir : b.file.name));
-
-  const pack = tarPack();
+  const tar = tarStream(archiveEntries(entries), { signal });
   let bytes = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) { bytes += chunk.length; cb(null, chunk); },
   });
-  const sinkDone = pipeline(pack as unknown as Readable, counter, out);
-  const produce = async (): Promise<void> => {
-    for (const item of ordered) {
-      throwIfAborted(signal);
-      if ("dir" in item) {
-        await new Promise<void>((resolve, reject) => {
-          pack.entry(header(item.dir, "directory", 0), (err) => (err ? reject(err) : resolve()));
-        });
-      } else {
-        await addEntry(pack, item.file, signal);
-      }
-    }
-    pack.finalize();
-  };
-  // The first failure wins: a body that fails destroys the pack, which fails the sink too.
-  let failure: { err: unknown } | undefined;
   try {
-    await produce();
+    await pipeline(tar, counter, out);
   } catch (err) {
-    failure = { err };
-    pack.destroy(err as Error);
-  }
-  try {
-    await sinkDone;
-  } catch (err) {
-    failure ??= { err };
-  }
-  if (failure) {
     if (signal?.aborted) throw new AbortedError(signal.reason);
-    throw failure.err;
+    throw err;
   }
   return bytes;
 }
@@ -152,4 +104,3 @@ export async function writeTarTo(dest: string, entries: readonly ArchiveEntry[],
   });
   return bytes;
 }
-

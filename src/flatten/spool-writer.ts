@@ -80,7 +80,7 @@ export class SpoolWriter implements FileContentSink {
   private fileEntry(path: string, node: TreeNode, bytesOf: string): LayerEntry {
     const digest = this.digestOf.get(bytesOf);
     if (digest === undefined) throw new IoError(`the bytes of ${bytesOf} were never read from its layer`);
-    return { ...attributes(path, node), type: "file", size: node.size, hostPath: this.spoolPath(digest) };
+    return { ...attributes(path, node), type: "file", size: node.size, content: { kind: "hostFile", path: this.spoolPath(digest) } };
   }
 
   private spoolPath(digest: Digest): string {

@@ -2,6 +2,7 @@ import type { Digest } from "../model/digest.js";
 import { SpecError, throwIfAborted } from "../model/errors.js";
 import { opaqueMarkerPathFor, whiteoutPathFor } from "../whiteout/index.js";
 import { compileGlob } from "./glob.js";
+import type { FileContent } from "./file-content.js";
 import { hashFile, mapLimited } from "./hash-file.js";
 import type { EntryType } from "./path-tree.js";
 import type { SourceNode, SourceTree } from "./sources.js";
@@ -58,8 +59,8 @@ export interface LayerEntry {
   linkname?: string;
   devmajor?: number;
   devminor?: number;
-  /** Host file holding a regular file's content (absent for empty whiteout files). */
-  hostPath?: string;
+  /** Where a regular file's `size` bytes come from (absent for empty whiteout files). */
+  content?: FileContent;
 }
 
 /** A source node and the image path it will occupy. */
@@ -110,7 +111,7 @@ export async function diffLayer(base: FileTree, source: SourceTree, opts: DiffOp
   }
   const hashed = await mapLimited(toHash, HASH_CONCURRENCY, async ({ p, expected }) => {
     throwIfAborted(opts.signal);
-    return (await hashFile(p.entry.hostPath ?? "", opts.signal)) === expected ? undefined : p;
+    return (await hashFile(p.node.hostPath ?? "", opts.signal)) === expected ? undefined : p;
   });
   for (const p of hashed) if (p !== undefined) stored.push(p);
 
@@ -172,7 +173,7 @@ function place(base: FileTree, source: SourceTree, opts: DiffOptions, attributes
     if (node.linkname !== undefined) entry.linkname = node.linkname;
     if (node.devmajor !== undefined) entry.devmajor = node.devmajor;
     if (node.devminor !== undefined) entry.devminor = node.devminor;
-    if (node.hostPath !== undefined && node.type === "file") entry.hostPath = node.hostPath;
+    if (node.hostPath !== undefined && node.type === "file") entry.content = { kind: "hostFile", path: node.hostPath };
     byTarget.set(target, { sourcePath, target, node, entry });
   }
   return [...byTarget.values()];
@@ -224,7 +225,7 @@ function linkHardlinkGroups(stored: readonly Placement[], all: readonly Placemen
     if (first === undefined) continue;
     out.push(first.entry);
     for (const p of rest) {
-      const { hostPath: _content, ...shape } = first.entry;
+      const { content: _content, ...shape } = first.entry;
       out.push({ ...shape, path: p.target, type: "hardlink", size: 0, linkname: first.target });
     }
   }

@@ -1,10 +1,9 @@
-import { open } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pack as tarPack, type Header, type Pack } from "tar-stream";
-import { GantryError, SpecError, SourceUnreadableError, UnsafePathError, IoError, AbortedError, UnsupportedError } from "../model/errors.js";
+import { SpecError, UnsafePathError, AbortedError, IoError, UnsupportedError } from "../model/errors.js";
 import type { LayerEntry } from "./differ.js";
+import { contentChunks } from "./file-content.js";
 import type { EntryType } from "./path-tree.js";
-import { sourceUnreadable } from "./source-error.js";
 
 /**
  * The one deterministic tar writer. Every byte of its output is fixed by the entries:
@@ -12,6 +11,8 @@ import { sourceUnreadable } from "./source-error.js";
  * mtime, link targets, device numbers and file content. No atime or ctime is written;
  * names longer than ustar allows, non-ASCII names and ids too large for ustar go in a
  * PAX header (tar-stream writes one with a fixed name and the entry's own fields).
+ * Layers, flattened roots and image archives (archive/archive-tar.ts) all come out of it,
+ * so there is one place where tar bytes are decided.
  */
 
 const TAR_TYPE: Record<EntryType, NonNullable<Header["type"]>> = {
@@ -82,7 +83,9 @@ function headerOf(e: LayerEntry): EntryHeader {
 }
 
 /** Resolves when a tar-stream writable can take more; rejects if it fails or closes first. */
-function whenWritable(sink: NodeJS.EventEmitter): Promise<void> {
+function whenWritable(sink: Sink): Promise<void> {
+  // A destroyed sink has already said "close"; waiting for it again would wait forever.
+  if (sink.destroyed) return Promise.reject(new Error("the tar stream was closed"));
   return new Promise((resolve, reject) => {
     const done = (err?: unknown): void => {
       sink.off("drain", onDrain);
@@ -107,6 +110,10 @@ function addEntry(tar: Pack, header: EntryHeader, fill?: (sink: Sink) => Promise
   added.catch(() => {});
   if (fill === undefined || sink === undefined) return added;
   const body = sink;
+  // A body destroyed with an error (its content failed, or the tar was destroyed) also emits
+  // it; the error reaches the caller through the tar and the returned promise, so it is not
+  // left to surface as an unhandled "error" event.
+  body.on("error", () => {});
   return fill(body).then(
     () => { body.end(null); return added; },
     (err: unknown) => { body.destroy(err as Error); throw err; },
@@ -115,44 +122,18 @@ function addEntry(tar: Pack, header: EntryHeader, fill?: (sink: Sink) => Promise
 
 type Sink = ReturnType<Pack["entry"]>;
 
-const READ_CHUNK = 256 * 1024;
-
-/** Streams a regular file's bytes from its host file; it must still be exactly `size` bytes. */
-async function writeFile(tar: Pack, header: EntryHeader, e: LayerEntry): Promise<void> {
-  if (e.hostPath === undefined) {
+/** Streams a regular file's content into its entry: exactly `size` bytes, or the tar fails. */
+async function writeFile(tar: Pack, header: EntryHeader, e: LayerEntry, signal: AbortSignal): Promise<void> {
+  const content = e.content;
+  if (content === undefined) {
     if (e.size === 0) return addEntry(tar, header, async () => {});
-    throw new IoError(`the layer entry ${e.path} has ${e.size} bytes of content but no host file to read them from`);
+    throw new IoError(`the layer entry ${e.path} has ${e.size} bytes of content but nothing to read them from`);
   }
-  const hostPath = e.hostPath;
-  const changed = (now: number): GantryError => new SourceUnreadableError(
-    `the source file ${hostPath} changed size while the layer was built (${e.size} bytes when walked, ${now} now); build again once it stops changing`);
-  let file;
-  try {
-    file = await open(hostPath, "r");
-  } catch (err) {
-    throw sourceUnreadable(hostPath, err);
-  }
-  try {
-    const { size } = await file.stat();
-    if (size !== e.size) throw changed(size);
-    await addEntry(tar, header, async (sink) => {
-      let offset = 0;
-      while (offset < e.size) {
-        const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, e.size - offset));
-        let n: number;
-        try {
-          ({ bytesRead: n } = await file.read(chunk, 0, chunk.length, offset));
-        } catch (err) {
-          throw sourceUnreadable(hostPath, err);
-        }
-        if (n === 0) throw changed(offset);
-        offset += n;
-        if (!sink.write(n === chunk.length ? chunk : chunk.subarray(0, n))) await whenWritable(sink);
-      }
-    });
-  } finally {
-    await file.close();
-  }
+  await addEntry(tar, header, async (sink) => {
+    for await (const chunk of contentChunks(content, e.size, signal)) {
+      if (!sink.write(chunk)) await whenWritable(sink);
+    }
+  });
 }
 
 export interface TarOptions {
@@ -160,27 +141,32 @@ export interface TarOptions {
 }
 
 /**
- * The tar of `entries`, in their order, as a Node stream. File contents are read from
- * each entry's `hostPath` when the consumer asks for them; the stream fails with a
- * SOURCE_UNREADABLE error naming the file if one cannot be read or changed size.
+ * The tar of `entries`, in their order, as a Node stream. File contents are read (see
+ * file-content.ts) when the consumer asks for them; the stream fails with a
+ * SOURCE_UNREADABLE error naming the host file if one cannot be read or changed size, and
+ * with a DIGEST_MISMATCH error naming the stream if one runs short or long.
  */
 export function tarStream(entries: readonly LayerEntry[], opts: TarOptions = {}): Readable {
   const tar = tarPack();
+  // Once the tar is closed (finished, failed, aborted or dropped by its reader), content
+  // still being read is released rather than left waiting for bytes nobody will take.
+  const released = new AbortController();
+  tar.once("close", () => released.abort());
   const fail = (err: unknown): void => { tar.destroy(err as Error); };
   const onAbort = (): void => fail(new AbortedError(opts.signal?.reason));
   if (opts.signal?.aborted) onAbort();
   else opts.signal?.addEventListener("abort", onAbort, { once: true });
-  void feed(tar, entries).then(
+  void feed(tar, entries, released.signal).then(
     () => tar.finalize(),
     fail,
   ).finally(() => opts.signal?.removeEventListener("abort", onAbort));
   return Readable.from(tar as AsyncIterable<Buffer>, { objectMode: false });
 }
 
-async function feed(tar: Pack, entries: readonly LayerEntry[]): Promise<void> {
+async function feed(tar: Pack, entries: readonly LayerEntry[], released: AbortSignal): Promise<void> {
   for (const e of entries) {
     const header = headerOf(e);
-    if (e.type === "file") await writeFile(tar, header, e);
+    if (e.type === "file") await writeFile(tar, header, e, released);
     else await addEntry(tar, header);
   }
 }

@@ -85,13 +85,13 @@ test("copyToRoot: identical paths left out, changed ones stored, base dirs not r
     ]);
     const sh = entries.find((e) => e.path === "usr/bin/sh");
     assert.equal(sh?.mode, 0o700);
-    assert.equal(sh?.hostPath, join(src, "usr/bin/sh"));
+    assert.deepEqual(sh?.content, { kind: "hostFile", path: join(src, "usr/bin/sh") });
     for (const e of entries) {
       assert.equal(e.mtime, OPTS.mtime);
       assert.equal(e.uid, 0);
     }
     const hard = entries.find((e) => e.path === "app/b");
-    assert.equal(hard?.hostPath, undefined);
+    assert.equal(hard?.content, undefined);
     assert.equal(hard?.size, 0);
 
     // applied on the base, the layer keeps the merged-/usr link and puts the library behind it
@@ -194,7 +194,7 @@ test("runAsRoot: deletions become whiteouts, an emptied and refilled directory t
     ]);
     const wh = entries[0];
     assert.equal(wh?.size, 0);
-    assert.equal(wh?.hostPath, undefined);
+    assert.equal(wh?.content, undefined);
   } finally {
     await cleanup();
   }

@@ -63,7 +63,7 @@ test("a failing pack leaves no blob and no temporary file", async () => {
   try {
     const entries = await sampleEntries(join(dir, "src"));
     const store = new BlobStore(join(dir, "store"));
-    const broken = entries.map((e) => e.path === "data/text.txt" ? { ...e, hostPath: join(dir, "gone") } : e);
+    const broken = entries.map((e) => e.path === "data/text.txt" ? { ...e, content: { kind: "hostFile" as const, path: join(dir, "gone") } } : e);
     await assert.rejects(packLayer(broken, { compression: "gzip", store, describe: "broken" }),
       (err: unknown) => err instanceof GantryError && err.code === "SOURCE_UNREADABLE" && err.message.includes(join(dir, "gone")));
     assert.deepEqual(await readdir(join(dir, "store/tmp")), []);

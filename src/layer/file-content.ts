@@ -1,0 +1,74 @@
+import { open } from "node:fs/promises";
+import { addAbortSignal, type Readable } from "node:stream";
+import { DigestMismatchError, GantryError, SourceUnreadableError } from "../model/errors.js";
+import { sourceUnreadable } from "./source-error.js";
+
+/**
+ * Where the bytes of a regular file in a tar come from, and the reading of them. A tar
+ * header states the size before the body follows, so each kind must deliver exactly that
+ * many bytes or fail: a body that ran short or long would shift every entry after it.
+ *
+ * - `hostFile`: a file on this machine (a walked build source, a flatten spool file). It
+ *   must still have the size the walk saw; if not, the error names the file.
+ * - `stream`: bytes opened on demand (a blob going into an image archive). The error for a
+ *   stream that runs short or long names `what`, since a stream has no path to point at.
+ */
+export type FileContent =
+  | { kind: "hostFile"; path: string }
+  | { kind: "stream"; open: (signal?: AbortSignal) => Promise<Readable>; what: string };
+
+/**
+ * The bytes of `content`, exactly `size` of them, read as they are iterated. Whatever it
+ * opened is released when the iteration ends, fails or is abandoned; `signal` (aborted when
+ * the tar is gone) also stops a stream that is still waiting for bytes.
+ */
+export function contentChunks(content: FileContent, size: number, signal: AbortSignal): AsyncIterable<Buffer> {
+  return content.kind === "hostFile" ? hostFileChunks(content.path, size) : streamChunks(content, size, signal);
+}
+
+const READ_CHUNK = 256 * 1024;
+
+async function* hostFileChunks(path: string, size: number): AsyncGenerator<Buffer> {
+  const changed = (now: number): GantryError => new SourceUnreadableError(`the source file ${path} changed size while the layer was built (${size} bytes when walked, ${now} now); build again once it stops changing`);
+  let file;
+  try {
+    file = await open(path, "r");
+  } catch (err) {
+    throw sourceUnreadable(path, err);
+  }
+  try {
+    const { size: now } = await file.stat();
+    if (now !== size) throw changed(now);
+    let offset = 0;
+    while (offset < size) {
+      const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - offset));
+      let n: number;
+      try {
+        ({ bytesRead: n } = await file.read(chunk, 0, chunk.length, offset));
+      } catch (err) {
+        throw sourceUnreadable(path, err);
+      }
+      if (n === 0) throw changed(offset);
+      offset += n;
+      yield n === chunk.length ? chunk : chunk.subarray(0, n);
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+async function* streamChunks(content: Extract<FileContent, { kind: "stream" }>, size: number, signal: AbortSignal): AsyncGenerator<Buffer> {
+  const source = addAbortSignal(signal, await content.open(signal));
+  let seen = 0;
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      seen += chunk.length;
+      // Fail before passing on a byte past the declared size.
+      if (seen > size) throw new DigestMismatchError(`${content.what} produced more than its declared ${size} bytes`);
+      yield chunk;
+    }
+  } finally {
+    source.destroy();
+  }
+  if (seen !== size) throw new DigestMismatchError(`${content.what} produced ${seen} bytes, not its declared ${size}`);
+}
