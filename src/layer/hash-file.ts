@@ -29,17 +29,3 @@ export async function hashFile(hostPath: string, signal?: AbortSignal): Promise<
   }
   return hasherDigest(hash);
 }
-
-/** Runs `work` over `items` with at most `limit` running at once; results keep the items' order. */
-export async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
