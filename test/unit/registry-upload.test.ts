@@ -117,6 +117,18 @@ test("a last chunk that arrived whole although its answer was lost: nothing is s
   assert.deepEqual(fake.blob("app", blob.digest), bytes);
 });
 
+test("a session whose Range cannot tell one byte from none (0-0) is started again rather than resumed at a guess", async (t) => {
+  const fake = await startFakeRegistry(t);
+  // The registry took in one byte of the first chunk: distribution then reports Range 0-0.
+  fake.fail({ method: "PATCH" }, { kind: "status", status: 500, keepBody: 1 });
+  const bytes = patternBytes(SIZE);
+  const blob = blobToPush(bytes);
+  assert.equal(await pushBlob(clientFor(fake).client, "app", blob, CHUNKED), "uploaded");
+  assert.equal(fake.requestsMatching({ method: "PATCH" }).filter((r) => r.answer === 416).length, 0);
+  assert.equal(fake.requestsMatching({ method: "POST" }).length, 2);
+  assert.deepEqual(fake.blob("app", blob.digest), bytes);
+});
+
 test("a registry that lost the upload session: the upload starts over and still stores the right bytes", async (t) => {
   const fake = await startFakeRegistry(t);
   fake.fail({ method: "PATCH" }, { kind: "status", status: 500 }, { skip: 1 });
