@@ -1,7 +1,7 @@
 import { AuthError, RegistryError } from "../../model/errors.js";
 import { findChallenge, parseChallenges, type Challenge } from "./challenge.js";
 import type { Credentials } from "./credentials.js";
-import { discard, send } from "./http.js";
+import { discard, send, type RetryWait } from "./http.js";
 import { readLimited } from "./failure.js";
 
 /** Access wanted on one repository; becomes a token scope `repository:NAME:pull,push`. */
@@ -40,6 +40,7 @@ export class Authenticator {
     private readonly registry: string,
     private readonly credentials: () => Promise<Credentials | undefined>,
     private readonly signal: AbortSignal | undefined,
+    private readonly retryWait?: RetryWait,
   ) {}
 
   get known(): boolean { return this.scheme !== undefined; }
@@ -93,6 +94,7 @@ export class Authenticator {
       ...request,
       ...(creds ? { authorization: basicHeader(creds) } : {}),
       ...(this.signal ? { signal: this.signal } : {}),
+      ...(this.retryWait ? { retryWait: this.retryWait } : {}),
     }, `the token server ${url.host} of ${this.registry}`);
     if (response.status === 401 || response.status === 403) {
       await discard(response);

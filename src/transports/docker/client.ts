@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import { Authenticator, type Scope } from "./auth.js";
 import { findCredentials, type Credentials } from "./credentials.js";
 import { registryBaseUrl } from "./endpoint.js";
-import { discard, send, type HttpMethod } from "./http.js";
+import { discard, send, type HttpMethod, type RetryWait } from "./http.js";
 
 export interface ClientOptions {
   /** `USER:PASS`; otherwise the docker config files and credential helpers are asked. */
@@ -12,6 +12,8 @@ export interface ClientOptions {
   signal?: AbortSignal;
   /** Where to read DOCKER_CONFIG, REGISTRY_AUTH_FILE and HOME from (tests); default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** How to wait between retries (tests); default a real sleep. */
+  retryWait?: RetryWait;
 }
 
 export interface ClientRequest {
@@ -41,7 +43,7 @@ export class RegistryClient {
   constructor(readonly registry: string, private readonly opts: ClientOptions = {}) {
     this.baseUrl = registryBaseUrl(registry, opts.tlsVerify ?? true);
     this.signal = opts.signal;
-    this.auth = new Authenticator(registry, () => this.lookUpCredentials(), opts.signal);
+    this.auth = new Authenticator(registry, () => this.lookUpCredentials(), opts.signal, opts.retryWait);
   }
 
   /** Resolves a path or a Location header against the registry's base URL. */
@@ -68,6 +70,7 @@ export class RegistryClient {
         ...(req.body !== undefined ? { body: req.body } : {}),
         ...(authorization !== undefined ? { authorization } : {}),
         ...(signal ? { signal } : {}),
+        ...(this.opts.retryWait ? { retryWait: this.opts.retryWait } : {}),
       }, this.registry);
       if (response.status !== 401) return response;
       await discard(response);
@@ -82,6 +85,7 @@ export class RegistryClient {
       const response = await send({
         method: "GET", url: this.url("/v2/"), idempotent: true,
         ...(this.signal ? { signal: this.signal } : {}),
+        ...(this.opts.retryWait ? { retryWait: this.opts.retryWait } : {}),
       }, this.registry);
       await discard(response);
       this.auth.learn(response);

@@ -21,7 +21,12 @@ export interface HttpRequest {
   /** The Authorization header value, sent to the request's own origin only. */
   readonly authorization?: string;
   readonly signal?: AbortSignal;
+  /** How to wait before a retry; default a real sleep. Tests pass one that records and returns. */
+  readonly retryWait?: RetryWait;
 }
+
+/** Waits `ms` milliseconds (or until `signal` aborts, then rejects). */
+export type RetryWait = (ms: number, signal: AbortSignal | undefined) => Promise<void>;
 
 export const MAX_TRIES = 3;
 const MAX_REDIRECTS = 5;
@@ -47,12 +52,12 @@ export async function send(req: HttpRequest, registry: string): Promise<Response
       response = await sendFollowingRedirects(req, registry);
     } catch (err) {
       if (last || !(err instanceof GantryError) || !err.retryable) throw err;
-      await backoff(attempt, undefined, req.signal);
+      await backoff(attempt, undefined, req);
       continue;
     }
     if (last || !isRetryableStatus(response.status)) return response;
     await discard(response);
-    await backoff(attempt, response.headers.get("retry-after"), req.signal);
+    await backoff(attempt, response.headers.get("retry-after"), req);
   }
 }
 
@@ -150,13 +155,17 @@ export async function discard(response: Response): Promise<void> {
   }
 }
 
-async function backoff(attempt: number, retryAfter: string | null | undefined, signal: AbortSignal | undefined): Promise<void> {
+const sleepFor: RetryWait = async (ms, signal) => {
+  await sleep(ms, undefined, signal ? { signal } : undefined);
+};
+
+async function backoff(attempt: number, retryAfter: string | null | undefined, req: HttpRequest): Promise<void> {
   const asked = retryAfter ? Number(retryAfter) * 1000 : NaN;
   const delay = Number.isFinite(asked) && asked >= 0
     ? Math.min(asked, MAX_RETRY_AFTER_MS)
     : BACKOFF_BASE_MS * 3 ** (attempt - 1) * (0.75 + Math.random() / 2);
   try {
-    await sleep(delay, undefined, signal ? { signal } : undefined);
+    await (req.retryWait ?? sleepFor)(delay, req.signal);
   } catch (err) {
     throw new AbortedError(err);
   }

@@ -165,7 +165,10 @@ class BlobUpload {
     return this.location(response);
   }
 
-  /** `GET` on the session: its `Range: 0-LAST` says how many bytes the registry holds. */
+  /**
+   * `GET` on the session: its `Range: 0-LAST` says how many bytes the registry holds.
+   * Undefined when that cannot be told, and the upload must start again.
+   */
   private async uploadedSoFar(location: string): Promise<{ size: number; location: string } | undefined> {
     let response: Response;
     try {
@@ -176,9 +179,10 @@ class BlobUpload {
     await discard(response);
     if (response.status !== 204 && response.status !== 200) return undefined;
     const range = /^(?:bytes=)?0-(\d+)$/.exec(response.headers.get("range") ?? "");
-    // distribution says "0-0" both for nothing and for one byte; nothing is the safe reading.
-    const size = range ? (Number(range[1]) === 0 ? 0 : Number(range[1]) + 1) : 0;
-    return { size, location: response.headers.get("location") ?? location };
+    // No Range, or "0-0", which distribution says both for nothing and for one byte: resuming
+    // at 0 on a session that holds a byte is refused (416) for good; a fresh session loses nothing.
+    if (!range || Number(range[1]) === 0) return undefined;
+    return { size: Number(range[1]) + 1, location: response.headers.get("location") ?? location };
   }
 
   private async expectCommitted(response: Response): Promise<void> {

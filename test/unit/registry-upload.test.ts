@@ -1,0 +1,155 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { DigestMismatchError, GantryError } from "../../src/model/errors.js";
+import { pushBlob, type UploadSettings } from "../../src/transports/docker/upload.js";
+import { startFakeRegistry, type FakeRegistry } from "../helpers/fake-registry.js";
+import { blobToPush, clientFor, patternBytes } from "./registry-fixtures.js";
+
+/**
+ * pushBlob against the fake registry: the cheap ways out (HEAD finds it, a mount), the
+ * monolithic upload, and the chunked one resuming from the Range the registry reports
+ * after a chunk failed part-way. The fake checks each PATCH's Content-Range against what
+ * it holds and the final PUT's digest against the bytes, as distribution does.
+ */
+
+const MONOLITHIC: UploadSettings = { chunkThreshold: 1 << 20, chunkSize: 1 << 20 };
+const CHUNKED: UploadSettings = { chunkThreshold: 0, chunkSize: 1000 };
+const SIZE = 4500;
+
+const patches = (fake: FakeRegistry) => fake.requestsMatching({ method: "PATCH" });
+const contentRanges = (fake: FakeRegistry) => patches(fake).map((r) => r.headers["content-range"]);
+
+test("a blob the repository already has is skipped after one HEAD: nothing is opened or posted", async (t) => {
+  const fake = await startFakeRegistry(t);
+  const bytes = patternBytes(SIZE);
+  fake.putBlob("app", bytes);
+  const blob = blobToPush(bytes);
+  assert.equal(await pushBlob(clientFor(fake).client, "app", blob, MONOLITHIC), "skipped");
+  assert.equal(blob.opened(), 0);
+  assert.deepEqual(fake.requests.filter((r) => r.path !== "/v2/").map((r) => r.method), ["HEAD"]);
+});
+
+test("a mount answered 201 counts as mounted; the token covers both repositories and no bytes are sent", async (t) => {
+  const fake = await startFakeRegistry(t, { auth: { kind: "bearer", service: "svc" } });
+  const bytes = patternBytes(SIZE);
+  const digest = fake.putBlob("base", bytes);
+  const blob = blobToPush(bytes, { locations: [{ registry: fake.host, repository: "base" }] });
+  assert.equal(await pushBlob(clientFor(fake).client, "app", blob, MONOLITHIC), "mounted");
+  const [post, ...others] = fake.requestsMatching({ method: "POST" });
+  assert.equal(others.length, 0);
+  assert.equal(post?.query.get("mount"), digest);
+  assert.equal(post?.query.get("from"), "base");
+  assert.equal(post?.answer, 201);
+  assert.deepEqual(fake.tokenRequests.map((r) => r.scopes.sort()), [["repository:app:pull,push", "repository:base:pull"]]);
+  assert.equal(blob.opened(), 0);
+  assert.deepEqual(fake.blob("app", digest), bytes);
+});
+
+test("a mount the registry declines (202) becomes an upload; a location on another registry is not tried", async (t) => {
+  const fake = await startFakeRegistry(t);
+  const bytes = patternBytes(SIZE);
+  const declined = blobToPush(bytes, { locations: [{ registry: fake.host, repository: "lacks-it" }] });
+  assert.equal(await pushBlob(clientFor(fake).client, "app", declined, MONOLITHIC), "uploaded");
+  assert.equal(fake.requestsMatching({ method: "POST" })[0]?.query.get("from"), "lacks-it");
+
+  const elsewhere = blobToPush(patternBytes(SIZE, 2), { locations: [{ registry: "other.example:5000", repository: "base" }] });
+  assert.equal(await pushBlob(clientFor(fake).client, "app", elsewhere, MONOLITHIC), "uploaded");
+  assert.equal(fake.requestsMatching({ method: "POST" })[1]?.url, "/v2/app/blobs/uploads/");
+  assert.deepEqual(fake.blob("app", elsewhere.digest), patternBytes(SIZE, 2));
+});
+
+test("a monolithic upload: POST, then one PUT with the digest and the bytes, to a relative Location", async (t) => {
+  const fake = await startFakeRegistry(t, { relativeLocations: true });
+  const bytes = patternBytes(SIZE);
+  const blob = blobToPush(bytes);
+  assert.equal(await pushBlob(clientFor(fake).client, "team/app", blob, MONOLITHIC), "uploaded");
+  const puts = fake.requestsMatching({ method: "PUT" });
+  assert.equal(puts.length, 1);
+  assert.equal(puts[0]?.query.get("digest"), blob.digest);
+  assert.deepEqual(puts[0]?.body, bytes);
+  assert.equal(patches(fake).length, 0);
+  assert.deepEqual(fake.blob("team/app", blob.digest), bytes);
+});
+
+test("a monolithic PUT that gets 503 is not resent on its own: the upload starts over with a new session", async (t) => {
+  const fake = await startFakeRegistry(t);
+  fake.fail({ method: "PUT" }, { kind: "status", status: 503 });
+  const bytes = patternBytes(SIZE);
+  const blob = blobToPush(bytes);
+  assert.equal(await pushBlob(clientFor(fake).client, "app", blob, MONOLITHIC), "uploaded");
+  assert.deepEqual(fake.requests.filter((r) => r.method === "POST" || r.method === "PUT").map((r) => [r.method, r.answer]),
+    [["POST", 202], ["PUT", 503], ["POST", 202], ["PUT", 201]]);
+  assert.equal(blob.opened(), 2);
+  assert.deepEqual(fake.blob("app", blob.digest), bytes);
+});
+
+test("a chunked upload whose third PATCH fails part-way resumes from the registry's Range, not from the chunk's start", async (t) => {
+  const fake = await startFakeRegistry(t);
+  // The registry takes in 400 bytes of the third chunk, then answers 500.
+  fake.fail({ method: "PATCH" }, { kind: "status", status: 500, keepBody: 400 }, { skip: 2 });
+  const bytes = patternBytes(SIZE);
+  const blob = blobToPush(bytes);
+  assert.equal(await pushBlob(clientFor(fake).client, "app", blob, CHUNKED), "uploaded");
+  assert.deepEqual(contentRanges(fake), ["0-999", "1000-1999", "2000-2999", "2400-3399", "3400-4399", "4400-4499"]);
+  assert.equal(fake.requestsMatching({ method: "POST" }).length, 1, "the session was resumed, not restarted");
+  assert.equal(fake.requestsMatching({ method: "GET", path: /\/uploads\// }).length, 1, "one status query");
+  assert.deepEqual(fake.blob("app", blob.digest), bytes);
+});
+
+test("a chunked upload whose connection drops mid-chunk resumes the same way, with relative Locations", async (t) => {
+  const fake = await startFakeRegistry(t, { relativeLocations: true });
+  fake.fail({ method: "PATCH" }, { kind: "reset", keepBody: 700 }, { skip: 1 });
+  const bytes = patternBytes(SIZE);
+  const blob = blobToPush(bytes);
+  assert.equal(await pushBlob(clientFor(fake).client, "app", blob, CHUNKED), "uploaded");
+  assert.deepEqual(contentRanges(fake), ["0-999", "1000-1999", "1700-2699", "2700-3699", "3700-4499"]);
+  assert.deepEqual(fake.blob("app", blob.digest), bytes);
+});
+
+test("a last chunk that arrived whole although its answer was lost: nothing is sent again but the commit", async (t) => {
+  const fake = await startFakeRegistry(t);
+  fake.fail({ method: "PATCH" }, { kind: "status", status: 502, keepBody: 500 }, { skip: 4 });
+  const bytes = patternBytes(SIZE);
+  const blob = blobToPush(bytes);
+  assert.equal(await pushBlob(clientFor(fake).client, "app", blob, CHUNKED), "uploaded");
+  assert.deepEqual(contentRanges(fake), ["0-999", "1000-1999", "2000-2999", "3000-3999", "4000-4499"]);
+  assert.deepEqual(fake.requestsMatching({ method: "PUT" }).map((r) => r.body.length), [0]);
+  assert.deepEqual(fake.blob("app", blob.digest), bytes);
+});
+
+test("a session whose Range cannot tell one byte from none (0-0) is started again rather than resumed at a guess", async (t) => {
+  const fake = await startFakeRegistry(t);
+  // The registry took in one byte of the first chunk: distribution then reports Range 0-0.
+  fake.fail({ method: "PATCH" }, { kind: "status", status: 500, keepBody: 1 });
+  const bytes = patternBytes(SIZE);
+  const blob = blobToPush(bytes);
+  assert.equal(await pushBlob(clientFor(fake).client, "app", blob, CHUNKED), "uploaded");
+  assert.equal(fake.requestsMatching({ method: "PATCH" }).filter((r) => r.answer === 416).length, 0);
+  assert.equal(fake.requestsMatching({ method: "POST" }).length, 2);
+  assert.deepEqual(fake.blob("app", blob.digest), bytes);
+});
+
+test("a registry that lost the upload session: the upload starts over and still stores the right bytes", async (t) => {
+  const fake = await startFakeRegistry(t);
+  fake.fail({ method: "PATCH" }, { kind: "status", status: 500 }, { skip: 1 });
+  fake.fail({ method: "GET", path: /\/uploads\// }, { kind: "status", status: 404 });
+  const bytes = patternBytes(SIZE);
+  const blob = blobToPush(bytes);
+  assert.equal(await pushBlob(clientFor(fake).client, "app", blob, CHUNKED), "uploaded");
+  assert.equal(fake.requestsMatching({ method: "POST" }).length, 2);
+  assert.deepEqual(fake.blob("app", blob.digest), bytes);
+});
+
+test("a source that does not match its digest is never committed", async (t) => {
+  const fake = await startFakeRegistry(t);
+  const bytes = patternBytes(SIZE);
+  const damaged = blobToPush(bytes, { actually: patternBytes(SIZE, 9) });
+  await assert.rejects(pushBlob(clientFor(fake).client, "app", damaged, CHUNKED), DigestMismatchError);
+  assert.equal(fake.requestsMatching({ method: "PUT" }).length, 0, "a damaged blob must not be committed");
+  assert.equal(fake.requestsMatching({ method: "POST" }).length, 1, "a damaged source is not a reason to try again");
+
+  const monolithic = blobToPush(bytes, { actually: patternBytes(SIZE, 9) });
+  await assert.rejects(pushBlob(clientFor(fake).client, "other", monolithic, MONOLITHIC), (e: unknown) => e instanceof GantryError && !e.retryable);
+  assert.equal(fake.blob("app", damaged.digest), undefined);
+  assert.equal(fake.blob("other", damaged.digest), undefined);
+});
