@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import type { Digest } from "../../model/digest.js";
-import { DigestMismatchError, RegistryError } from "../../model/errors.js";
+import { DigestMismatchError } from "../../model/errors.js";
+import { mapLimited } from "../../util/concurrency.js";
 import type { Image, ImageIndex, ImageOrIndex } from "../../model/image.js";
 import type { Descriptor } from "../../model/oci.js";
 import { remadeImage } from "../../image/image.js";
@@ -144,7 +145,7 @@ async function pushBlobs(client: RegistryClient, image: Image, reference: Regist
     })),
   ];
   const counts = emptyCounts();
-  await forEachLimited(blobs, opts.concurrency ?? DEFAULT_CONCURRENCY, async (blob) => {
+  await mapLimited(blobs, Math.max(1, opts.concurrency ?? DEFAULT_CONCURRENCY), async (blob) => {
     const outcome = await pushBlob(client, reference.repository, blob, settings);
     counts[outcome]++;
     if (outcome === "uploaded") counts.bytes += blob.size;
@@ -180,24 +181,4 @@ function describeOutcome(outcome: BlobOutcome, blob: BlobToPush): string {
   return outcome === "skipped" ? `${what} already present`
     : outcome === "mounted" ? `${what} mounted from another repository`
     : `${what} uploaded (${formatSize(blob.size)})`;
-}
-
-/** Runs `work` over `items` with at most `limit` at once; the first failure stops new work and is thrown. */
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await work(item);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  const results = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  const rejected = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (rejected) throw rejected.reason instanceof Error ? rejected.reason : new RegistryError(String(rejected.reason));
 }
