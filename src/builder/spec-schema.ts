@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isImageName, isTag } from "../transports/docker/reference.js";
 
 /**
  * The build spec's schema. Field names follow nixpkgs `dockerTools.buildImage`.
@@ -63,16 +64,16 @@ export const layerSpecSchema = z.object({
   extraCommands: z.string().optional(),
 }).strict();
 
-// Docker's reference grammar: lowercase path components, optional registry host[:port].
-const NAME_RE = /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
-const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+// Names and tags by docker's reference grammar, the one the registry transport parses with.
+const imageName = z.string().refine(isImageName, "an image name: lowercase letters, digits and separators, like \"my-app\" or \"registry:5000/team/app\"");
+const imageTag = (what: string) => z.string().refine(isTag, what);
 
 export const specSchema = z.object({
-  name: z.string().regex(NAME_RE, "an image name: lowercase letters, digits and separators, like \"my-app\" or \"registry:5000/team/app\""),
-  tag: z.string().regex(TAG_RE, "a tag of letters, digits, '_', '.', '-' (at most 128)").optional(),
+  name: imageName,
+  tag: imageTag("a tag of letters, digits, '_', '.', '-' (at most 128)").optional(),
   fromImage: z.string().min(1).optional(),
   fromImageName: z.string().min(1).optional(),
-  fromImageTag: z.string().regex(TAG_RE, "a tag").optional(),
+  fromImageTag: imageTag("a tag").optional(),
   copyToRoot: copyToRoot.optional(),
   runAsRoot: z.string().optional(),
   extraCommands: z.string().optional(),

@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import { sha256, type Digest } from "../model/digest.js";
-import { DigestMismatchError, FormatError, UnsupportedError } from "../model/errors.js";
+import { DigestMismatchError, FormatError, ImageNotFoundError, UnsupportedError } from "../model/errors.js";
 import type { Image, ImageIndex, ImageOrIndex, Layer } from "../model/image.js";
 import { compressionOfMediaType, type Compression } from "../model/mediatypes.js";
 import type { Descriptor, ImageConfigJson, IndexJson, ManifestJson } from "../model/oci.js";
@@ -57,22 +57,15 @@ export async function readDocument(reader: BlobReader, top: TopDocument, signal?
   const common = { manifestBytes: top.bytes, digest: sha256(top.bytes), mediaType: doc.mediaType, repoTags: top.repoTags ?? [] };
   if (doc.kind === "index") {
     const children = new Map<Digest, Promise<ImageOrIndex>>();
-    const index: ImageIndex = {
-      kind: "index",
-      ...common,
-      index: doc.index,
-      manifests: doc.index.manifests,
-      child(desc: Descriptor, childSignal?: AbortSignal): Promise<ImageOrIndex> {
-        let pending = children.get(desc.digest);
-        if (pending === undefined) {
-          pending = readDescribed(reader, desc, [], childSignal);
-          children.set(desc.digest, pending);
-          pending.catch(() => children.delete(desc.digest));
-        }
-        return pending;
-      },
-    };
-    return index;
+    return makeIndex({ ...common, json: doc.index }, (desc, childSignal) => {
+      let pending = children.get(desc.digest);
+      if (pending === undefined) {
+        pending = readDescribed(reader, desc, [], childSignal);
+        children.set(desc.digest, pending);
+        pending.catch(() => children.delete(desc.digest));
+      }
+      return pending;
+    });
   }
   return imageOfManifest(reader, { ...common, manifest: doc.manifest }, top.what, signal);
 }
@@ -164,23 +157,45 @@ export function withRepoTags<T extends ImageOrIndex>(doc: T, repoTags: readonly 
   return { ...doc, repoTags };
 }
 
+interface IndexParts {
+  manifestBytes: Buffer;
+  digest: Digest;
+  mediaType: string;
+  repoTags: readonly string[];
+  json: IndexJson;
+}
+
+/** The one way an ImageIndex is made: its document, and how a child is loaded. */
+function makeIndex(parts: IndexParts, load: (desc: Descriptor, signal?: AbortSignal) => Promise<ImageOrIndex>): ImageIndex {
+  const byDigest = async <K extends ImageOrIndex["kind"]>(digest: Digest, kind: K, signal?: AbortSignal): Promise<Extract<ImageOrIndex, { kind: K }>> => {
+    const desc = parts.json.manifests.find((d) => d.digest === digest);
+    if (!desc) throw new ImageNotFoundError(`the index ${parts.digest} has no entry ${digest}`);
+    const child = await load(desc, signal);
+    if (child.kind !== kind) throw new FormatError(`the entry ${digest} of the index ${parts.digest} is an ${child.kind}, not an ${kind}`);
+    return child as Extract<ImageOrIndex, { kind: K }>;
+  };
+  return {
+    kind: "index",
+    manifestBytes: parts.manifestBytes,
+    digest: parts.digest,
+    mediaType: parts.mediaType,
+    repoTags: parts.repoTags,
+    indexManifest: parts.json,
+    manifests: parts.json.manifests,
+    child: load,
+    image: (digest, signal) => byDigest(digest, "image", signal),
+    index: (digest, signal) => byDigest(digest, "index", signal),
+  };
+}
+
 /** An index made here over documents in hand (a conversion), its children served from memory. */
 export function indexOfDocuments(built: BuiltDocument<IndexJson>, children: readonly ImageOrIndex[], repoTags: readonly string[]): ImageIndex {
   const byDigest = new Map(children.map((c) => [c.digest, c]));
-  return {
-    kind: "index",
-    manifestBytes: built.bytes,
-    digest: built.digest,
-    mediaType: built.mediaType,
-    repoTags,
-    index: built.json,
-    manifests: built.json.manifests,
-    async child(desc: Descriptor): Promise<ImageOrIndex> {
-      const found = byDigest.get(desc.digest);
-      if (!found) throw new FormatError(`the index ${built.digest} has no entry ${desc.digest}`);
-      return found;
-    },
-  };
+  return makeIndex({ manifestBytes: built.bytes, digest: built.digest, mediaType: built.mediaType, repoTags, json: built.json }, async (desc) => {
+    const found = byDigest.get(desc.digest);
+    if (!found) throw new ImageNotFoundError(`the index ${built.digest} has no entry ${desc.digest}`);
+    return found;
+  });
 }
 
 /**
@@ -197,5 +212,5 @@ export async function convertDocument(doc: ImageOrIndex, family: ManifestFamily,
     return c.digest === d.digest ? d : { ...d, mediaType: c.mediaType, digest: c.digest, size: c.manifestBytes.length };
   });
   if (familyOf(doc.mediaType) === family && descriptors.every((d, i) => d === doc.manifests[i])) return doc;
-  return indexOfDocuments(buildIndex(descriptors, family, doc.index.annotations), children, doc.repoTags);
+  return indexOfDocuments(buildIndex(descriptors, family, doc.indexManifest.annotations), children, doc.repoTags);
 }

@@ -64,11 +64,16 @@ export interface Image extends ManifestDocumentOf<"image"> {
  * and checked against the digest and size their descriptor states.
  */
 export interface ImageIndex extends ManifestDocumentOf<"index"> {
-  readonly index: IndexJson;
+  /** The index document as parsed (its `manifests` are `manifests` below). */
+  readonly indexManifest: IndexJson;
   /** The children's descriptors, in the order the index lists them. */
   readonly manifests: readonly Descriptor[];
   /** A child image or index, by its descriptor. */
   child(descriptor: Descriptor, signal?: AbortSignal): Promise<Image | ImageIndex>;
+  /** The child image with this manifest digest; an error if there is none or it is an index. */
+  image(digest: Digest, signal?: AbortSignal): Promise<Image>;
+  /** The child index with this digest; an error if there is none or it is an image. */
+  index(digest: Digest, signal?: AbortSignal): Promise<ImageIndex>;
 }
 
 /** What a reference resolves to: one image, or an index of images. */

@@ -95,7 +95,7 @@ async function pushIndex(client: RegistryClient, index: ImageIndex, reference: R
   const changed = children.some((d, i) => d !== index.manifests[i]);
   let { manifestBytes: bytes, digest, mediaType } = index;
   if (changed) {
-    const rebuilt = buildIndex(children, familyOf(index.mediaType), index.index.annotations);
+    const rebuilt = buildIndex(children, familyOf(index.mediaType), index.indexManifest.annotations);
     ({ bytes, digest, mediaType } = rebuilt);
     opts.onProgress?.({ step: "convert", message: `the index of ${formatReference(reference)} was written anew (${digest}): some of its images changed on the way` });
   }

@@ -75,6 +75,22 @@ export function parseRegistryReference(input: string): RegistryReference {
   return ref;
 }
 
+/** Whether `tag` is a tag by docker's grammar. */
+export function isTag(tag: string): boolean {
+  return TAG.test(tag);
+}
+
+/** Whether `name` is an image name by docker's grammar, without a tag or a digest (`registry:5000/team/app`). */
+export function isImageName(name: string): boolean {
+  if (name.includes("@") || name.lastIndexOf(":") > name.lastIndexOf("/")) return false;
+  try {
+    parseRegistryReference(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** docker's rule: the first component is a host if it has a "." or ":", is "localhost", or has capitals. */
 function splitRegistry(name: string): { registry: string; repository: string } {
   const slash = name.indexOf("/");
