@@ -12,6 +12,7 @@ export type ErrorCode =
   | "DIGEST_MISMATCH"     // a blob's bytes do not match its declared digest or diff_id
   | "UNSAFE_PATH"         // a layer entry would escape its root, or a name is forbidden
   | "REGISTRY"            // the registry refused or failed a request
+  | "ENGINE"              // the Docker engine (or podman's service) cannot be reached, refused or failed a request
   | "AUTH"                // credentials missing or refused
   | "RUNTIME"             // runAsRoot / extraCommands failed or cannot run
   | "IO"                  // a file system operation failed
@@ -52,6 +53,14 @@ export class RegistryError extends GantryError {
   readonly status: number | undefined;
   constructor(message: string, options?: { cause?: unknown; retryable?: boolean; status?: number }) {
     super("REGISTRY", message, options);
+    this.status = options?.status;
+  }
+}
+export class EngineError extends GantryError {
+  /** The engine's HTTP status, when it answered at all. */
+  readonly status: number | undefined;
+  constructor(message: string, options?: { cause?: unknown; status?: number }) {
+    super("ENGINE", message, options);
     this.status = options?.status;
   }
 }
