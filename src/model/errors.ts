@@ -14,7 +14,7 @@ export type ErrorCode =
   | "UNSAFE_PATH"         // a layer entry would escape its root, or a name is forbidden
   | "REGISTRY"            // the registry refused or failed a request
   | "AUTH"                // credentials missing or refused
-  | "ENGINE"              // the Docker engine cannot be reached, or refused a request
+  | "ENGINE"              // the Docker engine (or podman's service) cannot be reached, refused or failed a request
   | "RUNTIME"             // runAsRoot / extraCommands failed or cannot run
   | "IO"                  // a file system operation failed
   | "ABORTED"             // the caller's AbortSignal fired
@@ -67,6 +67,12 @@ export class AuthError extends GantryError {
 }
 export class EngineError extends GantryError {
   readonly code = "ENGINE";
+  /** The engine's HTTP status, when it answered at all. */
+  readonly status: number | undefined;
+  constructor(message: string, options?: ErrorOptions & { status?: number }) {
+    super(message, options);
+    this.status = options?.status;
+  }
 }
 export class RuntimeError extends GantryError {
   readonly code = "RUNTIME";

@@ -26,7 +26,7 @@ export interface DaemonReference {
 const ID = /^(?:sha256:)?([0-9a-f]{64})$/;
 
 function engineOf(env: NodeJS.ProcessEnv | undefined): EngineClient {
-  return new EngineClient(env ?? process.env);
+  return new EngineClient(env ? { env } : {});
 }
 
 /** The names the engine tags the image with: the reference's, or the image's own. */
@@ -55,7 +55,7 @@ export const dockerDaemonTransport: Transport<DaemonReference> = {
     if (wanted === undefined) throw invalidReference(dockerDaemonTransport.format(ref), "it names no image to read");
     const engine = engineOf(opts.env);
     const saved = await engine.saveImage([wanted], opts.signal);
-    const bag = await TarBag.fromStream(saved, `the image ${wanted} saved by the Docker engine at ${engine.address}`, opts.signal);
+    const bag = await TarBag.fromStream(saved, `the image ${wanted} saved by the Docker engine at ${engine.address.display}`, opts.signal);
     return readDockerArchive(bag, { pick: ref.name, firstOfMany: true }, opts.signal);
   },
   async write(ref, items, opts) {
