@@ -156,7 +156,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const written = await output.write([{ doc: image, repoTags }], accessOf(opts));
     const baseCount = base?.layers.length ?? 0;
     return {
-      output: opts.output ?? (opts.load ? `docker-daemon:${repoTags.join(",")}` : defaultOutput(plan.name)),
+      output: opts.output ?? (opts.load ? `${dockerDaemonTransport.prefix}${repoTags.join(",")}` : defaultOutput(plan.name)),
       repoTags,
       configDigest,
       manifestDigest: written.digests[0] ?? image.digest,

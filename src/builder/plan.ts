@@ -3,6 +3,7 @@ import type { Compression } from "../model/mediatypes.js";
 import type { ContainerConfig } from "../model/oci.js";
 import type { ParsedSpec } from "./spec-schema.js";
 import { specRelative } from "./spec-load.js";
+import { referenceRelativeTo } from "../transports/reference.js";
 
 /**
  * A validated spec turned into what the build needs: absolute paths, numeric modes,
@@ -42,20 +43,6 @@ export interface BuildPlan {
 }
 
 export const DEFAULT_CREATED = "1970-01-01T00:00:01Z";
-
-const TRANSPORTS_WITH_PATH = ["docker-archive:", "oci-archive:", "oci:"];
-
-/** A base reference with its path part made absolute against the spec's directory. */
-export function resolveBaseReference(ref: string, specDir: string): string {
-  if (ref.startsWith("docker://") || ref === "-") return ref;
-  for (const t of TRANSPORTS_WITH_PATH) {
-    if (ref.startsWith(t)) {
-      const rest = ref.slice(t.length);
-      return rest.startsWith("/") ? ref : `${t}${specDir}/${rest}`;
-    }
-  }
-  return specRelative(specDir, ref);
-}
 
 function isoSeconds(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, "Z");
@@ -147,7 +134,7 @@ export function planBuild(spec: ParsedSpec, specDir: string, env: NodeJS.Process
     compression: spec.compressor ?? "gzip",
   };
   if (spec.tag !== undefined) plan.tag = spec.tag;
-  if (spec.fromImage !== undefined) plan.fromImage = resolveBaseReference(spec.fromImage, specDir);
+  if (spec.fromImage !== undefined) plan.fromImage = referenceRelativeTo(spec.fromImage, specDir);
   if (spec.fromImageName !== undefined || spec.fromImageTag !== undefined) {
     plan.pick = spec.fromImageTag !== undefined ? `${spec.fromImageName ?? ""}:${spec.fromImageTag}` : spec.fromImageName!;
   }

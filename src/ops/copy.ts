@@ -8,6 +8,7 @@ import { convertDocument } from "../image/image.js";
 import type { ManifestFamily } from "../image/manifest.js";
 import { imageForPlatform, wantedPlatform } from "../image/select.js";
 import { resolveReference, type ImageReference } from "../transports/reference.js";
+import { DOCKER_TRANSPORT } from "../transports/docker/reference.js";
 import { accessOf, type AccessOptions, type WriteOptions, type WriteResult } from "../transports/transport.js";
 import { readSource } from "./source.js";
 
@@ -198,5 +199,5 @@ export async function pushImage(opts: PushImageOptions): Promise<PushImageResult
 
 /** `HOST/REPO:TAG` as pull and push take it: the `docker://` may be left out. */
 function withRegistryTransport(ref: string): string {
-  return ref.startsWith("docker://") ? ref : `docker://${ref}`;
+  return ref.startsWith(DOCKER_TRANSPORT) ? ref : `${DOCKER_TRANSPORT}${ref}`;
 }

@@ -1,3 +1,4 @@
+import { isAbsolute, resolve } from "node:path";
 import { InvalidReferenceError } from "../model/errors.js";
 
 /**
@@ -26,4 +27,13 @@ export function checkOciRefName(ref: string, spelled: string): string {
     throw invalidReference(spelled, `"${ref}" is not a valid OCI reference name (letters, digits and separators . _ - : @ + /)`);
   }
   return ref;
+}
+
+/** `PATH[:REST]` with PATH made absolute against `dir` (standard input and output stay `-`). */
+export function pathRelativeTo(body: string, dir: string): string {
+  if (body === "-" || body === "") return body;
+  const colon = body.indexOf(":");
+  const path = colon === -1 ? body : body.slice(0, colon);
+  const rest = colon === -1 ? "" : body.slice(colon);
+  return `${isAbsolute(path) ? path : resolve(dir, path)}${rest}`;
 }

@@ -1,4 +1,5 @@
 import { stat } from "node:fs/promises";
+import { isAbsolute, resolve } from "node:path";
 import { InvalidReferenceError, UnsupportedError } from "../model/errors.js";
 import type { ImageOrIndex, ImageSummary } from "../model/image.js";
 import { TRANSPORTS, STDIO_TRANSPORT } from "./list.js";
@@ -79,6 +80,17 @@ export function parseNamedReference(s: string): ImageReference | undefined {
     throw new InvalidReferenceError(`the image reference "${s}" is invalid: the "${m[1]}:" transport is not supported; use one of ${known}`);
   }
   return undefined; // a path that merely contains a colon
+}
+
+/**
+ * A reference written in a file (a spec's `fromImage`) with its relative path made absolute
+ * against the file's directory; references that name no path are returned as they are.
+ */
+export function referenceRelativeTo(s: string, dir: string): string {
+  if (s === STDIO) return s;
+  const named = transportNamed(s);
+  if (named) return `${named.transport.prefix}${named.transport.relativeTo?.(named.body, dir) ?? named.body}`;
+  return isAbsolute(s) ? s : resolve(dir, s);
 }
 
 /** A bare path: the first transport in the list that claims it. */

@@ -72,6 +72,12 @@ export interface Transport<R> {
   parse(body: string, spelled: string): R;
   /** The reference spelled out again. */
   format(ref: R): string;
+  /**
+   * The body of a reference (what follows the prefix) with a relative path in it made
+   * absolute against `dir`, for references written in a spec file. Transports that name no
+   * path (a registry, the engine) have none.
+   */
+  relativeTo?(body: string, dir: string): string;
   read?(ref: R, opts: ReadOptions): Promise<ImageOrIndex>;
   /** What the place holds: one summary per image (or index) it names. */
   list?(ref: R, opts: ReadOptions): Promise<ImageSummary[]>;

@@ -4,7 +4,8 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validateSpec, loadSpecFile } from "../../src/builder/spec-load.js";
-import { planBuild, resolveBaseReference } from "../../src/builder/plan.js";
+import { planBuild } from "../../src/builder/plan.js";
+import { referenceRelativeTo as resolveBaseReference } from "../../src/transports/reference.js";
 import { GantryError } from "../../src/model/errors.js";
 
 function specError(input: unknown): string {
@@ -81,6 +82,8 @@ test("base references get their path part resolved against the spec's directory"
   assert.equal(resolveBaseReference("oci:/abs/layout:t", "/s"), "oci:/abs/layout:t");
   assert.equal(resolveBaseReference("docker://127.0.0.1:5000/x:1", "/s"), "docker://127.0.0.1:5000/x:1");
   assert.equal(resolveBaseReference("../base.tar", "/s/d"), "/s/base.tar");
+  assert.equal(resolveBaseReference("dir:rel", "/s"), "dir:/s/rel");
+  assert.equal(resolveBaseReference("docker-daemon:app:1", "/s"), "docker-daemon:app:1");
 });
 
 test("a TypeScript spec loads with no build step and may import gantry", async () => {

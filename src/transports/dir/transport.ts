@@ -1,5 +1,5 @@
 import { readdir, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import { digestHex } from "../../model/digest.js";
 import { FormatError, InvalidReferenceError, ioError } from "../../model/errors.js";
 import type { ImageOrIndex } from "../../model/image.js";
@@ -98,6 +98,7 @@ export const dirTransport: Transport<DirReference> = {
     if (body === "") throw invalidReference(spelled, "it names no directory; write it as dir:PATH");
     return { path: body };
   },
+  relativeTo: (body, dir) => (isAbsolute(body) ? body : resolve(dir, body)),
   format: (ref) => `dir:${ref.path}`,
   read: (ref, opts) => readDir(ref, opts.signal),
   async list(ref, opts) {

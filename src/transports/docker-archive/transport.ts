@@ -4,7 +4,7 @@ import { FormatError, InvalidReferenceError, ioError } from "../../model/errors.
 import type { FileBag } from "../../archive/file-bag.js";
 import { openBag } from "../../archive/open.js";
 import { parseRepoTag } from "../image-name.js";
-import { invalidReference, splitPathAndRest } from "../path-reference.js";
+import { invalidReference, splitPathAndRest, pathRelativeTo } from "../path-reference.js";
 import type { ReadOptions, Transport, WriteItem } from "../transport.js";
 import { OCI_INDEX_FILE } from "../oci/names.js";
 import { listDockerLegacy, readDockerLegacy } from "./legacy.js";
@@ -62,6 +62,7 @@ export const dockerArchiveTransport: Transport<DockerArchiveReference> = {
     if (rest === undefined) return { path };
     return { path, name: parseRepoTag(rest, `the name in the reference "${spelled}"`).familiar };
   },
+  relativeTo: pathRelativeTo,
   format(ref) {
     const where = ref.path === STDIO ? "standard input/output" : `docker-archive:${ref.path}`;
     return `${where}${ref.name === undefined ? "" : `:${ref.name}`}`;

@@ -4,6 +4,7 @@ import { DOCKER_MANIFEST, LEGACY_REPOSITORIES } from "../docker-archive/names.js
 import { OCI_INDEX_FILE, OCI_LAYOUT_FILE } from "../oci/names.js";
 import { listLayout, readLayout } from "../oci/read.js";
 import { writeOciArchive } from "../oci/write.js";
+import { pathRelativeTo } from "../path-reference.js";
 import { formatLayoutReference, parseLayoutReference, type LayoutReference } from "../oci/transport.js";
 
 /** `oci-archive:PATH[:REF]`: a tar of an OCI image layout, read by range without unpacking. */
@@ -12,6 +13,7 @@ export const ociArchiveTransport: Transport<LayoutReference> = {
   prefix: "oci-archive:",
   holdsIndexes: true,
   parse: parseLayoutReference("oci-archive:"),
+  relativeTo: pathRelativeTo,
   format: formatLayoutReference("oci-archive:"),
   async read(ref, opts) {
     const bag = await openBag(ref.path, ociArchiveTransport.format(ref), "tar", opts.signal);

@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import { openBag } from "../../archive/open.js";
 import { DirBag } from "../../archive/file-bag.js";
 import type { Transport } from "../transport.js";
-import { checkOciRefName, splitPathAndRest } from "../path-reference.js";
+import { checkOciRefName, splitPathAndRest, pathRelativeTo } from "../path-reference.js";
 import { OCI_LAYOUT_FILE } from "./names.js";
 import { listLayout, readLayout } from "./read.js";
 import { checkLayoutDestination, writeOciLayout } from "./write.js";
@@ -35,6 +35,7 @@ export const ociTransport: Transport<LayoutReference> = {
   prefix: "oci:",
   holdsIndexes: true,
   parse: parseLayoutReference("oci:"),
+  relativeTo: pathRelativeTo,
   format: formatLayoutReference("oci:"),
   async read(ref, opts) {
     const bag = await openBag(ref.path, ociTransport.format(ref), "dir", opts.signal);
