@@ -67,6 +67,10 @@ export const dockerDaemonTransport: Transport<DaemonReference> = {
     const writing = writeTarArchive(entries, body, opts.signal).then((n) => { bytes = n; });
     writing.catch((err: unknown) => body.destroy(err as Error));
     await Promise.all([engine.loadImage(body, opts.signal), writing]);
+    const doc = item.doc;
+    if (doc.kind === "image") {
+      opts.onProgress?.({ step: "load", message: `loaded into the Docker engine at ${engine.address.display} as ${item.repoTags.join(", ") || "an untagged image"}; the engine keeps no manifest and knows the image by its config digest ${doc.configDigest}` });
+    }
     return { digests, bytes };
   },
   checkWritable: async (_ref, opts) => { await engineOf(opts.env).ping(opts.signal); },
