@@ -14,12 +14,14 @@ import { fixtureBases } from "../helpers/bases.js";
 import { CMD_OUTPUT, prepareCase, standardSpec } from "../helpers/build-case.js";
 import { sharedDockerd, type DockerDaemon } from "../helpers/dockerd.js";
 import { runGantry, type GantryResult } from "../helpers/gantry.js";
+import { sharedPodman } from "../helpers/podman.js";
 import { startRegistry, type RunningRegistry } from "../helpers/registry.js";
 import { fileTmpDir, tmpDir } from "../helpers/tmp.js";
 import { peerTest, requireTools, skopeoJson } from "../helpers/tools.js";
 
 const bases = fixtureBases();
 const dockerd = sharedDockerd();
+const podman = sharedPodman();
 const shared = fileTmpDir("gantry-daemon-");
 
 let registry: Promise<RunningRegistry> | undefined;
@@ -111,6 +113,18 @@ peerTest("copy docker-daemon: docker:// pushes the engine's image; docker pulls 
   // dockerd speaks plain HTTP to registries on loopback; the image it pulls must run.
   await daemon.docker(["pull", ref]);
   assert.equal(await daemon.runImage(ref), CMD_OUTPUT);
+});
+
+peerTest("podman's Docker-compatible service takes a --load the same way; podman runs the image", async (t) => {
+  requireTools("skopeo", "umoci");
+  const service = { host: await (await podman.get()).serve() };
+  const spec = await prepare(t);
+  ok(await gantry(service, ["build", spec, "--load"], dirname(spec)), "build --load into podman");
+  const p = await podman.get();
+  const out = await p.podman(["run", "--rm", "--pull=never", "gantry-test/hello:1"]);
+  assert.equal(out.stdout.toString(), CMD_OUTPUT);
+  const back = await gantry(service, ["inspect", "--json", "docker-daemon:gantry-test/hello:1"]);
+  ok(back, "inspect docker-daemon: through podman");
 });
 
 peerTest("no engine at DOCKER_HOST is one line, before any layer is packed", async (t) => {

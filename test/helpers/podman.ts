@@ -1,5 +1,7 @@
 import { after } from "node:test";
-import { mkdtemp, mkdir, writeFile } from "node:fs/promises";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, mkdir, stat, writeFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { removeDir } from "./tmp.js";
@@ -16,8 +18,15 @@ import { requireRoot, requireTools, run, type RunOptions, type RunResult } from 
 export interface Podman {
   podman(args: string[], opts?: Omit<RunOptions, "env">): Promise<RunResult>;
   readonly dir: string;
+  /**
+   * Starts podman's Docker-compatible API service on a socket in the state dir
+   * (`podman system service`); returns its DOCKER_HOST. Stopped by `remove`.
+   */
+  serve(): Promise<string>;
   remove(): Promise<void>;
 }
+
+const SERVICE_START_MS = 30_000;
 
 export async function makePodman(): Promise<Podman> {
   requireTools("podman", "runc");
@@ -55,10 +64,29 @@ export async function makePodman(): Promise<Podman> {
   };
   await writeFile(join(dir, "registries.conf"), 'unqualified-search-registries = []\n');
   await writeFile(join(dir, "auth.json"), '{}\n');
+  let service: ChildProcess | undefined;
   return {
     dir,
     podman: (args, opts = {}) => run("podman", args, { timeoutMs: 120_000, ...opts, env }),
-    remove: () => removeDir(dir),
+    async serve() {
+      const socket = join(dir, "api.sock");
+      service ??= spawn("podman", ["system", "service", "--time=0", `unix://${socket}`], { env, stdio: "ignore" });
+      service.once("error", () => {});
+      const deadline = Date.now() + SERVICE_START_MS;
+      while (!(await stat(socket).then(() => true, () => false))) {
+        if (Date.now() > deadline || service.exitCode !== null) throw new Error("podman system service did not come up");
+        await sleep(100);
+      }
+      return `unix://${socket}`;
+    },
+    async remove() {
+      if (service?.pid !== undefined && service.exitCode === null) {
+        const exited = new Promise((resolve) => service!.once("exit", resolve));
+        process.kill(service.pid, "SIGTERM");
+        await exited;
+      }
+      await removeDir(dir);
+    },
   };
 }
 
