@@ -3,7 +3,8 @@ import type { Digest } from "../model/digest.js";
 import type { Layer } from "../model/image.js";
 import { layerMediaType, type Compression } from "../model/mediatypes.js";
 import type { Descriptor } from "../model/oci.js";
-import { chain, verified } from "../model/verify.js";
+import { chain, verified, verifying } from "../model/verify.js";
+import { FormatError, GantryError } from "../model/errors.js";
 import { decompressor } from "../compression/compression.js";
 
 /**
@@ -44,7 +45,9 @@ export function makeLayer(src: LayerSource): Layer {
       const stored = await open(signal);
       if (src.compression === "none" && src.digest === src.diffId) return stored;
       const plain = chain(stored, decompressor(src.compression));
-      return verified(plain, src.diffId, `${src.describe} (uncompressed)`);
+      // A corrupt stream fails inside the decompressor, with zlib's or zstd's words: name the layer.
+      return chain(plain, verifying(src.diffId, `${src.describe} (uncompressed)`), (err) => (err instanceof GantryError ? err
+        : new FormatError(`${src.describe} cannot be decompressed as ${src.compression} (${err.message}); the layer is corrupt`, { cause: err })));
     },
   };
 }

@@ -37,11 +37,11 @@ export function verifying(expected: Digest, what: string, maxSize?: number): Tra
 
 /**
  * Pipes `source` through `transform` and returns the transform's end: an error of the
- * source fails the result, and closing the result (done, failed or abandoned) releases
- * the source.
+ * source fails the result (as `mapError` turns it), and closing the result (done, failed or
+ * abandoned) releases the source.
  */
-export function chain(source: Readable, transform: Transform): Readable {
-  source.on("error", (err) => transform.destroy(err));
+export function chain(source: Readable, transform: Transform, mapError: (err: Error) => Error = (err) => err): Readable {
+  source.on("error", (err) => transform.destroy(mapError(err)));
   transform.on("close", () => { if (!source.destroyed) source.destroy(); });
   return source.pipe(transform);
 }

@@ -74,14 +74,10 @@ async function readLayers(bag: FileBag, entry: DockerArchiveManifestEntry, diffI
   }
   const layers: Layer[] = [];
   for (const [i, name] of entry.Layers.entries()) {
-    const diffId = diffIds[i]!;
-    const compression = await sniffEntry(bag, name);
-    // A compressed file named by its diff_id (not its own digest) must be hashed to learn its digest.
-    const claimed = digestClaimedByName(name);
-    const digest = compression !== "none" && claimed !== undefined && claimed !== diffId ? claimed : undefined;
+    // A file's name states nothing: a compressed layer's digest is what its bytes hash to
+    // (bagLayer hashes it once), as docker load and skopeo read it; an uncompressed one is its diff_id.
     layers.push(await bagLayer({
-      bag, name, diffId, compression,
-      ...(digest !== undefined ? { digest } : {}),
+      bag, name, diffId: diffIds[i]!, compression: await sniffEntry(bag, name),
       ...(signal !== undefined ? { signal } : {}),
       describe: `layer ${i + 1} of ${entry.Layers.length} (${bag.describe(name)})`,
     }));
