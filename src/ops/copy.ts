@@ -3,6 +3,7 @@ import { BlobStore } from "../cache/blob-store.js";
 import { defaultCacheDir } from "../cache/location.js";
 import type { Digest } from "../model/digest.js";
 import { InvalidReferenceError } from "../model/errors.js";
+import { formatPlatform } from "../model/platform.js";
 import type { ImageOrIndex } from "../model/image.js";
 import { convertDocument } from "../image/image.js";
 import type { ManifestFamily } from "../image/manifest.js";
@@ -79,7 +80,10 @@ async function forDestination(
   if (doc.kind === "index" && opts.all && !dest.holdsIndexes) {
     throw new InvalidReferenceError(`${dest} holds single-platform images, so the index ${src} cannot be copied whole; drop --all and pick one with --platform, or copy to oci:, oci-archive:, dir: or docker://`);
   }
-  if (doc.kind === "index" && !opts.all) doc = await imageForPlatform(doc, want, src.toString(), opts.signal);
+  if (doc.kind === "index" && !opts.all) {
+    doc = await imageForPlatform(doc, want, src.toString(), opts.signal);
+    opts.onProgress?.({ step: "platform", message: `${src} is an index of ${read.kind === "index" ? read.manifests.length : 1} images; copying the one for ${formatPlatform(want)} (--all copies the index and every platform)` });
+  }
   if (opts.format !== undefined) {
     const family: ManifestFamily = opts.format === "v2s2" ? "docker" : "oci";
     const converted = await convertDocument(doc, family, opts.signal);
