@@ -9,12 +9,13 @@ import type { ProgressListener } from "../model/progress.js";
 import { BlobStore, storedLayer, type StoredLayerBlob } from "../cache/blob-store.js";
 import { LayerIndex, layerKey, type LayerKey, type LayerRecipe } from "../cache/layer-index.js";
 import { defaultCacheDir } from "../cache/location.js";
+import { TreeIndex } from "../cache/tree-index.js";
 import { imageFromParts } from "../image/image.js";
 import { ImageReference, resolveReference } from "../transports/reference.js";
 import { accessOf, type AccessOptions } from "../transports/transport.js";
 import { LOAD_INTO_ENGINE, dockerDaemonTransport } from "../transports/docker-daemon/transport.js";
 import { readImageFor } from "../ops/source.js";
-import { mergedTree } from "../layer/tree.js";
+import { mergedTree } from "../layer/merged-tree.js";
 import { packLayer } from "../layer/pack.js";
 import { loadSpecFile, specDirOf, validateSpec } from "./spec-load.js";
 import type { ImageSpecInput } from "./spec-schema.js";
@@ -101,6 +102,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const store = new BlobStore(tempStore ?? join(cacheDir, "blobs"));
   // --no-cache neither reads nor writes the index.
   const index = opts.noCache ? undefined : new LayerIndex(join(cacheDir, "layers"));
+  const trees = opts.noCache ? undefined : new TreeIndex(join(cacheDir, "trees"));
   try {
     let base: Image | undefined;
     if (plan.fromImage !== undefined) {
@@ -136,7 +138,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
         layer = storedLayer(store, hit, `the cached ${store.pathOf(hit.digest)} of new ${what} (delete it to pack the layer again)`);
         cachedLayers.add(layer);
       } else {
-        layer = await packNewLayer(layers, layerPlan, what, { plan, store, signal, progress, baseConfig: base?.config, walked: key?.walked });
+        layer = await packNewLayer(layers, layerPlan, what, { plan, store, trees, signal, progress, baseConfig: base?.config, walked: key?.walked });
         if (index !== undefined && key !== undefined && !(await index.record(key, layer))) {
           progress({ step: "layer", message: `${what} not cached: a source file changed just before the build; the next build packs it again` });
         }
@@ -190,6 +192,7 @@ function layerRecipe(plan: BuildPlan, layer: PlannedLayer, below: readonly Layer
 interface PackContext {
   plan: BuildPlan;
   store: BlobStore;
+  trees: TreeIndex | undefined;
   signal: AbortSignal | undefined;
   progress: ProgressListener;
   baseConfig: Image["config"] | undefined;
@@ -200,7 +203,7 @@ interface PackContext {
 async function packNewLayer(below: readonly Layer[], layerPlan: PlannedLayer, what: string, ctx: PackContext): Promise<Layer> {
   const { plan, store, signal, progress } = ctx;
   progress({ step: "layer", message: `comparing ${what} with the base` });
-  const tree = await mergedTree(below, signal ? { signal } : {});
+  const tree = await mergedTree(below, { signal, store: ctx.trees });
   const content = await layerContent(tree, layerPlan, below, plan, signal, ctx.baseConfig, ctx.walked);
   progress({ step: "layer", message: `packing ${what}: ${content.entries.length} entries (${plan.compression})` });
   const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${what}` };

@@ -1,14 +1,13 @@
-import { readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { digestHex, hasherDigest, isDigest, newHasher, type Digest } from "../model/digest.js";
 import { ioError } from "../model/errors.js";
 import type { Compression } from "../model/mediatypes.js";
 import { writeFileAtomically } from "../util/atomic.js";
+import { compressorEngine, gantryVersion } from "./versions.js";
 import { DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL } from "../compression/compression.js";
 import type { PermRule } from "../layer/differ.js";
-import { walkSources, type HostFingerprint, type SourceSpec, type SourceTree } from "../layer/sources.js";
+import { walkSources, type HostFingerprint, type SourceNode, type SourceSpec, type SourceTree } from "../layer/sources.js";
 import type { BlobStore, StoredLayerBlob } from "./blob-store.js";
 
 /**
@@ -49,7 +48,7 @@ import type { BlobStore, StoredLayerBlob } from "./blob-store.js";
  */
 
 /** Bump when the layer bytes gantry makes from the same inputs change. */
-export const KEY_FORMAT = "gantry layer index key 1";
+export const KEY_FORMAT = "gantry layer index key 2";
 
 /** How close to the walk a ctime must be for a later write to be able to hide in its tick. */
 const RACY_WINDOW_NS = 100_000_000n;
@@ -107,10 +106,9 @@ export async function layerKey(recipe: LayerRecipe, opts: { signal?: AbortSignal
   });
   let racy = false;
   for (const [path, node] of tree.entries()) {
-    const { hostPath, ...rest } = node;
     const fingerprint = tree.fingerprints.get(path);
     if (fingerprint !== undefined && isRacy(fingerprint, walkStartNs)) racy = true;
-    line([path, rest, fingerprint === undefined ? null : fingerprintFields(fingerprint)]);
+    hash.update(entryLine(path, node, fingerprint));
   }
   return { hex: digestHex(hasherDigest(hash)), racy, walked: tree };
 }
@@ -120,8 +118,21 @@ function isRacy(fingerprint: HostFingerprint, walkStartNs: bigint): boolean {
   return fingerprint.ctimeNs > walkStartNs - window;
 }
 
-function fingerprintFields(f: HostFingerprint): string[] {
-  return [f.dev, f.ino, f.mode, f.size, f.mtimeNs, f.ctimeNs].map(String);
+/** Every field of a walked node but its host path, in a fixed order (the check below keeps the list whole). */
+const KEYED_FIELDS = ["type", "mode", "size", "linkname", "devmajor", "devminor", "hardlinkGroup", "synthetic", "uid", "gid"] as const;
+type Unkeyed = Exclude<keyof SourceNode, (typeof KEYED_FIELDS)[number] | "hostPath">;
+const everyFieldKeyed: [Unkeyed] extends [never] ? true : never = true;
+void everyFieldKeyed;
+
+/**
+ * One entry of the key: NUL-separated fields (no path, link target or name can hold a NUL),
+ * written by hand rather than as JSON because a key hashes tens of thousands of them.
+ */
+function entryLine(path: string, node: SourceNode, f: HostFingerprint | undefined): string {
+  const fields: unknown[] = [path];
+  for (const field of KEYED_FIELDS) fields.push(node[field] ?? "");
+  if (f !== undefined) fields.push(f.dev, f.ino, f.mode, f.size, f.mtimeNs, f.ctimeNs);
+  return `${fields.join("\0")}\n`;
 }
 
 /** Objects with their keys sorted, recursively, so the JSON of equal values is equal. */
@@ -141,28 +152,6 @@ function canonical(value: unknown): unknown {
 function effectiveLevel(compression: Compression, level: number | undefined): number | null {
   if (compression === "none") return null;
   return level ?? (compression === "gzip" ? DEFAULT_GZIP_LEVEL : DEFAULT_ZSTD_LEVEL);
-}
-
-/** The library that writes compressed bytes, and its version: another version may write other bytes. */
-function compressorEngine(compression: Compression): string {
-  if (compression === "gzip") return `zlib ${process.versions.zlib ?? "unknown"}`;
-  if (compression === "zstd") return `zstd-napi ${packageVersion(() => createRequire(import.meta.url)("zstd-napi/package.json"))}`;
-  return "none";
-}
-
-let ownVersion: string | undefined;
-function gantryVersion(): string {
-  ownVersion ??= packageVersion(() => JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")));
-  return ownVersion;
-}
-
-function packageVersion(load: () => unknown): string {
-  try {
-    const version = (load() as { version?: unknown }).version;
-    return typeof version === "string" ? version : "unknown";
-  } catch {
-    return "unknown";
-  }
 }
 
 /** `<cache>/layers`: layer key → stored blob. */

@@ -16,7 +16,11 @@ export type EntryType = "file" | "dir" | "symlink" | "hardlink" | "char" | "bloc
  */
 export abstract class PathTree<N extends { readonly type: EntryType }> {
   private readonly nodes = new Map<string, N>();
-  private readonly children = new Map<string, Set<string>>();
+  /**
+   * Each directory's children, made the first time something needs them (a deletion, a
+   * listing) and kept up to date after: a walk or a load that only adds never pays for it.
+   */
+  private childIndex: Map<string, Set<string>> | undefined;
   private sortedPaths: string[] | undefined;
 
   /** The node to create for a missing or non-directory ancestor of `child`. */
@@ -36,9 +40,14 @@ export abstract class PathTree<N extends { readonly type: EntryType }> {
 
   set(path: string, node: N): void {
     if (path === "") throw new UnsafePathError("the image root cannot hold a node of its own; set paths below it");
-    for (const dir of ancestorsOf(path)) {
-      const existing = this.nodes.get(dir);
-      if (existing?.type !== "dir") this.put(dir, this.implicitDir(node));
+    // A parent that is a directory has only directories above it (the invariant): walks and
+    // loaders add children after their parents, so this is the common case.
+    const parent = parentPath(path);
+    if (parent !== "" && this.nodes.get(parent)?.type !== "dir") {
+      for (const dir of ancestorsOf(path)) {
+        const existing = this.nodes.get(dir);
+        if (existing?.type !== "dir") this.put(dir, this.implicitDir(node));
+      }
     }
     const existing = this.nodes.get(path);
     if (existing?.type === "dir" && node.type !== "dir") this.deleteTree(path);
@@ -47,21 +56,37 @@ export abstract class PathTree<N extends { readonly type: EntryType }> {
 
   /** Removes `path` and everything below it; nothing happens if it is absent. */
   deleteTree(path: string): void {
-    const kids = this.children.get(path);
+    if (!this.nodes.has(path)) return;
+    const children = this.children();
+    const kids = children.get(path);
     if (kids) {
       for (const child of [...kids]) this.deleteTree(child);
-      this.children.delete(path);
+      children.delete(path);
     }
-    if (this.nodes.delete(path)) {
-      this.children.get(parentPath(path))?.delete(path);
-      this.sortedPaths = undefined;
-    }
+    this.nodes.delete(path);
+    children.get(parentPath(path))?.delete(path);
+    this.sortedPaths = undefined;
   }
 
   /** The full paths of `dir`'s direct children, in byte order ("" lists the top level). */
   childrenOf(dir: string): string[] {
-    const kids = this.children.get(dir);
+    const kids = this.children().get(dir);
     return kids ? [...kids].sort(comparePaths) : [];
+  }
+
+  private children(): Map<string, Set<string>> {
+    if (this.childIndex === undefined) {
+      this.childIndex = new Map();
+      for (const path of this.nodes.keys()) this.addChild(this.childIndex, path);
+    }
+    return this.childIndex;
+  }
+
+  private addChild(index: Map<string, Set<string>>, path: string): void {
+    const parent = parentPath(path);
+    const kids = index.get(parent);
+    if (kids) kids.add(path);
+    else index.set(parent, new Set([path]));
   }
 
   /** Every path in byte order: parents come before their children. */
@@ -81,16 +106,13 @@ export abstract class PathTree<N extends { readonly type: EntryType }> {
   /** Copies another tree's contents into this (empty) one; nodes are shared, so treat them as immutable. */
   protected copyFrom(other: PathTree<N>): void {
     for (const [path, node] of other.nodes) this.nodes.set(path, node);
-    for (const [dir, kids] of other.children) this.children.set(dir, new Set(kids));
+    if (other.childIndex) this.childIndex = new Map([...other.childIndex].map(([dir, kids]) => [dir, new Set(kids)]));
     this.sortedPaths = other.sortedPaths;
   }
 
   private put(path: string, node: N): void {
     if (!this.nodes.has(path)) {
-      const parent = parentPath(path);
-      let kids = this.children.get(parent);
-      if (!kids) this.children.set(parent, (kids = new Set()));
-      kids.add(path);
+      if (this.childIndex) this.addChild(this.childIndex, path);
       this.sortedPaths = undefined;
     }
     this.nodes.set(path, node);

@@ -1,11 +1,5 @@
-import type { Header } from "tar-stream";
-import { drain, forEachLayerEntry, type TarEntry } from "./layer-entries.js";
-import type { Layer } from "../model/image.js";
-import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
-import { FormatError, GantryError, throwIfAborted } from "../model/errors.js";
-import { classifyEntry } from "../whiteout/index.js";
+import { isDigest, type Digest } from "../model/digest.js";
 import { PathTree, type EntryType } from "./path-tree.js";
-import { cleanPath } from "../model/image-path.js";
 import { resolveLinks, type FollowRules, type RootEntry, type RootView } from "../model/root-resolve.js";
 
 /** What the merged tree knows of one path of an image's root file system. */
@@ -125,148 +119,41 @@ export class FileTree extends PathTree<TreeNode> {
   }
 }
 
-/** Merged trees by layer chain (diffIds joined), so a base used twice in a process is read once. */
-const chainCache = new Map<string, Promise<FileTree>>();
-const CHAIN_CACHE_LIMIT = 8;
+/** One node as stored in a tree index: a fixed-order array, compact to write and quick to read. */
+export type TreeRecord = [
+  path: string, type: EntryType, mode: number, uid: number, gid: number, size: number, mtime: number,
+  linkname: string | null, devmajor: number | null, devminor: number | null, contentDigest: Digest | null, layerIndex: number,
+];
 
-function chainKey(layers: readonly Layer[], count: number): string {
-  return layers.slice(0, count).map((l) => l.diffId).join(",");
+const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "dir", "symlink", "hardlink", "char", "block", "fifo"]);
+
+/** The tree's nodes as records, parents before children. */
+export function treeRecords(tree: FileTree): TreeRecord[] {
+  const out: TreeRecord[] = [];
+  for (const [path, n] of tree.entries()) {
+    out.push([path, n.type, n.mode, n.uid, n.gid, n.size, n.mtime, n.linkname ?? null, n.devmajor ?? null, n.devminor ?? null, n.contentDigest ?? null, n.layerIndex]);
+  }
+  return out;
 }
 
-/**
- * The merged root file system of `layers` (base first), whiteouts applied in layer order.
- * Each layer's tar is streamed once; regular files are hashed on the fly. The result is
- * memoized per chain of diffIds, and a longer chain starts from a memoized prefix; the
- * caller gets its own copy and may change it.
- */
-export async function mergedTree(layers: readonly Layer[], opts: { signal?: AbortSignal | undefined } = {}): Promise<FileTree> {
-  const key = chainKey(layers, layers.length);
-  for (;;) {
-    let pending = chainCache.get(key);
-    if (pending === undefined) {
-      pending = buildChain(layers, opts.signal);
-      remember(key, pending);
+/** A tree from records (parents before children); undefined when a record is not one (a damaged index). */
+export function treeFromRecords(records: unknown): FileTree | undefined {
+  if (!Array.isArray(records)) return undefined;
+  const tree = new FileTree();
+  for (const r of records) {
+    if (!Array.isArray(r) || r.length !== 12) return undefined;
+    const [path, type, mode, uid, gid, size, mtime, linkname, devmajor, devminor, contentDigest, layerIndex] = r as unknown[];
+    if (typeof path !== "string" || path === "" || typeof type !== "string" || !ENTRY_TYPES.has(type)) return undefined;
+    if (![mode, uid, gid, size, mtime, layerIndex].every(Number.isSafeInteger)) return undefined;
+    const node: TreeNode = { type: type as EntryType, mode: mode as number, uid: uid as number, gid: gid as number, size: size as number, mtime: mtime as number, layerIndex: layerIndex as number };
+    if (typeof linkname === "string") node.linkname = linkname;
+    if (typeof devmajor === "number") node.devmajor = devmajor;
+    if (typeof devminor === "number") node.devminor = devminor;
+    if (contentDigest !== null) {
+      if (!isDigest(contentDigest)) return undefined;
+      node.contentDigest = contentDigest;
     }
-    try {
-      return (await pending).clone();
-    } catch (err) {
-      // Someone else's abort must not fail this caller: build again under our own signal.
-      const othersAbort = err instanceof GantryError && err.code === "ABORTED" && !opts.signal?.aborted;
-      if (!othersAbort) throw err;
-    }
-  }
-}
-
-function remember(key: string, tree: Promise<FileTree>): void {
-  chainCache.delete(key);
-  chainCache.set(key, tree);
-  tree.catch(() => { if (chainCache.get(key) === tree) chainCache.delete(key); });
-  while (chainCache.size > CHAIN_CACHE_LIMIT) {
-    const oldest = chainCache.keys().next().value;
-    if (oldest === undefined) break;
-    chainCache.delete(oldest);
-  }
-}
-
-async function buildChain(layers: readonly Layer[], signal: AbortSignal | undefined): Promise<FileTree> {
-  let start = 0;
-  let tree = new FileTree();
-  for (let k = layers.length - 1; k > 0; k--) {
-    const prefix = chainCache.get(chainKey(layers, k));
-    if (prefix === undefined) continue;
-    try {
-      tree = (await prefix).clone();
-      start = k;
-    } catch {
-      // A failed prefix is simply not reused.
-    }
-    break;
-  }
-  for (let i = start; i < layers.length; i++) {
-    const layer = layers[i];
-    if (layer === undefined) continue;
-    throwIfAborted(signal);
-    await applyLayer(tree, layer, i, `layer ${i + 1} of ${layers.length} (${layer.diffId})`, signal);
+    tree.set(path, node);
   }
   return tree;
 }
-
-async function applyLayer(tree: FileTree, layer: Layer, index: number, layerName: string, signal: AbortSignal | undefined): Promise<void> {
-  await forEachLayerEntry(layer, layerName, signal, (entry) => applyEntry(tree, entry, index, layerName));
-}
-
-const TAR_TYPES: Partial<Record<string, EntryType>> = {
-  "file": "file",
-  "contiguous-file": "file",
-  "link": "hardlink",
-  "symlink": "symlink",
-  "directory": "dir",
-  "character-device": "char",
-  "block-device": "block",
-  "fifo": "fifo",
-};
-
-/** tar-stream decodes ustar fields but leaves PAX overrides of owner and time in `pax`. */
-function paxNumber(header: Header, key: string, fallback: number): number {
-  const raw = (header.pax as Record<string, string> | null | undefined)?.[key];
-  const n = raw === undefined ? NaN : Math.floor(Number(raw));
-  return Number.isFinite(n) ? n : fallback;
-}
-
-async function applyEntry(tree: FileTree, entry: TarEntry, layerIndex: number, layerName: string): Promise<void> {
-  const h = entry.header;
-  const what = `an entry of ${layerName}`;
-  const meaning = classifyEntry(h.name, what);
-  if (meaning.kind !== "plain" || meaning.path === "") {
-    await drain(entry);
-    if (meaning.kind === "whiteout") tree.deleteLower(meaning.deleted, layerIndex);
-    else if (meaning.kind === "opaque") tree.hideLowerChildren(meaning.dir, layerIndex);
-    return;
-  }
-  const type = TAR_TYPES[h.type ?? "file"];
-  if (type === undefined) {
-    await drain(entry);
-    throw new FormatError(`${JSON.stringify(h.name)} in ${layerName} has tar entry type ${String(h.type)}, which container layers do not use; the layer is malformed`);
-  }
-  const node: TreeNode = {
-    type,
-    mode: (h.mode ?? 0) & 0o7777,
-    uid: paxNumber(h, "uid", h.uid ?? 0),
-    gid: paxNumber(h, "gid", h.gid ?? 0),
-    size: 0,
-    mtime: paxNumber(h, "mtime", Math.floor((h.mtime?.getTime() ?? 0) / 1000)),
-    layerIndex,
-  };
-  if (type === "file") {
-    const hash = newHasher();
-    let size = 0;
-    for await (const chunk of entry as AsyncIterable<Buffer>) {
-      hash.update(chunk);
-      size += chunk.length;
-    }
-    node.size = size;
-    node.contentDigest = hasherDigest(hash);
-  } else {
-    await drain(entry);
-  }
-  if (type === "symlink") node.linkname = h.linkname ?? "";
-  if (type === "hardlink") linkToTarget(tree, node, cleanPath(h.linkname ?? "", `the hardlink target of ${JSON.stringify(h.name)} in ${layerName}`));
-  if (type === "char" || type === "block") {
-    node.devmajor = h.devmajor ?? 0;
-    node.devminor = h.devminor ?? 0;
-  }
-  tree.set(meaning.path, node);
-}
-
-/** A hardlink shares its target's inode: it takes the target's content, size, mode and owner. */
-function linkToTarget(tree: FileTree, node: TreeNode, target: string): void {
-  node.linkname = target;
-  const t = tree.get(target);
-  if (t === undefined || (t.type !== "file" && t.type !== "hardlink")) return;
-  node.size = t.size;
-  node.mode = t.mode;
-  node.uid = t.uid;
-  node.gid = t.gid;
-  if (t.contentDigest !== undefined) node.contentDigest = t.contentDigest;
-}
-

@@ -1,7 +1,8 @@
 import { throwIfAborted } from "../model/errors.js";
 import type { Image } from "../model/image.js";
 import type { ProgressListener } from "../model/progress.js";
-import { mergedTree, type FileTree, type TreeNode } from "../layer/tree.js";
+import { mergedTree } from "../layer/merged-tree.js";
+import type { FileTree, TreeNode } from "../layer/tree.js";
 import { accessOf, type AccessOptions } from "../transports/transport.js";
 import { readImageFor } from "./source.js";
 

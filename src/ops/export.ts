@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { throwIfAborted, SpecError } from "../model/errors.js";
-import { mergedTree } from "../layer/tree.js";
+import { mergedTree } from "../layer/merged-tree.js";
 import { accessOf, type AccessOptions } from "../transports/transport.js";
 import { readImageFor } from "./source.js";
 import { writeDirAtomically } from "../util/atomic.js";

@@ -7,7 +7,8 @@ import { BlobStore } from "../../src/cache/blob-store.js";
 import { packLayer } from "../../src/layer/pack.js";
 import { diffLayer, type DiffOptions, type LayerEntry } from "../../src/layer/differ.js";
 import { walkSources } from "../../src/layer/sources.js";
-import { mergedTree, type FileTree } from "../../src/layer/tree.js";
+import { mergedTree } from "../../src/layer/merged-tree.js";
+import type { FileTree } from "../../src/layer/tree.js";
 import { layerOfTar, pythonTar, tempDir, type PyEntry } from "../fixtures/layer/helpers.js";
 
 /** A small merged-/usr base, written by Python's tarfile. */

@@ -6,7 +6,7 @@ import { link, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises"
 import { join } from "node:path";
 import { diffLayer } from "../../src/layer/differ.js";
 import { walkSources } from "../../src/layer/sources.js";
-import { mergedTree } from "../../src/layer/tree.js";
+import { mergedTree } from "../../src/layer/merged-tree.js";
 import type { Digest } from "../../src/model/digest.js";
 import type { Layer } from "../../src/model/image.js";
 import { makeLayer } from "../../src/image/layer.js";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdir, writeFile, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import { mergedTree } from "../../src/layer/tree.js";
+import { mergedTree } from "../../src/layer/merged-tree.js";
 import { sha256 } from "../../src/model/digest.js";
 import { GantryError } from "../../src/model/errors.js";
 import type { Layer } from "../../src/model/image.js";
