@@ -20,7 +20,7 @@ import { copySome, has, mb, printTable, timeShell, type Row } from "./lib.js";
 
 const source = process.argv[2] ?? "/usr/lib";
 const budget = Number(process.argv[3] ?? 380) * 1024 * 1024;
-const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const cli = fileURLToPath(new URL("../src/cli/gantry.mjs", import.meta.url));
 
 async function gantryRow(work: string, tree: string, compressor: "gzip" | "zstd"): Promise<Row> {
   const spec = join(work, `spec-${compressor}.json`);

@@ -22,7 +22,7 @@ import { copySome, mb, timeShell } from "./lib.js";
 
 const source = process.argv[2] ?? "/usr/lib";
 const budget = Number(process.argv[3] ?? 100) * 1024 * 1024;
-const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const cli = fileURLToPath(new URL("../src/cli/gantry.mjs", import.meta.url));
 
 /** One `gantry build` in a fresh process, as a user runs it; its wall time in seconds. */
 function timeBuild(spec: string, out: string, cache: string): number {

@@ -15,7 +15,8 @@ import { ImageReference, resolveReference } from "../transports/reference.js";
 import { accessOf, type AccessOptions } from "../transports/transport.js";
 import { LOAD_INTO_ENGINE, dockerDaemonTransport } from "../transports/docker-daemon/transport.js";
 import { readImageFor } from "../ops/source.js";
-import { mergedTree } from "../layer/merged-tree.js";
+import { mergedTree, rememberTree } from "../layer/merged-tree.js";
+import { applyPackedEntries } from "../layer/apply-layer.js";
 import { packLayer } from "../layer/pack.js";
 import { loadSpecFile, specDirOf, validateSpec } from "./spec-load.js";
 import type { ImageSpecInput } from "./spec-schema.js";
@@ -138,7 +139,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
         layer = storedLayer(store, hit, `the cached ${store.pathOf(hit.digest)} of new ${what} (delete it to pack the layer again)`);
         cachedLayers.add(layer);
       } else {
-        layer = await packNewLayer(layers, layerPlan, what, { plan, store, trees, signal, progress, baseConfig: base?.config, walked: key?.walked });
+        const recordTree = i < plan.layers.length - 1;
+        layer = await packNewLayer(layers, layerPlan, what, { plan, store, trees, signal, progress, baseConfig: base?.config, walked: key?.walked, recordTree });
         if (index !== undefined && key !== undefined && !(await index.record(key, layer))) {
           progress({ step: "layer", message: `${what} not cached: a source file changed just before the build; the next build packs it again` });
         }
@@ -197,6 +199,8 @@ interface PackContext {
   progress: ProgressListener;
   baseConfig: Image["config"] | undefined;
   walked: SourceTree | undefined;
+  /** A layer above will be compared with this one: learn its merged tree while packing it. */
+  recordTree: boolean;
 }
 
 /** Compares the layer's content with the merged tree of `below` and packs what differs. */
@@ -206,10 +210,18 @@ async function packNewLayer(below: readonly Layer[], layerPlan: PlannedLayer, wh
   const tree = await mergedTree(below, { signal, store: ctx.trees });
   const content = await layerContent(tree, layerPlan, below, plan, signal, ctx.baseConfig, ctx.walked);
   progress({ step: "layer", message: `packing ${what}: ${content.entries.length} entries (${plan.compression})` });
-  const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${what}` };
+  const fileDigests = ctx.recordTree ? new Map<string, Digest>() : undefined;
+  const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${what}`, fileDigests };
   if (signal) packOpts.signal = signal;
   // A staged layer's files are read while packing; its staging directory goes after.
-  return packLayer(content.entries, packOpts).finally(() => content.dispose());
+  const layer = await packLayer(content.entries, packOpts).finally(() => content.dispose());
+  if (fileDigests) {
+    // The merged tree with this layer on top, from the entries just packed: the layer above
+    // (in this build and the next) is compared with it without reading this one back.
+    applyPackedEntries(tree, content.entries, fileDigests, below.length, `new ${what}`);
+    await rememberTree([...below, layer], tree, ctx.trees);
+  }
+  return layer;
 }
 
 

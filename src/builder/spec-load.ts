@@ -2,7 +2,6 @@ import { readFile } from "node:fs/promises";
 import { dirname, extname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL, fileURLToPath } from "node:url";
 import type { ZodError, ZodIssue } from "zod";
-import { createJiti } from "jiti";
 import { SpecError, ioError } from "../model/errors.js";
 import { specSchema, type ParsedSpec } from "./spec-schema.js";
 
@@ -34,6 +33,8 @@ export async function loadSpecFile(specPath: string): Promise<unknown> {
       throw ioError(`the spec file ${specPath}`, err);
     }
     const packageEntry = fileURLToPath(new URL("../index.js", import.meta.url));
+    // jiti is loaded only for module specs: a JSON spec's build never pays for it.
+    const { createJiti } = await import("jiti");
     const jiti = createJiti(pathToFileURL(abs).href, { alias: { gantry: packageEntry }, moduleCache: false, fsCache: false });
     let mod: unknown;
     try {

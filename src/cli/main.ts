@@ -89,3 +89,11 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
 });
 
 await main(process.argv);
+// Done: what is still open (idle keep-alive sockets, idle gzip workers) must not hold the
+// user's prompt back. Output already written is flushed first.
+const flushed = (stream: NodeJS.WriteStream): Promise<void> => new Promise((resolve) => {
+  if (stream.writableLength === 0 || stream.destroyed) resolve();
+  else stream.once("drain", resolve).once("close", resolve);
+});
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+process.exit(process.exitCode ?? 0);

@@ -33,7 +33,8 @@ interface Slot {
   current: QueuedJob | undefined;
 }
 
-const WORKER_URL = new URL("./gzip-worker.js", import.meta.url);
+// Spelled from the compression folder so that it resolves the same from the CLI bundle (dist/src/cli).
+const WORKER_URL = new URL("../compression/gzip-worker.js", import.meta.url);
 
 export class DeflatePool {
   private readonly slots: Slot[] = [];

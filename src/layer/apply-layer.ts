@@ -1,8 +1,9 @@
 import type { Header } from "tar-stream";
 import { drain, forEachLayerEntry, type TarEntry } from "./layer-entries.js";
 import type { Layer } from "../model/image.js";
-import { hasherDigest, newHasher } from "../model/digest.js";
-import { FormatError } from "../model/errors.js";
+import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
+import { FormatError, IoError } from "../model/errors.js";
+import type { LayerEntry } from "./differ.js";
 import { classifyEntry } from "../whiteout/index.js";
 import type { EntryType } from "./path-tree.js";
 import { cleanPath } from "../model/image-path.js";
@@ -35,30 +36,51 @@ function paxNumber(header: Header, key: string, fallback: number): number {
   return Number.isFinite(n) ? n : fallback;
 }
 
+/** What one layer entry says, however it was read: from a tar header, or from the entries gantry just packed. */
+interface EntryFacts {
+  /** The entry's name as written (cleaned and classified here). */
+  name: string;
+  type: EntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  linkname: string | undefined;
+  devmajor: number | undefined;
+  devminor: number | undefined;
+  /** A regular file's size and content digest. */
+  content: { size: number; digest: Digest } | undefined;
+}
+
+/** Applies one entry: a whiteout or opaque marker deletes from the layers below; anything else becomes a node. */
+function applyFacts(tree: FileTree, e: EntryFacts, layerIndex: number, layerName: string): void {
+  const meaning = classifyEntry(e.name, `an entry of ${layerName}`);
+  if (meaning.kind === "whiteout") tree.deleteLower(meaning.deleted, layerIndex);
+  else if (meaning.kind === "opaque") tree.hideLowerChildren(meaning.dir, layerIndex);
+  if (meaning.kind !== "plain" || meaning.path === "") return;
+  const node: TreeNode = { type: e.type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size: 0, mtime: e.mtime, layerIndex };
+  if (e.content) {
+    node.size = e.content.size;
+    node.contentDigest = e.content.digest;
+  }
+  if (e.type === "symlink") node.linkname = e.linkname ?? "";
+  if (e.type === "hardlink") linkToTarget(tree, node, cleanPath(e.linkname ?? "", `the hardlink target of ${JSON.stringify(e.name)} in ${layerName}`));
+  if (e.type === "char" || e.type === "block") {
+    node.devmajor = e.devmajor ?? 0;
+    node.devminor = e.devminor ?? 0;
+  }
+  tree.set(meaning.path, node);
+}
+
 async function applyEntry(tree: FileTree, entry: TarEntry, layerIndex: number, layerName: string): Promise<void> {
   const h = entry.header;
-  const what = `an entry of ${layerName}`;
-  const meaning = classifyEntry(h.name, what);
-  if (meaning.kind !== "plain" || meaning.path === "") {
-    await drain(entry);
-    if (meaning.kind === "whiteout") tree.deleteLower(meaning.deleted, layerIndex);
-    else if (meaning.kind === "opaque") tree.hideLowerChildren(meaning.dir, layerIndex);
-    return;
-  }
   const type = TAR_TYPES[h.type ?? "file"];
   if (type === undefined) {
     await drain(entry);
+    classifyEntry(h.name, `an entry of ${layerName}`); // an escaping name is the worse fault, and said first
     throw new FormatError(`${JSON.stringify(h.name)} in ${layerName} has tar entry type ${String(h.type)}, which container layers do not use; the layer is malformed`);
   }
-  const node: TreeNode = {
-    type,
-    mode: (h.mode ?? 0) & 0o7777,
-    uid: paxNumber(h, "uid", h.uid ?? 0),
-    gid: paxNumber(h, "gid", h.gid ?? 0),
-    size: 0,
-    mtime: paxNumber(h, "mtime", Math.floor((h.mtime?.getTime() ?? 0) / 1000)),
-    layerIndex,
-  };
+  let content: EntryFacts["content"];
   if (type === "file") {
     const hash = newHasher();
     let size = 0;
@@ -66,18 +88,42 @@ async function applyEntry(tree: FileTree, entry: TarEntry, layerIndex: number, l
       hash.update(chunk);
       size += chunk.length;
     }
-    node.size = size;
-    node.contentDigest = hasherDigest(hash);
+    content = { size, digest: hasherDigest(hash) };
   } else {
     await drain(entry);
   }
-  if (type === "symlink") node.linkname = h.linkname ?? "";
-  if (type === "hardlink") linkToTarget(tree, node, cleanPath(h.linkname ?? "", `the hardlink target of ${JSON.stringify(h.name)} in ${layerName}`));
-  if (type === "char" || type === "block") {
-    node.devmajor = h.devmajor ?? 0;
-    node.devminor = h.devminor ?? 0;
+  applyFacts(tree, {
+    name: h.name,
+    type,
+    mode: h.mode ?? 0,
+    uid: paxNumber(h, "uid", h.uid ?? 0),
+    gid: paxNumber(h, "gid", h.gid ?? 0),
+    mtime: paxNumber(h, "mtime", Math.floor((h.mtime?.getTime() ?? 0) / 1000)),
+    linkname: h.linkname ?? undefined,
+    devmajor: h.devmajor ?? undefined,
+    devminor: h.devminor ?? undefined,
+    content,
+  }, layerIndex, layerName);
+}
+
+/**
+ * Applies the entries of a layer gantry has just packed, with the content digest of each
+ * regular file as the tar writer hashed it: the same tree reading the layer back would give,
+ * without decompressing it.
+ */
+export function applyPackedEntries(tree: FileTree, entries: readonly LayerEntry[], digests: ReadonlyMap<string, Digest>, layerIndex: number, layerName: string): void {
+  for (const e of entries) {
+    let content: EntryFacts["content"];
+    if (e.type === "file") {
+      const digest = digests.get(e.path);
+      if (digest === undefined) throw new IoError(`the content digest of ${e.path} in ${layerName} was not recorded while it was packed`);
+      content = { size: e.size, digest };
+    }
+    applyFacts(tree, {
+      name: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime,
+      linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor, content,
+    }, layerIndex, layerName);
   }
-  tree.set(meaning.path, node);
 }
 
 /** A hardlink shares its target's inode: it takes the target's content, size, mode and owner. */

@@ -54,6 +54,11 @@ export async function mergedTree(layers: readonly Layer[], opts: MergedTreeOptio
   }
 }
 
+/** Drops the trees this process remembers (a long-running caller's memory, or a test's clean slate). */
+export function forgetMergedTrees(): void {
+  chainCache.clear();
+}
+
 function remember(key: string, tree: Promise<FileTree>): void {
   chainCache.delete(key);
   chainCache.set(key, tree);
@@ -91,4 +96,13 @@ async function buildChain(layers: readonly Layer[], signal: AbortSignal | undefi
   // A cache that cannot be written costs the next build a read, never this build.
   if (start < layers.length) await store?.save(layers.map((l) => l.diffId), tree).catch(() => {});
   return tree;
+}
+
+/**
+ * Makes `tree` the known merged tree of `layers` (in this process, and in the store): for a
+ * layer just packed, whose entries are already known, so no build reads it back to learn them.
+ */
+export async function rememberTree(layers: readonly Layer[], tree: FileTree, store: TreeStore | undefined): Promise<void> {
+  remember(chainKey(layers, layers.length), Promise.resolve(tree.clone()));
+  await store?.save(layers.map((l) => l.diffId), tree).catch(() => {});
 }

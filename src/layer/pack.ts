@@ -5,6 +5,7 @@ import { GantryError, ioError, AbortedError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 import { makeLayer } from "../image/layer.js";
 import type { ContentStore } from "../model/content-store.js";
+import type { Digest } from "../model/digest.js";
 import type { Compression } from "../model/mediatypes.js";
 import { measuring } from "../model/verify.js";
 import { compressor } from "../compression/compression.js";
@@ -20,6 +21,8 @@ export interface PackOptions {
   signal?: AbortSignal | undefined;
   /** Names the layer in errors, e.g. "the new layer of app.json". */
   describe: string;
+  /** Filled with the content digest of each regular file as it is packed (for the tree index). */
+  fileDigests?: Map<string, Digest> | undefined;
 }
 
 /**
@@ -32,7 +35,7 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
   const uncompressed = measuring();
   // Uncompressed, the stored bytes are the tar: one hash serves as diffId and digest.
   const stored = opts.compression === "none" ? undefined : measuring();
-  const tar = tarStream(entries, { signal: opts.signal });
+  const tar = tarStream(entries, { signal: opts.signal, fileDigests: opts.fileDigests });
   const file = createWriteStream(tempPath);
   const options = opts.signal === undefined ? {} : { signal: opts.signal };
   let diffId, digest, size;

@@ -1,4 +1,5 @@
 import { Readable } from "node:stream";
+import { hasherDigest, newHasher, sha256, type Digest } from "../model/digest.js";
 import { pack as tarPack, type Header, type Pack } from "tar-stream";
 import { SpecError, UnsafePathError, AbortedError, IoError, UnsupportedError } from "../model/errors.js";
 import type { LayerEntry } from "./differ.js";
@@ -123,21 +124,29 @@ function addEntry(tar: Pack, header: EntryHeader, fill?: (sink: Sink) => Promise
 type Sink = ReturnType<Pack["entry"]>;
 
 /** Streams a regular file's content into its entry: exactly `size` bytes, or the tar fails. */
-async function writeFile(tar: Pack, header: EntryHeader, e: LayerEntry, signal: AbortSignal): Promise<void> {
+async function writeFile(tar: Pack, header: EntryHeader, e: LayerEntry, signal: AbortSignal, digests: Map<string, Digest> | undefined): Promise<void> {
   const content = e.content;
   if (content === undefined) {
-    if (e.size === 0) return addEntry(tar, header, async () => {});
-    throw new IoError(`the layer entry ${e.path} has ${e.size} bytes of content but nothing to read them from`);
+    if (e.size !== 0) throw new IoError(`the layer entry ${e.path} has ${e.size} bytes of content but nothing to read them from`);
+    digests?.set(e.path, EMPTY_DIGEST);
+    return addEntry(tar, header, async () => {});
   }
+  const hash = digests ? newHasher() : undefined;
   await addEntry(tar, header, async (sink) => {
     for await (const chunk of contentChunks(content, e.size, signal)) {
+      hash?.update(chunk);
       if (!sink.write(chunk)) await whenWritable(sink);
     }
   });
+  if (hash) digests?.set(e.path, hasherDigest(hash));
 }
+
+const EMPTY_DIGEST = sha256("");
 
 export interface TarOptions {
   signal?: AbortSignal | undefined;
+  /** Filled with the sha256 of each regular file's content as it is written (for the tree index). */
+  fileDigests?: Map<string, Digest> | undefined;
 }
 
 /**
@@ -156,17 +165,17 @@ export function tarStream(entries: readonly LayerEntry[], opts: TarOptions = {})
   const onAbort = (): void => fail(new AbortedError(opts.signal?.reason));
   if (opts.signal?.aborted) onAbort();
   else opts.signal?.addEventListener("abort", onAbort, { once: true });
-  void feed(tar, entries, released.signal).then(
+  void feed(tar, entries, released.signal, opts.fileDigests).then(
     () => tar.finalize(),
     fail,
   ).finally(() => opts.signal?.removeEventListener("abort", onAbort));
   return Readable.from(tar as AsyncIterable<Buffer>, { objectMode: false });
 }
 
-async function feed(tar: Pack, entries: readonly LayerEntry[], released: AbortSignal): Promise<void> {
+async function feed(tar: Pack, entries: readonly LayerEntry[], released: AbortSignal, digests: Map<string, Digest> | undefined): Promise<void> {
   for (const e of entries) {
     const header = headerOf(e);
-    if (e.type === "file") await writeFile(tar, header, e, released);
+    if (e.type === "file") await writeFile(tar, header, e, released, digests);
     else await addEntry(tar, header);
   }
 }

@@ -1,4 +1,4 @@
-import { isDigest, type Digest } from "../model/digest.js";
+import type { Digest } from "../model/digest.js";
 import { PathTree, type EntryType } from "./path-tree.js";
 import { resolveLinks, type FollowRules, type RootEntry, type RootView } from "../model/root-resolve.js";
 
@@ -60,6 +60,13 @@ export class FileTree extends PathTree<TreeNode> {
   protected implicitDir(child: TreeNode): TreeNode {
     // What a runtime's MkdirAll would create for an entry whose parents a layer omitted.
     return { type: "dir", mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0, layerIndex: child.layerIndex };
+  }
+
+  /** A tree of nodes in byte order of path, parents first (see PathTree.adoptSorted). */
+  static fromSorted(paths: readonly string[], nodes: readonly TreeNode[]): FileTree {
+    const tree = new FileTree();
+    tree.adoptSorted(paths, nodes);
+    return tree;
   }
 
   /** An independent copy (nodes are shared and must not be mutated in place). */
@@ -136,24 +143,26 @@ export function treeRecords(tree: FileTree): TreeRecord[] {
   return out;
 }
 
-/** A tree from records (parents before children); undefined when a record is not one (a damaged index). */
+/**
+ * A tree from records as `treeRecords` wrote them (byte order, parents first). The caller
+ * vouches for them (the tree index checks a checksum first), so only their shape is checked:
+ * undefined when they are not records at all.
+ */
 export function treeFromRecords(records: unknown): FileTree | undefined {
   if (!Array.isArray(records)) return undefined;
-  const tree = new FileTree();
-  for (const r of records) {
-    if (!Array.isArray(r) || r.length !== 12) return undefined;
-    const [path, type, mode, uid, gid, size, mtime, linkname, devmajor, devminor, contentDigest, layerIndex] = r as unknown[];
-    if (typeof path !== "string" || path === "" || typeof type !== "string" || !ENTRY_TYPES.has(type)) return undefined;
-    if (![mode, uid, gid, size, mtime, layerIndex].every(Number.isSafeInteger)) return undefined;
-    const node: TreeNode = { type: type as EntryType, mode: mode as number, uid: uid as number, gid: gid as number, size: size as number, mtime: mtime as number, layerIndex: layerIndex as number };
-    if (typeof linkname === "string") node.linkname = linkname;
-    if (typeof devmajor === "number") node.devmajor = devmajor;
-    if (typeof devminor === "number") node.devminor = devminor;
-    if (contentDigest !== null) {
-      if (!isDigest(contentDigest)) return undefined;
-      node.contentDigest = contentDigest;
-    }
-    tree.set(path, node);
+  const paths: string[] = new Array<string>(records.length);
+  const nodes: TreeNode[] = new Array<TreeNode>(records.length);
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i] as unknown;
+    if (!Array.isArray(r) || r.length !== 12 || typeof r[0] !== "string" || !ENTRY_TYPES.has(r[1] as string)) return undefined;
+    const [path, type, mode, uid, gid, size, mtime, linkname, devmajor, devminor, contentDigest, layerIndex] = r as TreeRecord;
+    const node: TreeNode = { type, mode, uid, gid, size, mtime, layerIndex };
+    if (linkname !== null) node.linkname = linkname;
+    if (devmajor !== null) node.devmajor = devmajor;
+    if (devminor !== null) node.devminor = devminor;
+    if (contentDigest !== null) node.contentDigest = contentDigest;
+    paths[i] = path;
+    nodes[i] = node;
   }
-  return tree;
+  return FileTree.fromSorted(paths, nodes);
 }

@@ -7,7 +7,7 @@ import { CLI_PATH } from "./paths.js";
 import { run, type RunResult } from "./tools.js";
 
 /**
- * The gantry command line as users run it: `node dist/src/cli/main.js ARGS`.
+ * The gantry command line as users run it: `node dist/src/cli/gantry.mjs ARGS`.
  *
  * The environment is the test process's, made hermetic: SOURCE_DATE_EPOCH,
  * GANTRY_DEBUG and the user's cache are dropped (a developer's settings must not

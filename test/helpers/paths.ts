@@ -13,7 +13,7 @@ function findRepoRoot(): string {
 }
 
 export const REPO_ROOT = findRepoRoot();
-/** The gantry command line, as `npm run build` writes it. */
-export const CLI_PATH = join(REPO_ROOT, "dist", "src", "cli", "main.js");
+/** The gantry command line users run (the package's bin), as `npm run build` writes it. */
+export const CLI_PATH = join(REPO_ROOT, "dist", "src", "cli", "gantry.mjs");
 /** Shell scripts that make base images with other tools (see their headers). */
 export const FIXTURE_BASES_DIR = join(REPO_ROOT, "test", "fixtures", "bases");
