@@ -188,6 +188,7 @@ function layerRecipe(plan: BuildPlan, layer: PlannedLayer, below: readonly Layer
     uid: plan.uid, gid: plan.gid, uname: plan.uname, gname: plan.gname,
     mtime: plan.mtime,
     compression: plan.compression,
+    ...(plan.level !== undefined ? { level: plan.level } : {}),
   };
 }
 
@@ -212,6 +213,7 @@ async function packNewLayer(below: readonly Layer[], layerPlan: PlannedLayer, wh
   progress({ step: "layer", message: `packing ${what}: ${content.entries.length} entries (${plan.compression})` });
   const fileDigests = ctx.recordTree ? new Map<string, Digest>() : undefined;
   const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${what}`, fileDigests };
+  if (plan.level !== undefined) packOpts.level = plan.level;
   if (signal) packOpts.signal = signal;
   // A staged layer's files are read while packing; its staging directory goes after.
   const layer = await packLayer(content.entries, packOpts).finally(() => content.dispose());

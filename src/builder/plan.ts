@@ -40,6 +40,8 @@ export interface BuildPlan {
   uname: string;
   gname: string;
   compression: Compression;
+  /** The compressor's level; its default (compression.ts) when absent. */
+  level?: number;
 }
 
 export const DEFAULT_CREATED = "1970-01-01T00:00:01Z";
@@ -133,6 +135,7 @@ export function planBuild(spec: ParsedSpec, specDir: string, env: NodeJS.Process
     gname: spec.gname ?? "",
     compression: spec.compressor ?? "gzip",
   };
+  if (spec.compressionLevel !== undefined) plan.level = spec.compressionLevel;
   if (spec.tag !== undefined) plan.tag = spec.tag;
   if (spec.fromImage !== undefined) plan.fromImage = referenceRelativeTo(spec.fromImage, specDir);
   if (spec.fromImageName !== undefined || spec.fromImageTag !== undefined) {

@@ -4,6 +4,7 @@ import { pathToFileURL, fileURLToPath } from "node:url";
 import type { ZodError, ZodIssue } from "zod";
 import { SpecError, ioError } from "../model/errors.js";
 import { specSchema, type ParsedSpec } from "./spec-schema.js";
+import { LEVELS } from "../compression/compression.js";
 
 /**
  * Loads a build spec: a JSON file, or a JS/TS module whose default export is the spec.
@@ -89,6 +90,13 @@ export function validateSpec(input: unknown, where: string): ParsedSpec {
   if (parsed.success) {
     if (parsed.data.layers && (parsed.data.copyToRoot !== undefined || parsed.data.perms !== undefined)) {
       throw new SpecError(`${where}: give either "layers" or a top-level "copyToRoot"/"perms", not both`);
+    }
+    const level = parsed.data.compressionLevel;
+    if (level !== undefined) {
+      const compressor = parsed.data.compressor ?? "gzip";
+      if (compressor === "none") throw new SpecError(`${where}: "compressionLevel" is ${level}, but "compressor" is "none", which has no levels`);
+      const { min, max } = LEVELS[compressor];
+      if (level < min || level > max) throw new SpecError(`${where}: the field "compressionLevel" is ${level}, expected ${min} to ${max} for ${compressor}`);
     }
     if (parsed.data.layers && parsed.data.maxLayers !== undefined) {
       throw new SpecError(`${where}: "maxLayers" splits a top-level "copyToRoot"; it cannot be combined with "layers"`);

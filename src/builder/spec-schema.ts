@@ -89,6 +89,7 @@ export const specSchema = z.object({
   gname: z.string().max(31).optional(),
   perms: z.array(permRuleSchema).optional(),
   compressor: compressorSchema.optional(),
+  compressionLevel: z.number().int().optional(),
   layers: z.array(layerSpecSchema).min(1).optional(),
   maxLayers: z.number().int().min(1).max(125).optional(),
 }).strict();

@@ -48,7 +48,7 @@ import type { BlobStore, StoredLayerBlob } from "./blob-store.js";
  */
 
 /** Bump when the layer bytes gantry makes from the same inputs change. */
-export const KEY_FORMAT = "gantry layer index key 2";
+export const KEY_FORMAT = "gantry layer index key 3";
 
 /** How close to the walk a ctime must be for a later write to be able to hide in its tick. */
 const RACY_WINDOW_NS = 100_000_000n;

@@ -100,3 +100,12 @@ test("a JSON spec that does not parse names the file", async () => {
   await writeFile(file, "{ name: ");
   await assert.rejects(loadSpecFile(file), (e: GantryError) => e.code === "SPEC_INVALID" && e.message.includes("bad.json"));
 });
+
+test("compressionLevel is checked against the compressor's levels and reaches the plan", () => {
+  assert.match(specError({ name: "app", compressionLevel: 0 }), /"compressionLevel" is 0, expected 1 to 9 for gzip/);
+  assert.match(specError({ name: "app", compressor: "zstd", compressionLevel: 22 }), /expected 1 to 19 for zstd/);
+  assert.match(specError({ name: "app", compressor: "none", compressionLevel: 3 }), /"none", which has no levels/);
+  assert.match(specError({ name: "app", compressionLevel: 2.5 }), /"compressionLevel"/);
+  assert.equal(planBuild(validateSpec({ name: "app", compressor: "zstd", compressionLevel: 9 }, "spec"), "/s", {}).level, 9);
+  assert.equal(planBuild(validateSpec({ name: "app" }, "spec"), "/s", {}).level, undefined, "absent: the compressor's default");
+});
