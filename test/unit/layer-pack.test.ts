@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { BlobStore } from "../../src/cache/blob-store.js";
 import { diffLayer, type LayerEntry } from "../../src/layer/differ.js";
 import { packLayer } from "../../src/layer/pack.js";
+import { DEFAULT_GZIP_LEVEL } from "../../src/compression/compression.js";
 import { walkSources } from "../../src/layer/sources.js";
 import { tarStream } from "../../src/layer/tar-writer.js";
 import { FileTree } from "../../src/layer/tree.js";
@@ -47,7 +48,7 @@ test("packLayer stores the blob under its digest; diffId is the tar's sha256; pe
       else assert.ok(layer.size < tar.length - 1_000_000, `${compression} compresses the text`);
     }
     const again = await packLayer(entries, { compression: "gzip", store, describe: "again" });
-    const first = await packLayer(entries, { compression: "gzip", level: 6, store, describe: "explicit level" });
+    const first = await packLayer(entries, { compression: "gzip", level: DEFAULT_GZIP_LEVEL, store, describe: "explicit level" });
     assert.equal(again.digest, first.digest, "same entries and level, same bytes");
     const fast = await packLayer(entries, { compression: "gzip", level: 1, store, describe: "level 1" });
     assert.notEqual(fast.digest, first.digest);
