@@ -1,4 +1,4 @@
-import { createWriteStream } from "node:fs";
+import { fileWriter } from "../util/io.js";
 import { Readable, Transform, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AbortedError, IoError } from "../model/errors.js";
@@ -100,7 +100,7 @@ export async function writeTarTo(dest: string, entries: readonly ArchiveEntry[],
   if (dest === STDOUT) return writeTarArchive(entries, opts.output ?? process.stdout, opts.signal);
   let bytes = 0;
   await writeFileAtomically(dest, async (tmp) => {
-    bytes = await writeTarArchive(entries, createWriteStream(tmp), opts.signal);
+    bytes = await writeTarArchive(entries, fileWriter(tmp), opts.signal);
   });
   return bytes;
 }

@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs";
+import { fileReader } from "../util/io.js";
 import { open, realpath, stat } from "node:fs/promises";
 import { posix, sep } from "node:path";
 import type { Readable } from "node:stream";
@@ -150,6 +150,6 @@ export class DirBag implements FileBag {
 
   async open(name: string, signal?: AbortSignal): Promise<Readable> {
     const { path } = await this.resolveFile(name);
-    return withSignal(createReadStream(path), signal);
+    return withSignal(fileReader(path), signal);
   }
 }

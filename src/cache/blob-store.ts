@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs";
+import { fileReader } from "../util/io.js";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -31,7 +31,7 @@ export class BlobStore implements ContentStore {
   }
 
   open(digest: Digest): Promise<Readable> {
-    return Promise.resolve(createReadStream(this.pathOf(digest)));
+    return Promise.resolve(fileReader(this.pathOf(digest)));
   }
 
   /** A fresh temporary path inside the store, for a writer that learns the digest at the end. */

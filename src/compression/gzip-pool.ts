@@ -71,7 +71,9 @@ export class DeflatePool {
 
   private startWorker(): Slot {
     // No flags of the parent's: the worker needs none, and some (--input-type, with `node -e`) stop it from starting.
-    const worker = new Worker(WORKER_URL, { execArgv: [] });
+    // A worker's heap holds a block and its output at a time: a small young generation makes
+    // it collect them as it goes instead of growing to V8's defaults (peak RSS, bench/README.md).
+    const worker = new Worker(WORKER_URL, { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
     const slot: Slot = { worker, ready: false, current: undefined };
     worker.on("message", (message: WorkerMessage) => {
       if ("ready" in message) {
@@ -97,7 +99,8 @@ export class DeflatePool {
       if (next === undefined) return;
       slot.current = next;
       slot.worker.ref();
-      // Cloned, not transferred: the caller keeps the block, to deflate it itself if the pool breaks.
+      // The block is in shared memory (parallel-gzip.ts): the worker reads it where it is, and
+      // the caller still has it, to deflate it itself if the pool breaks.
       slot.worker.postMessage(next.job);
     }
   }

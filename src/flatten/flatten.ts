@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { tmpdir } from "node:os";
 import { pipeline } from "node:stream/promises";
-import { createWriteStream } from "node:fs";
+import { fileWriter } from "../util/io.js";
 import { ioError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 import { mergedTree } from "../layer/merged-tree.js";
@@ -53,7 +53,7 @@ export async function writeTar(layers: readonly Layer[], tree: FileTree, output:
     const entries = writer.entries(tree, links);
     const tar = () => tarStream(entries, signal ? { signal } : {});
     if (output === STDOUT) await pipeline(tar(), process.stdout);
-    else await writeFileAtomically(output, async (temp) => { await pipeline(tar(), createWriteStream(temp)); });
+    else await writeFileAtomically(output, async (temp) => { await pipeline(tar(), fileWriter(temp)); });
   } finally {
     await rm(spool, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@ import type { Digest } from "../model/digest.js";
 import type { Layer } from "../model/image.js";
 import { layerMediaType, type Compression } from "../model/mediatypes.js";
 import type { Descriptor } from "../model/oci.js";
-import { chain, verified, verifying } from "../model/verify.js";
+import { chain, sizing, verified, verifying } from "../model/verify.js";
 import { FormatError, GantryError } from "../model/errors.js";
 import { decompressor } from "../compression/compression.js";
 
@@ -26,13 +26,20 @@ export interface LayerSource {
   openRaw: (signal?: AbortSignal) => Promise<Readable>;
   /** Names the blob in errors, e.g. "layer 2 of docker-archive:base.tar". */
   describe: string;
+  /**
+   * The stored bytes were hashed as this process wrote them (a layer just packed): reading
+   * them back checks their size, not their digest again. Everything read from elsewhere,
+   * the cache included, is hashed as it is read.
+   */
+  hashedOnWrite?: boolean;
 }
 
 export function makeLayer(src: LayerSource): Layer {
   const descriptor: Descriptor = src.descriptor
     ?? { mediaType: layerMediaType(src.compression, "oci"), digest: src.digest, size: src.size };
-  const open = async (signal?: AbortSignal): Promise<Readable> =>
-    verified(await src.openRaw(signal), src.digest, src.describe, src.size);
+  const open = async (signal?: AbortSignal): Promise<Readable> => (src.hashedOnWrite
+    ? chain(await src.openRaw(signal), sizing(src.size, src.describe))
+    : verified(await src.openRaw(signal), src.digest, src.describe, src.size));
   return {
     digest: src.digest,
     diffId: src.diffId,

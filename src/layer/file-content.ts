@@ -2,6 +2,7 @@ import { open } from "node:fs/promises";
 import { addAbortSignal, type Readable } from "node:stream";
 import { DigestMismatchError, GantryError, SourceUnreadableError } from "../model/errors.js";
 import { sourceUnreadable } from "./source-error.js";
+import { READ_CHUNK } from "../util/io.js";
 
 /**
  * Where the bytes of a regular file in a tar come from, and the reading of them. A tar
@@ -26,7 +27,6 @@ export function contentChunks(content: FileContent, size: number, signal: AbortS
   return content.kind === "hostFile" ? hostFileChunks(content.path, size) : streamChunks(content, size, signal);
 }
 
-const READ_CHUNK = 256 * 1024;
 
 async function* hostFileChunks(path: string, size: number): AsyncGenerator<Buffer> {
   const changed = (now: number): GantryError => new SourceUnreadableError(`the source file ${path} changed size while the layer was built (${size} bytes when walked, ${now} now); build again once it stops changing`);

@@ -1,4 +1,4 @@
-import { createWriteStream } from "node:fs";
+import { fileWriter } from "../util/io.js";
 import { rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import { GantryError, ioError, AbortedError } from "../model/errors.js";
@@ -36,7 +36,7 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
   // Uncompressed, the stored bytes are the tar: one hash serves as diffId and digest.
   const stored = opts.compression === "none" ? undefined : measuring();
   const tar = tarStream(entries, { signal: opts.signal, fileDigests: opts.fileDigests });
-  const file = createWriteStream(tempPath);
+  const file = fileWriter(tempPath);
   const options = opts.signal === undefined ? {} : { signal: opts.signal };
   let diffId, digest, size;
   try {
@@ -53,5 +53,5 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
     throw ioError(`the blob store ${opts.store.root} (writing ${opts.describe})`, err);
   }
   const store = opts.store;
-  return makeLayer({ digest, diffId, size, compression: opts.compression, describe: opts.describe, openRaw: () => store.open(digest) });
+  return makeLayer({ digest, diffId, size, compression: opts.compression, describe: opts.describe, openRaw: () => store.open(digest), hashedOnWrite: true });
 }

@@ -46,6 +46,21 @@ export function chain(source: Readable, transform: Transform, mapError: (err: Er
   return source.pipe(transform);
 }
 
+/** A pass-through that fails unless exactly `size` bytes flow (for bytes already hashed when they were written). */
+export function sizing(size: number, what: string): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      seen += chunk.length;
+      if (seen > size) cb(new DigestMismatchError(`${what} is larger than its declared size of ${size} bytes`));
+      else cb(null, chunk);
+    },
+    flush(cb: TransformCallback) {
+      cb(seen === size ? null : new DigestMismatchError(`${what} is ${seen} bytes, not its declared ${size}`));
+    },
+  });
+}
+
 /** Pipes `source` through `verifying(...)`, forwarding errors both ways. */
 export function verified(source: Readable, expected: Digest, what: string, maxSize?: number): Readable {
   return chain(source, verifying(expected, what, maxSize));

@@ -1,4 +1,4 @@
-import { createWriteStream } from "node:fs";
+import { fileWriter } from "../util/io.js";
 import { mkdir, stat, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Readable } from "node:stream";
@@ -148,7 +148,7 @@ export async function writeBlobFile(path: string, blob: PlannedBlob, signal?: Ab
     await writeFile(path, blob.bytes, { mode: 0o644 });
   } else {
     // layer.open() verifies digest and size while it streams.
-    await pipeline(await blob.open!(signal), createWriteStream(path, { mode: 0o644 }), signal ? { signal } : {});
+    await pipeline(await blob.open!(signal), fileWriter(path, 0o644), signal ? { signal } : {});
   }
   return blob.size;
 }

@@ -1,0 +1,18 @@
+import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from "node:fs";
+
+/**
+ * Buffer sizes for streaming blobs and layers to and from files. Node's defaults (64 KiB
+ * reads, 16 KiB of write buffer) make a pipeline wait for each write before it reads on, so
+ * reading and writing never overlap; a few MiB of write buffer lets them, for a few MiB of
+ * memory per stream.
+ */
+export const READ_CHUNK = 1024 * 1024;
+export const WRITE_BUFFER = 4 * 1024 * 1024;
+
+export function fileWriter(path: string, mode?: number): WriteStream {
+  return createWriteStream(path, { highWaterMark: WRITE_BUFFER, ...(mode !== undefined ? { mode } : {}) });
+}
+
+export function fileReader(path: string): ReadStream {
+  return createReadStream(path, { highWaterMark: READ_CHUNK });
+}
