@@ -6,13 +6,15 @@
  * Copies about MEGABYTES (default 380) of SOURCE_DIR (default /usr/lib) into a temporary
  * tree, warms the page cache, then times, each making one gzip layer of that tree:
  *   gantry build        the CLI, a spec with copyToRoot = the tree, --no-cache (full work)
+ *   gantry no-op        the same spec built again with a warm cache (nothing to pack)
  *   gantry build zstd   the same with "compressor": "zstd"
  *   umoci repack        the tree already in an unpacked bundle (umoci's own tar + gzip)
  *   buildah commit      `buildah copy` untimed, then `commit --disable-compression=false` to oci-archive:
  *   tar | gzip -6, tar | pigz -6, tar | zstd -3 -T0   the shell pipelines
- * Tools that are not installed are skipped. Ratios are relative to gantry build.
+ * Tools that are not installed are skipped. Ratios are relative to gantry build; gantry's
+ * peak RSS (GNU time's maximum resident set) is printed after the table.
  */
-import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,12 +24,20 @@ const source = process.argv[2] ?? "/usr/lib";
 const budget = Number(process.argv[3] ?? 380) * 1024 * 1024;
 const cli = fileURLToPath(new URL("../src/cli/gantry.mjs", import.meta.url));
 
-async function gantryRow(work: string, tree: string, compressor: "gzip" | "zstd"): Promise<Row> {
+const peakRss: string[] = [];
+
+/** `gantry build` of the tree under GNU time: its wall time, output size, and peak RSS noted. */
+async function gantryRow(work: string, tree: string, compressor: "gzip" | "zstd", cache: "none" | "cold" | "warm" = "none"): Promise<Row> {
   const spec = join(work, `spec-${compressor}.json`);
-  const out = join(work, `gantry-${compressor}.tar`);
+  const out = join(work, `gantry-${compressor}-${cache}.tar`);
   await writeFile(spec, JSON.stringify({ name: "bench", tag: "1", copyToRoot: [tree], compressor }));
-  const seconds = timeShell(`node ${cli} build ${spec} -o ${out} --no-cache --quiet`);
-  return { name: `gantry build (${compressor})`, seconds, bytes: (await stat(out)).size };
+  const rss = join(work, "rss");
+  const cacheFlag = cache === "none" ? "--no-cache" : "";
+  const env = { ...process.env, GANTRY_CACHE: join(work, "cache") };
+  const seconds = timeShell(`/usr/bin/time -f %M -o ${rss} node ${cli} build ${spec} -o ${out} ${cacheFlag} --quiet`, env);
+  const name = cache === "warm" ? `gantry no-op rebuild (${compressor})` : `gantry build (${compressor})`;
+  peakRss.push(`${name}: ${(Number((await readFile(rss, "utf8")).trim()) / 1024).toFixed(0)} MB`);
+  return { name, seconds, bytes: (await stat(out)).size };
 }
 
 async function main(): Promise<void> {
@@ -39,6 +49,8 @@ async function main(): Promise<void> {
     console.log(`tree: ${copied.files} files, ${mb(copied.bytes)} from ${source}; ${availableParallelism()} cores`);
 
     const rows: Row[] = [await gantryRow(work, tree, "gzip")];
+    await gantryRow(work, tree, "gzip", "cold");
+    rows.push(await gantryRow(work, tree, "gzip", "warm"));
     if (has("umoci")) {
       const L = join(work, "umoci-layout");
       const B = join(work, "umoci-bundle");
@@ -61,6 +73,7 @@ async function main(): Promise<void> {
     rows.push(await gantryRow(work, tree, "zstd"));
     if (has("zstd")) rows.push({ name: "tar | zstd -3 -T0", seconds: timeShell(`tar -C ${tree} --sort=name -cf - . | zstd -q -3 -T0 > ${work}/t.zst`), bytes: (await stat(`${work}/t.zst`)).size });
     printTable(rows, "gantry build (gzip)");
+    console.log(`\ngantry peak RSS: ${peakRss.join("; ")}`);
   } finally {
     timeShell(`umount -R ${work}/buildah-root/* 2>/dev/null; true`);
     await rm(work, { recursive: true, force: true });

@@ -101,8 +101,10 @@ async function buildChain(layers: readonly Layer[], signal: AbortSignal | undefi
 /**
  * Makes `tree` the known merged tree of `layers` (in this process, and in the store): for a
  * layer just packed, whose entries are already known, so no build reads it back to learn them.
+ * The tree is the memo's from then on; the caller must not change it.
  */
 export async function rememberTree(layers: readonly Layer[], tree: FileTree, store: TreeStore | undefined): Promise<void> {
-  remember(chainKey(layers, layers.length), Promise.resolve(tree.clone()));
+  // Taken over, not copied: the caller hands the tree on and changes it no more.
+  remember(chainKey(layers, layers.length), Promise.resolve(tree));
   await store?.save(layers.map((l) => l.diffId), tree).catch(() => {});
 }
