@@ -3,27 +3,27 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Digest } from "../model/digest.js";
 import { digestHex, sha256 } from "../model/digest.js";
-import { SpecError, throwIfAborted } from "../model/errors.js";
-import type { Image, Layer } from "../model/image.js";
-import type { ProgressListener } from "../model/progress.js";
-import { BlobStore, storedLayer, type StoredLayerBlob } from "../cache/blob-store.js";
-import { LayerIndex, layerKey, type LayerKey, type LayerRecipe } from "../cache/layer-index.js";
+import { FormatError, InvalidReferenceError, SpecError, throwIfAborted } from "../model/errors.js";
+import type { Image, ImageIndex, ImageOrIndex } from "../model/image.js";
+import type { Platform } from "../model/oci.js";
+import { formatPlatform, parsePlatform, platformMatches } from "../model/platform.js";
+import { BlobStore } from "../cache/blob-store.js";
+import { LayerIndex } from "../cache/layer-index.js";
+import { LayerFactsIndex } from "../cache/layer-facts.js";
 import { defaultCacheDir } from "../cache/location.js";
-import { TreeIndex } from "../cache/tree-index.js";
-import { imageFromParts } from "../image/image.js";
+import { imageFromParts, indexOfDocuments } from "../image/image.js";
+import { buildIndex } from "../image/manifest.js";
 import { ImageReference, resolveReference } from "../transports/reference.js";
 import { accessOf, type AccessOptions } from "../transports/transport.js";
 import { LOAD_INTO_ENGINE, dockerDaemonTransport } from "../transports/docker-daemon/transport.js";
 import { readImageFor } from "../ops/source.js";
-import { mergedTree, rememberTree } from "../layer/merged-tree.js";
-import { applyPackedEntries } from "../layer/apply-layer.js";
-import { packLayer } from "../layer/pack.js";
+import { checkRunnable } from "../runtime/platform.js";
 import { loadSpecFile, specDirOf, validateSpec } from "./spec-load.js";
 import type { ImageSpecInput } from "./spec-schema.js";
-import { planBuild, type BuildPlan, type PlannedLayer } from "./plan.js";
-import { configBytes, imageConfig, type NewLayerRecord } from "./config.js";
-import { layerContent } from "./layer-content.js";
-import type { SourceTree } from "../layer/sources.js";
+import { planBuild, type BuildPlan } from "./plan.js";
+import { configBytes, imageConfig } from "./config.js";
+import { buildNewLayers, type LayerContext } from "./build-layers.js";
+
 export interface BuildOptions extends AccessOptions {
   /** A spec file (JSON, or a TS/JS module), or a spec object. */
   spec: string | ImageSpecInput;
@@ -35,6 +35,11 @@ export interface BuildOptions extends AccessOptions {
   load?: boolean;
   /** Extra NAME:TAG names for the image, besides the spec's own. */
   tags?: readonly string[];
+  /**
+   * `os/arch[/variant]`: build this one platform (one of the spec's `platforms`, or in place
+   * of its architecture), for a destination that holds a single image.
+   */
+  platform?: string;
   /** Bypass the cache: new blobs go to a temporary store removed afterwards. */
   noCache?: boolean;
   /** The cache directory (default `$GANTRY_CACHE`, `$XDG_CACHE_HOME/gantry`, `~/.cache/gantry`). */
@@ -50,14 +55,31 @@ export interface BuiltLayer {
   cached: boolean;
 }
 
+/** One platform's image of a build. */
+export interface BuiltImage {
+  /** `os/arch[/variant]`. */
+  platform: string;
+  manifestDigest: Digest;
+  configDigest: Digest;
+  layers: BuiltLayer[];
+  image: Image;
+}
+
 export interface BuildResult {
   /** Where the image went, as a reference. */
   output: string;
   repoTags: string[];
-  configDigest: Digest;
+  /** The image's manifest digest, or the index's for a multi-platform build. */
   manifestDigest: Digest;
+  /** The (first) image's config digest. */
+  configDigest: Digest;
+  /** The (first) image's layers. */
   layers: BuiltLayer[];
+  /** The (first) image. */
   image: Image;
+  /** A multi-platform build: its index, and one entry per platform. */
+  index?: ImageIndex;
+  platforms?: BuiltImage[];
 }
 
 /** The image name's last path component, for the default output `./NAME.tar`. */
@@ -75,162 +97,162 @@ async function loadPlan(opts: BuildOptions): Promise<BuildPlan> {
   return planBuild(spec, resolve(opts.specDir ?? "."), env);
 }
 
+/**
+ * The platforms to build: the spec's list, or the one `--platform` picks from it (or names
+ * instead of the spec's architecture); undefined for a single-platform spec with no
+ * `--platform`, which builds for the spec's architecture, else the base's, else the host's.
+ */
+function platformsOf(plan: BuildPlan, wanted: string | undefined): Platform[] | undefined {
+  if (wanted === undefined) return plan.platforms;
+  const p = parsePlatform(wanted);
+  if (!p) throw new InvalidReferenceError(`the platform "${wanted}" is invalid: write it as OS/ARCH[/VARIANT], e.g. linux/arm64`);
+  if (plan.platforms && !plan.platforms.some((q) => platformMatches(q, p))) {
+    throw new SpecError(`the spec builds ${plan.platforms.map(formatPlatform).join(", ")}, not ${wanted}; pick one of those with --platform`);
+  }
+  return [plan.platforms?.find((q) => platformMatches(q, p)) ?? p];
+}
+
 /** The destination, checked before any work: `--load`, `-o`, or `./NAME.tar`. */
-async function outputOf(opts: BuildOptions, plan: BuildPlan): Promise<ImageReference> {
+async function outputOf(opts: BuildOptions, plan: BuildPlan, platforms: Platform[] | undefined): Promise<ImageReference> {
   if (opts.load && opts.output !== undefined) throw new SpecError(`give either an output (${opts.output}) or --load, not both`);
   const output = opts.load
     ? new ImageReference(dockerDaemonTransport as never, LOAD_INTO_ENGINE)
     : await resolveReference(opts.output ?? defaultOutput(plan.name), "write");
+  if (platforms !== undefined && platforms.length > 1 && !output.holdsIndexes) {
+    throw new InvalidReferenceError(`${output} holds one platform's image, and the spec builds ${platforms.length} (${platforms.map(formatPlatform).join(", ")}); pick one with --platform, or write the index to oci:, oci-archive: or docker://`);
+  }
   await output.checkWritable(accessOf(opts));
   return output;
 }
 
-/** The platform the base is read for: the spec's, when it names one (the host's otherwise). */
-function basePlatform(plan: BuildPlan): string | undefined {
-  if (plan.architecture === undefined) return undefined;
-  return [plan.os ?? "linux", plan.architecture, plan.variant].filter((p) => p !== undefined).join("/");
+interface BuildContext extends LayerContext {
+  opts: BuildOptions;
 }
 
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const { signal } = opts;
   const progress = opts.onProgress ?? (() => {});
   const plan = await loadPlan(opts);
-  const output = await outputOf(opts, plan);
+  const platforms = platformsOf(plan, opts.platform);
+  const output = await outputOf(opts, plan, platforms);
+  // A script must be able to run for every platform built, before any work is done.
+  const scripted = plan.layers.some((l) => l.runAsRoot !== undefined);
+  for (const p of platforms ?? (plan.architecture !== undefined ? [platformOfPlan(plan)] : [])) if (scripted) await checkRunnable(p, "the runAsRoot script");
   throwIfAborted(signal);
 
   const tempStore = opts.noCache ? await mkdtemp(join(tmpdir(), "gantry-build-")) : undefined;
   const cacheDir = opts.cacheDir ?? defaultCacheDir(opts.env);
-  const store = new BlobStore(tempStore ?? join(cacheDir, "blobs"));
-  // --no-cache neither reads nor writes the index.
-  const index = opts.noCache ? undefined : new LayerIndex(join(cacheDir, "layers"));
-  const trees = opts.noCache ? undefined : new TreeIndex(join(cacheDir, "trees"));
   try {
-    let base: Image | undefined;
-    if (plan.fromImage !== undefined) {
-      progress({ step: "base", message: `reading base ${plan.fromImage}` });
-      const from = await resolveReference(plan.fromImage, "read");
-      if (from.mutable) {
-        progress({ step: "base", message: `warning: the base ${plan.fromImage} is not pinned by digest; the build is only as reproducible as that tag (add @sha256:...)` });
-      }
-      const platform = basePlatform(plan);
-      base = await readImageFor(from, {
-        ...accessOf(opts), cache: store, firstOfMany: true,
-        ...(plan.pick !== undefined ? { pick: plan.pick } : {}), ...(platform !== undefined ? { platform } : {}),
-      });
+    const ctx: BuildContext = {
+      opts, plan, signal, progress, packed: new Map(),
+      store: new BlobStore(tempStore ?? join(cacheDir, "blobs")),
+      // --no-cache neither reads nor writes the indexes.
+      index: opts.noCache ? undefined : new LayerIndex(join(cacheDir, "layers")),
+      facts: opts.noCache ? undefined : new LayerFactsIndex(join(cacheDir, "facts")),
+    };
+    const built: BuiltImage[] = [];
+    for (const platform of platforms ?? [undefined]) {
+      const what = platform === undefined ? "" : ` for ${formatPlatform(platform)}`;
+      if (what) progress({ step: "platform", message: `building${what}` });
+      built.push(await buildOne(platform === undefined ? plan : withPlatform(plan, platform), ctx));
     }
-
-    const layers: Layer[] = [...(base?.layers ?? [])];
-    const records: NewLayerRecord[] = [];
-    const cachedLayers = new Set<Layer>();
-    for (const [i, layerPlan] of plan.layers.entries()) {
-      throwIfAborted(signal);
-      const what = `layer ${i + 1}/${plan.layers.length}`;
-      // The key needs only the diffIds below, so a hit never reads the base's layers.
-      let key: LayerKey | undefined;
-      let hit: StoredLayerBlob | undefined;
-      if (index !== undefined && isCacheable(layerPlan)) {
-        key = await layerKey(layerRecipe(plan, layerPlan, layers), { signal });
-        hit = await index.lookup(key, store);
-      }
-      let layer: Layer;
-      if (hit !== undefined) {
-        progress({ step: "layer", message: `${what} unchanged: ${hit.digest} from the cache` });
-        // Read (and verified) only when the output is written; a damaged blob is named there.
-        layer = storedLayer(store, hit, `the cached ${store.pathOf(hit.digest)} of new ${what} (delete it to pack the layer again)`);
-        cachedLayers.add(layer);
-      } else {
-        const recordTree = i < plan.layers.length - 1;
-        layer = await packNewLayer(layers, layerPlan, what, { plan, store, trees, signal, progress, baseConfig: base?.config, walked: key?.walked, recordTree });
-        if (index !== undefined && key !== undefined && !(await index.record(key, layer))) {
-          progress({ step: "layer", message: `${what} not cached: a source file changed just before the build; the next build packs it again` });
-        }
-      }
-      layers.push(layer);
-      records.push({ diffId: layer.diffId, createdBy: `gantry build: ${describeLayer(layerPlan)}` });
-    }
-
-    const config = imageConfig(base?.config, plan, records);
-    const bytes = configBytes(config);
-    const configDigest = sha256(bytes);
-    const tag = plan.tag ?? digestHex(configDigest).slice(0, 32);
+    const first = built[0]!;
+    const multi = platforms !== undefined && platforms.length > 1;
+    const index = multi ? indexOf(built) : undefined;
+    const top: ImageOrIndex = index ?? first.image;
+    const tag = plan.tag ?? digestHex(multi ? top.digest : first.configDigest).slice(0, 32);
     const repoTags = [`${plan.name}:${tag}`, ...(opts.tags ?? [])];
-    const image = imageFromParts({ configBytes: bytes, config, layers, repoTags }, "the new image config");
 
     progress({ step: "write", message: `writing ${output}` });
-    const written = await output.write([{ doc: image, repoTags }], accessOf(opts));
-    const baseCount = base?.layers.length ?? 0;
-    return {
+    const written = await output.write([{ doc: top, repoTags }], accessOf(opts));
+    const result: BuildResult = {
       output: opts.output ?? (opts.load ? `${dockerDaemonTransport.prefix}${repoTags.join(",")}` : defaultOutput(plan.name)),
       repoTags,
-      configDigest,
-      manifestDigest: written.digests[0] ?? image.digest,
-      layers: layers.map((l, i) => ({ digest: l.digest, diffId: l.diffId, size: l.size, base: i < baseCount, cached: cachedLayers.has(l) })),
-      image,
+      manifestDigest: written.digests[0] ?? top.digest,
+      configDigest: first.configDigest,
+      layers: first.layers,
+      image: first.image,
     };
+    if (index) {
+      result.index = index;
+      result.platforms = built;
+    }
+    return result;
   } finally {
     if (tempStore) await rm(tempStore, { recursive: true, force: true });
   }
 }
 
-/**
- * A layer with a script (runAsRoot, extraCommands) is never cached: its bytes depend on what
- * the script does, which no key of its inputs can tell.
- */
-function isCacheable(layer: PlannedLayer): boolean {
-  return layer.runAsRoot === undefined && layer.extraCommands === undefined;
+function platformOfPlan(plan: BuildPlan): Platform {
+  const p: Platform = { os: plan.os ?? "linux", architecture: plan.architecture! };
+  if (plan.variant !== undefined) p.variant = plan.variant;
+  return p;
 }
 
-function layerRecipe(plan: BuildPlan, layer: PlannedLayer, below: readonly Layer[]): LayerRecipe {
+function withPlatform(plan: BuildPlan, p: Platform): BuildPlan {
+  const out: BuildPlan = { ...plan, architecture: p.architecture, os: p.os };
+  delete out.variant;
+  if (p.variant !== undefined) out.variant = p.variant;
+  return out;
+}
+
+/** The platform the base is read for: the spec's, when it names one (the host's otherwise). */
+function wantedPlatform(plan: BuildPlan): Platform | undefined {
+  return plan.architecture === undefined ? undefined : platformOfPlan(plan);
+}
+
+/** One platform's image: its base (that platform's), the new layers, the config. */
+async function buildOne(plan: BuildPlan, ctx: BuildContext): Promise<BuiltImage> {
+  const { opts, progress } = ctx;
+  let base: Image | undefined;
+  if (plan.fromImage !== undefined) {
+    progress({ step: "base", message: `reading base ${plan.fromImage}` });
+    const from = await resolveReference(plan.fromImage, "read");
+    if (from.mutable) {
+      progress({ step: "base", message: `warning: the base ${plan.fromImage} is not pinned by digest; the build is only as reproducible as that tag (add @sha256:...)` });
+    }
+    const want = wantedPlatform(plan);
+    base = await readImageFor(from, {
+      ...accessOf(opts), cache: ctx.store, firstOfMany: true,
+      ...(plan.pick !== undefined ? { pick: plan.pick } : {}), ...(want !== undefined ? { platform: formatPlatform(want) } : {}),
+    });
+    if (want !== undefined) checkBasePlatform(base, want, plan.fromImage);
+  }
+  const made = await buildNewLayers(base, { ...ctx, plan });
+  const config = imageConfig(base?.config, plan, made.records);
+  const bytes = configBytes(config);
+  const layers = [...(base?.layers ?? []), ...made.layers];
+  const image = imageFromParts({ configBytes: bytes, config, layers }, "the new image config");
+  const baseCount = base?.layers.length ?? 0;
   return {
-    below: below.map((l) => l.diffId),
-    sources: layer.sources,
-    perms: layer.perms,
-    uid: plan.uid, gid: plan.gid, uname: plan.uname, gname: plan.gname,
-    mtime: plan.mtime,
-    compression: plan.compression,
-    ...(plan.level !== undefined ? { level: plan.level } : {}),
+    platform: [config.os, config.architecture, config.variant].filter(Boolean).join("/"),
+    manifestDigest: image.digest,
+    configDigest: sha256(bytes),
+    layers: layers.map((l, i) => ({ digest: l.digest, diffId: l.diffId, size: l.size, base: i < baseCount, cached: made.cached.has(l) })),
+    image,
   };
 }
 
-interface PackContext {
-  plan: BuildPlan;
-  store: BlobStore;
-  trees: TreeIndex | undefined;
-  signal: AbortSignal | undefined;
-  progress: ProgressListener;
-  baseConfig: Image["config"] | undefined;
-  walked: SourceTree | undefined;
-  /** A layer above will be compared with this one: learn its merged tree while packing it. */
-  recordTree: boolean;
-}
-
-/** Compares the layer's content with the merged tree of `below` and packs what differs. */
-async function packNewLayer(below: readonly Layer[], layerPlan: PlannedLayer, what: string, ctx: PackContext): Promise<Layer> {
-  const { plan, store, signal, progress } = ctx;
-  progress({ step: "layer", message: `comparing ${what} with the base` });
-  const tree = await mergedTree(below, { signal, store: ctx.trees });
-  const content = await layerContent(tree, layerPlan, below, plan, signal, ctx.baseConfig, ctx.walked);
-  progress({ step: "layer", message: `packing ${what}: ${content.entries.length} entries (${plan.compression})` });
-  const fileDigests = ctx.recordTree ? new Map<string, Digest>() : undefined;
-  const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${what}`, fileDigests };
-  if (plan.level !== undefined) packOpts.level = plan.level;
-  if (signal) packOpts.signal = signal;
-  // A staged layer's files are read while packing; its staging directory goes after.
-  const layer = await packLayer(content.entries, packOpts).finally(() => content.dispose());
-  if (fileDigests) {
-    // The merged tree with this layer on top, from the entries just packed: the layer above
-    // (in this build and the next) is compared with it without reading this one back.
-    applyPackedEntries(tree, content.entries, fileDigests, below.length, `new ${what}`);
-    await rememberTree([...below, layer], tree, ctx.trees);
+/**
+ * A base whose config says another platform than the one being built would give an image
+ * labelled one way holding files of another: refused (an index gives the right image; a
+ * single image must be that platform's).
+ */
+function checkBasePlatform(base: Image, want: Platform, ref: string): void {
+  const have: Platform = { os: base.config.os, architecture: base.config.architecture };
+  if (base.config.variant !== undefined) have.variant = base.config.variant;
+  if (!platformMatches(have, want)) {
+    throw new FormatError(`the base ${ref} is an image for ${formatPlatform(have)}, not the ${formatPlatform(want)} being built; give a base with an image for ${formatPlatform(want)} (an index of several platforms, or that platform's image)`);
   }
-  return layer;
 }
 
-
-function describeLayer(layer: BuildPlan["layers"][number]): string {
-  const parts: string[] = [];
-  if (layer.sources.length) parts.push(`copyToRoot ${layer.sources.length} source(s)`);
-  if (layer.runAsRoot !== undefined) parts.push("runAsRoot");
-  if (layer.extraCommands !== undefined) parts.push("extraCommands");
-  return parts.join(", ") || "empty layer";
+/** An OCI index over the platforms' images, in the spec's order. */
+function indexOf(built: readonly BuiltImage[]): ImageIndex {
+  const descriptors = built.map(({ image }) => {
+    const platform: Platform = { architecture: image.config.architecture, os: image.config.os };
+    if (image.config.variant !== undefined) platform.variant = image.config.variant;
+    return { mediaType: image.mediaType, digest: image.digest, size: image.manifestBytes.length, platform };
+  });
+  return indexOfDocuments(buildIndex(descriptors, "oci"), built.map((b) => b.image), []);
 }
+

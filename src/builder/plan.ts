@@ -1,6 +1,7 @@
 import { SpecError } from "../model/errors.js";
 import type { Compression } from "../model/mediatypes.js";
-import type { ContainerConfig } from "../model/oci.js";
+import type { ContainerConfig, Platform } from "../model/oci.js";
+import { parsePlatform } from "../model/platform.js";
 import type { ParsedSpec } from "./spec-schema.js";
 import { specRelative } from "./spec-load.js";
 import { referenceRelativeTo } from "../transports/reference.js";
@@ -18,6 +19,8 @@ export interface PlannedLayer {
   perms: PlannedPerm[];
   runAsRoot?: string;
   extraCommands?: string;
+  /** Split into several layers by unit (package) to fill what `maxLayers` leaves (see units.ts). */
+  splittable?: true;
 }
 
 export interface BuildPlan {
@@ -42,6 +45,10 @@ export interface BuildPlan {
   compression: Compression;
   /** The compressor's level; its default (compression.ts) when absent. */
   level?: number;
+  /** The total number of layers, the base's included (as nixpkgs counts). */
+  maxLayers?: number;
+  /** One image per platform, written as an index; absent for a single-platform build. */
+  platforms?: Platform[];
 }
 
 export const DEFAULT_CREATED = "1970-01-01T00:00:01Z";
@@ -82,29 +89,20 @@ function toPerms(perms: ParsedSpec["perms"]): PlannedPerm[] {
 }
 
 /**
- * The `maxLayers` strategy: one layer per `copyToRoot` entry, in order; when there are
- * more entries than layers allowed, the surplus entries share the last layer.
- * runAsRoot and extraCommands act on the last layer.
+ * The layers of the top-level fields: the copyToRoot sources, then runAsRoot and
+ * extraCommands acting on them. With `maxLayers` the sources' layer is split by unit when
+ * built, and a script gets a layer of its own above them.
  */
-function splitTopLevel(spec: ParsedSpec, specDir: string): PlannedLayer[] {
+function topLevelLayers(spec: ParsedSpec, specDir: string): PlannedLayer[] {
   const sources = toSources(spec.copyToRoot, specDir);
   const perms = toPerms(spec.perms);
-  const max = spec.maxLayers ?? 1;
-  const groups: PlannedSource[][] = [];
-  if (max <= 1 || sources.length <= 1) groups.push(sources);
-  else {
-    const count = Math.min(max, sources.length);
-    for (let i = 0; i < count - 1; i++) groups.push([sources[i]!]);
-    groups.push(sources.slice(count - 1));
-  }
-  return groups.map((g, i) => {
-    const layer: PlannedLayer = { sources: g, perms };
-    if (i === groups.length - 1) {
-      if (spec.runAsRoot !== undefined) layer.runAsRoot = spec.runAsRoot;
-      if (spec.extraCommands !== undefined) layer.extraCommands = spec.extraCommands;
-    }
-    return layer;
-  });
+  const scripts: Pick<PlannedLayer, "runAsRoot" | "extraCommands"> = {};
+  if (spec.runAsRoot !== undefined) scripts.runAsRoot = spec.runAsRoot;
+  if (spec.extraCommands !== undefined) scripts.extraCommands = spec.extraCommands;
+  const hasScript = Object.keys(scripts).length > 0;
+  if (spec.maxLayers === undefined) return [{ sources, perms, ...scripts }];
+  const split: PlannedLayer = { sources, perms, splittable: true };
+  return hasScript ? [split, { sources: [], perms, ...scripts }] : [split];
 }
 
 export function planBuild(spec: ParsedSpec, specDir: string, env: NodeJS.ProcessEnv = process.env, now: () => Date = () => new Date()): BuildPlan {
@@ -115,14 +113,16 @@ export function planBuild(spec: ParsedSpec, specDir: string, env: NodeJS.Process
   else if (env["SOURCE_DATE_EPOCH"] !== undefined && /^\d+$/.test(env["SOURCE_DATE_EPOCH"])) mtime = Number(env["SOURCE_DATE_EPOCH"]);
   else mtime = Math.floor(created.getTime() / 1000);
 
+  // With hand-made layers, what maxLayers leaves goes to the first: dependencies usually come first.
   const layers: PlannedLayer[] = spec.layers
-    ? spec.layers.map((l) => {
+    ? spec.layers.map((l, i) => {
         const layer: PlannedLayer = { sources: toSources(l.copyToRoot, specDir), perms: toPerms(l.perms) };
         if (l.runAsRoot !== undefined) layer.runAsRoot = l.runAsRoot;
         if (l.extraCommands !== undefined) layer.extraCommands = l.extraCommands;
+        if (i === 0 && spec.maxLayers !== undefined && l.runAsRoot === undefined && l.extraCommands === undefined) layer.splittable = true;
         return layer;
       })
-    : splitTopLevel(spec, specDir);
+    : topLevelLayers(spec, specDir);
 
   const plan: BuildPlan = {
     name: spec.name,
@@ -136,6 +136,8 @@ export function planBuild(spec: ParsedSpec, specDir: string, env: NodeJS.Process
     compression: spec.compressor ?? "gzip",
   };
   if (spec.compressionLevel !== undefined) plan.level = spec.compressionLevel;
+  if (spec.maxLayers !== undefined) plan.maxLayers = spec.maxLayers;
+  if (spec.platforms !== undefined) plan.platforms = spec.platforms.map((p) => parsePlatform(p)!);
   if (spec.tag !== undefined) plan.tag = spec.tag;
   if (spec.fromImage !== undefined) plan.fromImage = referenceRelativeTo(spec.fromImage, specDir);
   if (spec.fromImageName !== undefined || spec.fromImageTag !== undefined) {

@@ -98,8 +98,12 @@ export function validateSpec(input: unknown, where: string): ParsedSpec {
       const { min, max } = LEVELS[compressor];
       if (level < min || level > max) throw new SpecError(`${where}: the field "compressionLevel" is ${level}, expected ${min} to ${max} for ${compressor}`);
     }
-    if (parsed.data.layers && parsed.data.maxLayers !== undefined) {
-      throw new SpecError(`${where}: "maxLayers" splits a top-level "copyToRoot"; it cannot be combined with "layers"`);
+    const { platforms } = parsed.data;
+    if (platforms !== undefined) {
+      const clash = (["architecture", "os", "variant"] as const).find((f) => parsed.data[f] !== undefined);
+      if (clash) throw new SpecError(`${where}: give either "platforms" or "${clash}", not both`);
+      const twice = platforms.find((p, i) => platforms.indexOf(p) !== i);
+      if (twice) throw new SpecError(`${where}: "platforms" names ${twice} twice`);
     }
     return parsed.data;
   }

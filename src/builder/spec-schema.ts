@@ -91,7 +91,8 @@ export const specSchema = z.object({
   compressor: compressorSchema.optional(),
   compressionLevel: z.number().int().optional(),
   layers: z.array(layerSpecSchema).min(1).optional(),
-  maxLayers: z.number().int().min(1).max(125).optional(),
+  maxLayers: z.number().int().min(1).max(127).optional(),
+  platforms: z.array(z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/, "OS/ARCH[/VARIANT] in Go spelling, like \"linux/arm64\"")).min(1).optional(),
 }).strict();
 
 export type ImageSpecInput = z.input<typeof specSchema>;

@@ -86,10 +86,29 @@ export interface LayerKey {
 /** What the index needs of a key to look it up or record it. */
 export type IndexKey = Pick<LayerKey, "hex" | "racy">;
 
+/** Sources walked for a key: the tree with host fingerprints, and when the walk began (for the racy rule). */
+export interface KeyWalk {
+  tree: SourceTree;
+  startNs: bigint;
+}
+
+/** Walks sources for a key: lstat only, no content read. */
+export async function walkForKey(sources: readonly SourceSpec[], signal?: AbortSignal): Promise<KeyWalk> {
+  const startNs = BigInt(Date.now()) * 1_000_000n;
+  return { tree: await walkSources(sources, { signal, fingerprint: true }), startNs };
+}
+
 /** Walks the recipe's sources (lstat only, no content read) and hashes everything into a key. */
 export async function layerKey(recipe: LayerRecipe, opts: { signal?: AbortSignal | undefined } = {}): Promise<LayerKey> {
-  const walkStartNs = BigInt(Date.now()) * 1_000_000n;
-  const tree = await walkSources(recipe.sources, { signal: opts.signal, fingerprint: true });
+  return keyOfWalk(recipe, await walkForKey(recipe.sources, opts.signal));
+}
+
+/**
+ * The key of a recipe over sources already walked (`walk.tree` may be part of a walk: the
+ * units of one `maxLayers` layer).
+ */
+export function keyOfWalk(recipe: LayerRecipe, walk: KeyWalk): LayerKey {
+  const { tree, startNs: walkStartNs } = walk;
   const hash = newHasher();
   const line = (value: unknown): void => { hash.update(`${JSON.stringify(canonical(value))}\n`); };
   line({
@@ -112,6 +131,7 @@ export async function layerKey(recipe: LayerRecipe, opts: { signal?: AbortSignal
   }
   return { hex: digestHex(hasherDigest(hash)), racy, walked: tree };
 }
+
 
 function isRacy(fingerprint: HostFingerprint, walkStartNs: bigint): boolean {
   const window = fingerprint.ctimeNs % NS_PER_SECOND === 0n ? RACY_WINDOW_WHOLE_SECONDS_NS : RACY_WINDOW_NS;

@@ -10,12 +10,29 @@ import { cleanPath } from "../model/image-path.js";
 import type { FileTree, TreeNode } from "./tree.js";
 
 /**
- * Applying one layer's tar to a merged tree: each entry becomes a node (regular files hashed
- * as they stream), whiteouts delete from the layers below, as the OCI spec says.
+ * Applying one layer to a merged tree: each entry becomes a node (regular files hashed as
+ * they stream), whiteouts delete from the layers below, as the OCI spec says. What a layer
+ * says (its "facts") is the same whether read from its tar or known from packing it, and
+ * can be kept (by diffId, which names the layer's content) and replayed without the tar.
  */
 
-export async function applyLayer(tree: FileTree, layer: Layer, index: number, layerName: string, signal: AbortSignal | undefined): Promise<void> {
-  await forEachLayerEntry(layer, layerName, signal, (entry) => applyEntry(tree, entry, index, layerName));
+/** What reading a layer's tar learned, entry by entry, to replay it without reading it again. */
+export type LayerFacts = readonly EntryFacts[];
+
+/** Applies a layer's tar to `tree` and returns what it says. */
+export async function applyLayer(tree: FileTree, layer: Layer, index: number, layerName: string, signal: AbortSignal | undefined): Promise<LayerFacts> {
+  const facts: EntryFacts[] = [];
+  await forEachLayerEntry(layer, layerName, signal, async (entry) => {
+    const f = await factsOf(entry, layerName);
+    applyFacts(tree, f, index, layerName);
+    facts.push(f);
+  });
+  return facts;
+}
+
+/** Applies what a layer says, known from an earlier read or from packing it. */
+export function replayFacts(tree: FileTree, facts: LayerFacts, index: number, layerName: string): void {
+  for (const f of facts) applyFacts(tree, f, index, layerName);
 }
 
 const TAR_TYPES: Partial<Record<string, EntryType>> = {
@@ -37,7 +54,7 @@ function paxNumber(header: Header, key: string, fallback: number): number {
 }
 
 /** What one layer entry says, however it was read: from a tar header, or from the entries gantry just packed. */
-interface EntryFacts {
+export interface EntryFacts {
   /** The entry's name as written (cleaned and classified here). */
   name: string;
   type: EntryType;
@@ -72,7 +89,7 @@ function applyFacts(tree: FileTree, e: EntryFacts, layerIndex: number, layerName
   tree.set(meaning.path, node);
 }
 
-async function applyEntry(tree: FileTree, entry: TarEntry, layerIndex: number, layerName: string): Promise<void> {
+async function factsOf(entry: TarEntry, layerName: string): Promise<EntryFacts> {
   const h = entry.header;
   const type = TAR_TYPES[h.type ?? "file"];
   if (type === undefined) {
@@ -92,7 +109,7 @@ async function applyEntry(tree: FileTree, entry: TarEntry, layerIndex: number, l
   } else {
     await drain(entry);
   }
-  applyFacts(tree, {
+  return {
     name: h.name,
     type,
     mode: h.mode ?? 0,
@@ -100,30 +117,57 @@ async function applyEntry(tree: FileTree, entry: TarEntry, layerIndex: number, l
     gid: paxNumber(h, "gid", h.gid ?? 0),
     mtime: paxNumber(h, "mtime", Math.floor((h.mtime?.getTime() ?? 0) / 1000)),
     linkname: h.linkname ?? undefined,
-    devmajor: h.devmajor ?? undefined,
-    devminor: h.devminor ?? undefined,
+    devmajor: type === "char" || type === "block" ? h.devmajor ?? 0 : undefined,
+    devminor: type === "char" || type === "block" ? h.devminor ?? 0 : undefined,
     content,
-  }, layerIndex, layerName);
+  };
 }
 
 /**
- * Applies the entries of a layer gantry has just packed, with the content digest of each
- * regular file as the tar writer hashed it: the same tree reading the layer back would give,
- * without decompressing it.
+ * What a layer gantry has just packed says, with the content digest of each regular file as
+ * the tar writer hashed it: the same facts reading the layer back would give.
  */
-export function applyPackedEntries(tree: FileTree, entries: readonly LayerEntry[], digests: ReadonlyMap<string, Digest>, layerIndex: number, layerName: string): void {
-  for (const e of entries) {
+export function packedFacts(entries: readonly LayerEntry[], digests: ReadonlyMap<string, Digest>, layerName: string): LayerFacts {
+  return entries.map((e): EntryFacts => {
     let content: EntryFacts["content"];
     if (e.type === "file") {
       const digest = digests.get(e.path);
       if (digest === undefined) throw new IoError(`the content digest of ${e.path} in ${layerName} was not recorded while it was packed`);
       content = { size: e.size, digest };
     }
-    applyFacts(tree, {
+    return {
       name: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime,
       linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor, content,
-    }, layerIndex, layerName);
+    };
+  });
+}
+
+/** One fact as a fixed-order array, compact to store and quick to read back. */
+export type FactRecord = [
+  name: string, type: EntryType, mode: number, uid: number, gid: number, mtime: number,
+  linkname: string | null, devmajor: number | null, devminor: number | null, size: number | null, digest: Digest | null,
+];
+
+export function factRecords(facts: LayerFacts): FactRecord[] {
+  return facts.map((f) => [f.name, f.type, f.mode, f.uid, f.gid, f.mtime, f.linkname ?? null, f.devmajor ?? null, f.devminor ?? null, f.content?.size ?? null, f.content?.digest ?? null]);
+}
+
+const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "dir", "symlink", "hardlink", "char", "block", "fifo"]);
+
+/** Facts from records written by `factRecords`; undefined when they are not such records. */
+export function factsFromRecords(records: unknown): LayerFacts | undefined {
+  if (!Array.isArray(records)) return undefined;
+  const facts: EntryFacts[] = [];
+  for (const r of records as unknown[]) {
+    if (!Array.isArray(r) || r.length !== 11 || typeof r[0] !== "string" || !ENTRY_TYPES.has(r[1] as string)) return undefined;
+    const [name, type, mode, uid, gid, mtime, linkname, devmajor, devminor, size, digest] = r as FactRecord;
+    facts.push({
+      name, type, mode, uid, gid, mtime,
+      linkname: linkname ?? undefined, devmajor: devmajor ?? undefined, devminor: devminor ?? undefined,
+      content: size !== null && digest !== null ? { size, digest } : undefined,
+    });
   }
+  return facts;
 }
 
 /** A hardlink shares its target's inode: it takes the target's content, size, mode and owner. */

@@ -1,25 +1,26 @@
 import type { Digest } from "../model/digest.js";
 import { GantryError, throwIfAborted } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
-import { applyLayer } from "./apply-layer.js";
+import { applyLayer, replayFacts, type LayerFacts } from "./apply-layer.js";
 import { FileTree } from "./tree.js";
 
 /**
  * The merged tree of a chain of layers, read as seldom as possible: memoized in the process
- * by chain of diffIds, and, with a TreeStore (the cache's tree index), kept across builds,
- * so a layer below a changed one is never decompressed again. A chain's tree is a function
- * of its layers' diffIds alone, which is what makes both caches sound.
+ * by chain of diffIds, and, with a FactsStore (the cache's layer facts), each layer's
+ * entries kept across builds by its diffId, so a layer is decompressed once and never again:
+ * a layer below a changed one, or the same layer under another chain, is replayed from its
+ * facts. A layer's facts are a function of its diffId alone, which makes the store sound.
  */
 
-/** Where merged trees are kept between processes, by chain of diffIds. */
-export interface TreeStore {
-  load(chain: readonly Digest[]): Promise<FileTree | undefined>;
-  save(chain: readonly Digest[], tree: FileTree): Promise<void>;
+/** Where what each layer says is kept between processes, by the layer's diffId. */
+export interface FactsStore {
+  load(diffId: Digest): Promise<LayerFacts | undefined>;
+  save(diffId: Digest, facts: LayerFacts): Promise<void>;
 }
 
 export interface MergedTreeOptions {
   signal?: AbortSignal | undefined;
-  store?: TreeStore | undefined;
+  store?: FactsStore | undefined;
 }
 
 /** Merged trees by layer chain (diffIds joined), so a base used twice in a process is read once. */
@@ -70,41 +71,44 @@ function remember(key: string, tree: Promise<FileTree>): void {
   }
 }
 
-/** The longest prefix of the chain already known, in this process or in the store. */
-async function knownPrefix(layers: readonly Layer[], store: TreeStore | undefined): Promise<{ tree: FileTree; start: number }> {
-  for (let k = layers.length; k > 0; k--) {
-    const memo = k < layers.length ? chainCache.get(chainKey(layers, k)) : undefined;
-    if (memo !== undefined) {
-      const tree = await memo.catch(() => undefined);
-      if (tree) return { tree: tree.clone(), start: k };
-    }
-    const stored = await store?.load(layers.slice(0, k).map((l) => l.diffId)).catch(() => undefined);
-    if (stored) return { tree: stored, start: k };
+/** The longest prefix of the chain already known in this process. */
+async function knownPrefix(layers: readonly Layer[]): Promise<{ tree: FileTree; start: number }> {
+  for (let k = layers.length - 1; k > 0; k--) {
+    const memo = chainCache.get(chainKey(layers, k));
+    if (memo === undefined) continue;
+    const tree = await memo.catch(() => undefined);
+    if (tree) return { tree: tree.clone(), start: k };
   }
   return { tree: new FileTree(), start: 0 };
 }
 
-async function buildChain(layers: readonly Layer[], signal: AbortSignal | undefined, store: TreeStore | undefined): Promise<FileTree> {
-  const known = await knownPrefix(layers, store);
-  const { tree, start } = known;
+async function buildChain(layers: readonly Layer[], signal: AbortSignal | undefined, store: FactsStore | undefined): Promise<FileTree> {
+  const { tree, start } = await knownPrefix(layers);
   for (let i = start; i < layers.length; i++) {
     const layer = layers[i];
     if (layer === undefined) continue;
     throwIfAborted(signal);
-    await applyLayer(tree, layer, i, `layer ${i + 1} of ${layers.length} (${layer.diffId})`, signal);
+    const name = `layer ${i + 1} of ${layers.length} (${layer.diffId})`;
+    const known = await store?.load(layer.diffId).catch(() => undefined);
+    if (known) {
+      replayFacts(tree, known, i, name);
+      continue;
+    }
+    const facts = await applyLayer(tree, layer, i, name, signal);
+    // A cache that cannot be written costs the next build a read, never this build.
+    await store?.save(layer.diffId, facts).catch(() => {});
   }
-  // A cache that cannot be written costs the next build a read, never this build.
-  if (start < layers.length) await store?.save(layers.map((l) => l.diffId), tree).catch(() => {});
   return tree;
 }
 
 /**
- * Makes `tree` the known merged tree of `layers` (in this process, and in the store): for a
- * layer just packed, whose entries are already known, so no build reads it back to learn them.
- * The tree is the memo's from then on; the caller must not change it.
+ * For a layer just packed, whose entries are known: puts its facts in the store and makes
+ * `below` plus the layer the known tree of the chain, so no build reads the layer back.
+ * `tree` (the merged tree of the layers below) is the memo's from then on.
  */
-export async function rememberTree(layers: readonly Layer[], tree: FileTree, store: TreeStore | undefined): Promise<void> {
-  // Taken over, not copied: the caller hands the tree on and changes it no more.
-  remember(chainKey(layers, layers.length), Promise.resolve(tree));
-  await store?.save(layers.map((l) => l.diffId), tree).catch(() => {});
+export async function rememberPackedLayer(below: readonly Layer[], layer: Layer, tree: FileTree, facts: LayerFacts, store: FactsStore | undefined): Promise<void> {
+  const chain = [...below, layer];
+  replayFacts(tree, facts, below.length, `new layer ${layer.diffId}`);
+  remember(chainKey(chain, chain.length), Promise.resolve(tree));
+  await store?.save(layer.diffId, facts).catch(() => {});
 }

@@ -103,15 +103,6 @@ export abstract class PathTree<N extends { readonly type: EntryType }> {
     }
   }
 
-  /**
-   * Fills this (empty) tree from nodes in byte order of path, parents before children, as
-   * `entries()` gives them: the trusted fast path for loading a tree written by this code.
-   */
-  protected adoptSorted(paths: readonly string[], nodes: readonly N[]): void {
-    for (let i = 0; i < paths.length; i++) this.nodes.set(paths[i]!, nodes[i]!);
-    this.sortedPaths = [...paths];
-  }
-
   /** Copies another tree's contents into this (empty) one; nodes are shared, so treat them as immutable. */
   protected copyFrom(other: PathTree<N>): void {
     for (const [path, node] of other.nodes) this.nodes.set(path, node);

@@ -4,7 +4,7 @@ import { SpecError, UnsafePathError, throwIfAborted } from "../model/errors.js";
 import { sourceUnreadable } from "./source-error.js";
 import { isWhiteoutName } from "../whiteout/index.js";
 import { PathTree } from "./path-tree.js";
-import { cleanPath, comparePaths, joinPath } from "../model/image-path.js";
+import { ancestorsOf, cleanPath, comparePaths, joinPath } from "../model/image-path.js";
 
 /** One copyToRoot source: the contents of host directory `from` laid at image directory `to`. */
 export interface SourceSpec {
@@ -71,6 +71,26 @@ export class SourceTree extends PathTree<SourceNode> {
 
   protected implicitDir(): SourceNode {
     return { type: "dir", mode: 0o755, size: 0, synthetic: true };
+  }
+
+  /**
+   * The part of this tree that holds `paths`: those entries, every directory above them as
+   * this tree has it, and their fingerprints. (A layer of some units of a walked tree.)
+   */
+  subset(paths: Iterable<string>): SourceTree {
+    const out = new SourceTree();
+    for (const path of paths) {
+      for (const dir of ancestorsOf(path)) {
+        const node = this.get(dir);
+        if (node !== undefined && !out.has(dir)) out.set(dir, node);
+      }
+      const node = this.get(path);
+      if (node === undefined) continue;
+      out.set(path, node);
+      const fingerprint = this.fingerprints.get(path);
+      if (fingerprint !== undefined) out.fingerprints.set(path, fingerprint);
+    }
+    return out;
   }
 }
 

@@ -62,13 +62,6 @@ export class FileTree extends PathTree<TreeNode> {
     return { type: "dir", mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0, layerIndex: child.layerIndex };
   }
 
-  /** A tree of nodes in byte order of path, parents first (see PathTree.adoptSorted). */
-  static fromSorted(paths: readonly string[], nodes: readonly TreeNode[]): FileTree {
-    const tree = new FileTree();
-    tree.adoptSorted(paths, nodes);
-    return tree;
-  }
-
   /** An independent copy (nodes are shared and must not be mutated in place). */
   clone(): FileTree {
     const copy = new FileTree();
@@ -124,45 +117,4 @@ export class FileTree extends PathTree<TreeNode> {
     else this.deleteTree(path);
     return survivors;
   }
-}
-
-/** One node as stored in a tree index: a fixed-order array, compact to write and quick to read. */
-export type TreeRecord = [
-  path: string, type: EntryType, mode: number, uid: number, gid: number, size: number, mtime: number,
-  linkname: string | null, devmajor: number | null, devminor: number | null, contentDigest: Digest | null, layerIndex: number,
-];
-
-const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "dir", "symlink", "hardlink", "char", "block", "fifo"]);
-
-/** The tree's nodes as records, parents before children. */
-export function treeRecords(tree: FileTree): TreeRecord[] {
-  const out: TreeRecord[] = [];
-  for (const [path, n] of tree.entries()) {
-    out.push([path, n.type, n.mode, n.uid, n.gid, n.size, n.mtime, n.linkname ?? null, n.devmajor ?? null, n.devminor ?? null, n.contentDigest ?? null, n.layerIndex]);
-  }
-  return out;
-}
-
-/**
- * A tree from records as `treeRecords` wrote them (byte order, parents first). The caller
- * vouches for them (the tree index checks a checksum first), so only their shape is checked:
- * undefined when they are not records at all.
- */
-export function treeFromRecords(records: unknown): FileTree | undefined {
-  if (!Array.isArray(records)) return undefined;
-  const paths: string[] = new Array<string>(records.length);
-  const nodes: TreeNode[] = new Array<TreeNode>(records.length);
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i] as unknown;
-    if (!Array.isArray(r) || r.length !== 12 || typeof r[0] !== "string" || !ENTRY_TYPES.has(r[1] as string)) return undefined;
-    const [path, type, mode, uid, gid, size, mtime, linkname, devmajor, devminor, contentDigest, layerIndex] = r as TreeRecord;
-    const node: TreeNode = { type, mode, uid, gid, size, mtime, layerIndex };
-    if (linkname !== null) node.linkname = linkname;
-    if (devmajor !== null) node.devmajor = devmajor;
-    if (devminor !== null) node.devminor = devminor;
-    if (contentDigest !== null) node.contentDigest = contentDigest;
-    paths[i] = path;
-    nodes[i] = node;
-  }
-  return FileTree.fromSorted(paths, nodes);
 }

@@ -66,10 +66,24 @@ test("mtime comes from SOURCE_DATE_EPOCH when not given, and from the spec when 
   assert.equal(planBuild(validateSpec({ name: "a", mtime: 42 }, "s"), "/", { SOURCE_DATE_EPOCH: "7" }).mtime, 42);
 });
 
-test("maxLayers gives one layer per copyToRoot entry, the surplus in the last", () => {
-  const spec = validateSpec({ name: "a", copyToRoot: ["a", "b", "c", "d"], maxLayers: 3 }, "s");
-  const layers = planBuild(spec, "/s", {}).layers.map((l) => l.sources.map((s) => s.from));
-  assert.deepEqual(layers, [["/s/a"], ["/s/b"], ["/s/c", "/s/d"]]);
+test("maxLayers makes the copyToRoot layer one to split by unit, a script a layer of its own, and the first hand layer split", () => {
+  const plan = planBuild(validateSpec({ name: "a", copyToRoot: ["a", "b"], maxLayers: 3 }, "s"), "/s", {});
+  assert.equal(plan.maxLayers, 3);
+  assert.deepEqual(plan.layers.map((l) => [l.sources.map((s) => s.from), l.splittable ?? false]), [[["/s/a", "/s/b"], true]]);
+  const scripted = planBuild(validateSpec({ name: "a", copyToRoot: ["a"], runAsRoot: "true", maxLayers: 3 }, "s"), "/s", {});
+  assert.deepEqual(scripted.layers.map((l) => [l.splittable ?? false, l.runAsRoot ?? null]), [[true, null], [false, "true"]]);
+  const hand = planBuild(validateSpec({ name: "a", layers: [{ copyToRoot: ["deps"] }, { copyToRoot: ["src"] }], maxLayers: 6 }, "s"), "/s", {});
+  assert.deepEqual(hand.layers.map((l) => l.splittable ?? false), [true, false]);
+  assert.equal(planBuild(validateSpec({ name: "a", copyToRoot: ["a"] }, "s"), "/s", {}).layers[0]!.splittable, undefined, "no maxLayers: one layer");
+  assert.match(specError({ name: "a", maxLayers: 128 }), /"maxLayers"/);
+});
+
+test("platforms are OS/ARCH[/VARIANT], once each, and not beside architecture", () => {
+  const plan = planBuild(validateSpec({ name: "a", platforms: ["linux/amd64", "linux/arm64/v8"] }, "s"), "/s", {});
+  assert.deepEqual(plan.platforms, [{ os: "linux", architecture: "amd64" }, { os: "linux", architecture: "arm64", variant: "v8" }]);
+  assert.match(specError({ name: "a", platforms: ["amd64"] }), /"platforms\[0\]"/);
+  assert.match(specError({ name: "a", platforms: ["linux/amd64", "linux/amd64"] }), /names linux\/amd64 twice/);
+  assert.match(specError({ name: "a", platforms: ["linux/amd64"], architecture: "arm64" }), /either "platforms" or "architecture"/);
 });
 
 test("fromImageName/fromImageTag become one pick", () => {

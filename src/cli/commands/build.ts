@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { buildImage, type BuildOptions } from "../../builder/build.js";
 import { InvalidArgumentError } from "commander";
 import { parseRepoTag } from "../../transports/image-name.js";
-import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
+import { globalOptions, platformOption, printJson, progressPrinter, runOptions } from "../context.js";
 
 /** A --tag value, checked as an image name before any work (a bad one is a usage error). */
 function collectRepoTag(value: string, previous: string[]): string[] {
@@ -22,11 +22,13 @@ export function registerBuild(program: Command): void {
     .option("-o, --output <dest>", "where to write: a path, oci:DIR, oci-archive:PATH, dir:DIR, docker://HOST/REPO:TAG, docker-daemon:NAME:TAG, or - for stdout (default ./NAME.tar)")
     .option("--tag <name:tag>", "another name for the image (repeatable)", collectRepoTag, [] as string[])
     .option("--load", "load the image into the Docker engine ($DOCKER_HOST) under its name and every --tag, instead of -o")
+    .addOption(platformOption("build this one platform (one of the spec's platforms, or in place of its architecture)"))
     .option("--no-cache", "do not read or write the cache")
-    .action(async (spec: string, o: { output?: string; tag: string[]; load?: boolean; cache: boolean }, cmd: Command) => {
+    .action(async (spec: string, o: { output?: string; tag: string[]; load?: boolean; platform?: string; cache: boolean }, cmd: Command) => {
       const g = globalOptions(cmd);
       const opts: BuildOptions = { spec, tags: o.tag, noCache: !o.cache, onProgress: progressPrinter(g), ...runOptions(g) };
       if (o.load) opts.load = true;
+      if (o.platform !== undefined) opts.platform = o.platform;
       if (o.output !== undefined) opts.output = o.output;
       const r = await buildImage(opts);
       const summary = {
@@ -35,6 +37,7 @@ export function registerBuild(program: Command): void {
         manifestDigest: r.manifestDigest,
         configDigest: r.configDigest,
         layers: r.layers,
+        ...(r.platforms ? { platforms: r.platforms.map((p) => ({ platform: p.platform, manifestDigest: p.manifestDigest, configDigest: p.configDigest, layers: p.layers })) } : {}),
       };
       if (g.json && r.output !== "-") printJson(summary);
       else if (!g.quiet) process.stderr.write(`built ${r.repoTags[0]} (${r.manifestDigest}) -> ${r.output}\n`);

@@ -1,7 +1,7 @@
 /**
- * The tree index: merged trees kept in the cache by chain of diffIds, so a changed top layer
- * is compared with the layers below without decompressing them. What it keeps must be what
- * reading the layers gives, and a damaged entry must be a miss, never a wrong tree.
+ * The layer facts index: what each layer says, kept in the cache by diffId, so a changed top
+ * layer is compared with the layers below without decompressing them. What it keeps must be
+ * what reading the layer gives, and a damaged entry must be a miss, never wrong facts.
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
@@ -9,11 +9,11 @@ import { link, mkdir, readFile, readdir, symlink, writeFile } from "node:fs/prom
 import { join } from "node:path";
 import { buildImage } from "../../src/builder/build.js";
 import type { ImageSpecInput } from "../../src/builder/spec-schema.js";
-import { TreeIndex } from "../../src/cache/tree-index.js";
+import { LayerFactsIndex } from "../../src/cache/layer-facts.js";
 import type { Layer } from "../../src/model/image.js";
-import { applyLayer } from "../../src/layer/apply-layer.js";
+import { applyLayer, replayFacts } from "../../src/layer/apply-layer.js";
 import { forgetMergedTrees } from "../../src/layer/merged-tree.js";
-import { FileTree, treeRecords } from "../../src/layer/tree.js";
+import { FileTree } from "../../src/layer/tree.js";
 import { REPO_ROOT } from "../helpers/paths.js";
 import { settle } from "../helpers/settle.js";
 import { tmpDir } from "../helpers/tmp.js";
@@ -25,6 +25,11 @@ async function readBack(layers: readonly Layer[]): Promise<FileTree> {
   const tree = new FileTree();
   for (const [i, layer] of layers.entries()) await applyLayer(tree, layer, i, `layer ${i + 1}`, undefined);
   return tree;
+}
+
+/** A tree as comparable rows: path and every field of its node. */
+function rows(tree: FileTree): unknown[] {
+  return [...tree.entries()].map(([path, node]) => [path, { ...node }]);
 }
 
 async function sources(dir: string): Promise<void> {
@@ -56,7 +61,7 @@ async function build(t: TestContext, dir: string, cacheDir: string) {
   return buildImage({ spec: spec(), specDir: dir, output: join(dir, "out.tar"), cacheDir, env: {} });
 }
 
-test("the tree a packed layer records is the tree reading the layers back gives", async (t) => {
+test("the facts a packed layer records are what reading the layer back gives", async (t) => {
   const dir = await tmpDir(t);
   await sources(dir);
   await settle(dir);
@@ -64,14 +69,21 @@ test("the tree a packed layer records is the tree reading the layers back gives"
   const result = await build(t, dir, cacheDir);
   const layers = result.image.layers;
   const belowTop = layers.slice(0, -1);
-  // The build recorded the tree under the top layer while packing the layer below it.
-  const stored = await new TreeIndex(join(cacheDir, "trees")).load(belowTop.map((l) => l.diffId));
-  assert.ok(stored, "the tree under the top layer is in the index");
-  assert.deepEqual(treeRecords(stored), treeRecords(await readBack(belowTop)));
-  const nodes = new Map(treeRecords(stored).map((r) => [r[0], r]));
-  assert.equal(nodes.get("lib/nested")?.[2], 0o700, "perms are in the recorded tree");
-  assert.equal(nodes.get("lib/a.js")?.[1], "hardlink", "the group's first name in byte order (a-hard.js) holds the bytes");
-  assert.equal(nodes.get("main.js")?.[7], "lib/a.js");
+  const packed = belowTop[belowTop.length - 1]!;
+  // The build recorded the facts of the layer under the top one while packing it.
+  const stored = await new LayerFactsIndex(join(cacheDir, "facts")).load(packed.diffId);
+  assert.ok(stored, "the packed layer's facts are in the index");
+  const read = await applyLayer(new FileTree(), packed, 0, "the packed layer", undefined);
+  assert.equal(stored.length, read.length, "one fact per tar entry");
+  assert.deepEqual(stored.map((f) => f.content), read.map((f) => f.content), "the same content digests, entry by entry");
+  // Replayed over the base, they give the tree reading every layer gives.
+  const replayed = await readBack(belowTop.slice(0, -1));
+  replayFacts(replayed, stored, belowTop.length - 1, "the packed layer");
+  const fresh = await readBack(belowTop);
+  assert.deepEqual(rows(replayed), rows(fresh));
+  assert.equal(fresh.get("lib/nested")?.mode, 0o700, "perms are in the recorded tree");
+  assert.equal(fresh.get("lib/a.js")?.type, "hardlink", "the group's first name in byte order (a-hard.js) holds the bytes");
+  assert.equal(fresh.get("main.js")?.linkname, "lib/a.js");
 });
 
 test("a damaged or cut index entry is a miss, and the next build writes it again", async (t) => {
@@ -80,16 +92,17 @@ test("a damaged or cut index entry is a miss, and the next build writes it again
   await settle(dir);
   const cacheDir = join(dir, "cache");
   const first = await build(t, dir, cacheDir);
-  const index = new TreeIndex(join(cacheDir, "trees"));
-  const chain = first.image.layers.slice(0, -1).map((l) => l.diffId);
-  const path = index.pathOf(chain);
+  const index = new LayerFactsIndex(join(cacheDir, "facts"));
+  const layers = first.image.layers;
+  const diffId = layers[layers.length - 2]!.diffId;
+  const path = index.pathOf(diffId);
   const good = await readFile(path);
 
   const flipped = Buffer.from(good);
   flipped[flipped.length - 10] = flipped[flipped.length - 10]! ^ 0x01;
   for (const damaged of [flipped, good.subarray(0, good.length - 7), Buffer.from("not a tree index\n[]")]) {
     await writeFile(path, damaged);
-    assert.equal(await index.load(chain), undefined);
+    assert.equal(await index.load(diffId), undefined);
   }
 
   // A build that needs it (in a new process: nothing remembered) reads the layers again
@@ -99,19 +112,23 @@ test("a damaged or cut index entry is a miss, and the next build writes it again
   await settle(dir);
   const second = await build(t, dir, cacheDir);
   assert.notEqual(second.manifestDigest, first.manifestDigest);
-  assert.deepEqual(await readFile(path), good, "rewritten to the same bytes");
-  assert.ok((await readdir(join(cacheDir, "trees"))).every((n) => n.endsWith(".json")), "no temporary files left");
+  const again = await index.load(diffId);
+  assert.ok(again, "written again, and whole");
+  const below = layers.slice(0, -2);
+  const [fromGood, fromAgain] = [await readBack(below), await readBack(below)];
+  replayFacts(fromGood, (await (async () => { await writeFile(path, good); return index.load(diffId); })())!, below.length, "good");
+  replayFacts(fromAgain, again, below.length, "again");
+  assert.deepEqual(rows(fromAgain), rows(fromGood), "what it says is what it said");
+  assert.ok((await readdir(join(cacheDir, "facts"))).every((n) => n.endsWith(".json")), "no temporary files left");
 });
 
-test("trees are keyed by the whole chain: another base below is another tree", async (t) => {
+test("facts are keyed by the layer's diffId alone", async (t) => {
   const dir = await tmpDir(t);
-  const index = new TreeIndex(join(dir, "trees"));
-  const tree = new FileTree();
-  tree.set("a", { type: "file", mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 0, layerIndex: 0, contentDigest: `sha256:${"1".repeat(64)}` });
+  const index = new LayerFactsIndex(join(dir, "facts"));
   const one = `sha256:${"a".repeat(64)}` as const;
   const two = `sha256:${"b".repeat(64)}` as const;
-  await index.save([one, two], tree);
-  assert.ok(await index.load([one, two]));
-  assert.equal(await index.load([two, one]), undefined);
-  assert.equal(await index.load([one]), undefined);
+  const facts = [{ name: "a", type: "file" as const, mode: 0o644, uid: 0, gid: 0, mtime: 0, linkname: undefined, devmajor: undefined, devminor: undefined, content: { size: 1, digest: `sha256:${"1".repeat(64)}` as const } }];
+  await index.save(one, facts);
+  assert.deepEqual(await index.load(one), facts);
+  assert.equal(await index.load(two), undefined);
 });

@@ -1,0 +1,198 @@
+import { createHash } from "node:crypto";
+import type { Digest } from "../model/digest.js";
+import { SpecError, throwIfAborted } from "../model/errors.js";
+import type { Image, Layer } from "../model/image.js";
+import type { ProgressListener } from "../model/progress.js";
+import { storedLayer, type BlobStore, type StoredLayerBlob } from "../cache/blob-store.js";
+import { keyOfWalk, walkForKey, type KeyWalk, type LayerIndex, type LayerKey, type LayerRecipe } from "../cache/layer-index.js";
+import type { LayerFactsIndex } from "../cache/layer-facts.js";
+import { packedFacts } from "../layer/apply-layer.js";
+import type { LayerEntry } from "../layer/differ.js";
+import { mergedTree, rememberPackedLayer } from "../layer/merged-tree.js";
+import { packLayer } from "../layer/pack.js";
+import type { SourceTree } from "../layer/sources.js";
+import type { NewLayerRecord } from "./config.js";
+import { layerContent } from "./layer-content.js";
+import type { BuildPlan, PlannedLayer } from "./plan.js";
+import { assignBins, findUnits } from "./units.js";
+
+/**
+ * The new layers of one image, on its base: each found in the layer index by its key, or
+ * compared with the tree below and packed. A `splittable` layer (`maxLayers`) becomes one
+ * layer per bin of units, each compared with the base alone, so that a change to one unit
+ * changes one layer and no other layer's key.
+ */
+
+/** What every layer of a build shares: the stores, and the layers already packed (for other platforms). */
+export interface LayerContext {
+  plan: BuildPlan;
+  store: BlobStore;
+  index: LayerIndex | undefined;
+  facts: LayerFactsIndex | undefined;
+  signal: AbortSignal | undefined;
+  progress: ProgressListener;
+  /**
+   * Layers packed in this build by the signature of their entries: another platform's
+   * identical layer (same sources, same entries) is the same blob, so it is not packed again.
+   */
+  packed: Map<string, Layer>;
+}
+
+export interface NewLayers {
+  layers: Layer[];
+  records: NewLayerRecord[];
+  cached: Set<Layer>;
+}
+
+/** A layer to make: its sources (walked for its key, or to be walked), and what it is compared with. */
+interface LayerJob {
+  plan: PlannedLayer;
+  what: string;
+  /** The sources already walked (for a bin of units: that part of the walk). */
+  walk: KeyWalk | undefined;
+  /** The layers whose merged tree it is compared with: all below it, or the base alone (a bin). */
+  comparedWith: readonly Layer[];
+}
+
+export async function buildNewLayers(base: Image | undefined, ctx: LayerContext): Promise<NewLayers> {
+  const baseLayers = base?.layers ?? [];
+  const layers: Layer[] = [...baseLayers];
+  const out: NewLayers = { layers: [], records: [], cached: new Set() };
+  const planned = ctx.plan.layers;
+  for (const [i, layerPlan] of planned.entries()) {
+    throwIfAborted(ctx.signal);
+    const jobs = layerPlan.splittable
+      ? await splitJobs(layerPlan, binsFor(ctx.plan, baseLayers.length), baseLayers, ctx.signal)
+      : [{ plan: layerPlan, what: `layer ${i + 1}/${planned.length}`, walk: undefined, comparedWith: layers }];
+    for (const job of jobs) {
+      const comparedWith = job.comparedWith === layers ? [...layers] : job.comparedWith;
+      const isLast = i === planned.length - 1 && job === jobs[jobs.length - 1];
+      const layer = await makeLayer({ ...job, comparedWith }, layers, base, ctx, out, !isLast);
+      layers.push(layer);
+      out.layers.push(layer);
+      out.records.push({ diffId: layer.diffId, createdBy: `gantry build: ${describeLayer(job)}` });
+    }
+  }
+  return out;
+}
+
+/** How many layers `maxLayers` leaves for the splittable layer: the total less the base's and the other new ones. */
+function binsFor(plan: BuildPlan, baseLayers: number): number {
+  const max = plan.maxLayers ?? 1;
+  const others = plan.layers.filter((l) => !l.splittable).length;
+  const bins = max - baseLayers - others;
+  if (bins < 1) {
+    throw new SpecError(`"maxLayers" is ${max}, but the base has ${baseLayers} layer(s) and the spec ${others} more besides the split one; maxLayers counts every layer, so give at least ${baseLayers + others + 1}`);
+  }
+  return bins;
+}
+
+/** One job per bin of units (units.ts), each over its part of one walk of the sources. */
+async function splitJobs(layerPlan: PlannedLayer, bins: number, baseLayers: readonly Layer[], signal: AbortSignal | undefined): Promise<LayerJob[]> {
+  const walk = await walkForKey(layerPlan.sources, signal);
+  const parts = assignBins(findUnits(walk.tree), bins);
+  if (parts.length === 0) return [{ plan: layerPlan, what: "layer 1/1", walk, comparedWith: baseLayers }];
+  return parts.map((units, b) => ({
+    plan: layerPlan,
+    what: `layer ${b + 1}/${parts.length} of the split (${units.length} unit(s): ${units.slice(0, 3).map((u) => u.name).join(", ")}${units.length > 3 ? ", …" : ""})`,
+    walk: { tree: walk.tree.subset(units.flatMap((u) => u.paths)), startNs: walk.startNs },
+    comparedWith: baseLayers,
+  }));
+}
+
+/**
+ * A layer with a script (runAsRoot, extraCommands) is never cached: its bytes depend on what
+ * the script does, which no key of its inputs can tell.
+ */
+function isCacheable(layer: PlannedLayer): boolean {
+  return layer.runAsRoot === undefined && layer.extraCommands === undefined;
+}
+
+function layerRecipe(plan: BuildPlan, layer: PlannedLayer, comparedWith: readonly Layer[]): LayerRecipe {
+  return {
+    below: comparedWith.map((l) => l.diffId),
+    sources: layer.sources,
+    perms: layer.perms,
+    uid: plan.uid, gid: plan.gid, uname: plan.uname, gname: plan.gname,
+    mtime: plan.mtime,
+    compression: plan.compression,
+    ...(plan.level !== undefined ? { level: plan.level } : {}),
+  };
+}
+
+async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | undefined, ctx: LayerContext, out: NewLayers, layerAbove: boolean): Promise<Layer> {
+  const { store, index, progress, signal } = ctx;
+  // The key needs only the diffIds compared with, so a hit never reads the layers below.
+  let key: LayerKey | undefined;
+  let hit: StoredLayerBlob | undefined;
+  if (index !== undefined && isCacheable(job.plan)) {
+    key = keyOfWalk(layerRecipe(ctx.plan, job.plan, job.comparedWith), job.walk ?? await walkForKey(job.plan.sources, signal));
+    hit = await index.lookup(key, store);
+  }
+  if (hit !== undefined) {
+    progress({ step: "layer", message: `${job.what} unchanged: ${hit.digest} from the cache` });
+    // Read (and verified) only when the output is written; a damaged blob is named there.
+    const layer = storedLayer(store, hit, `the cached ${store.pathOf(hit.digest)} of new ${job.what} (delete it to pack the layer again)`);
+    out.cached.add(layer);
+    return layer;
+  }
+  const layer = await packNew(job, below, base, ctx, key?.walked ?? job.walk?.tree, layerAbove);
+  if (index !== undefined && key !== undefined && !(await index.record(key, layer))) {
+    progress({ step: "layer", message: `${job.what} not cached: a source file changed just before the build; the next build packs it again` });
+  }
+  return layer;
+}
+
+/** Compares the layer's content with the merged tree of what it is compared with, and packs what differs. */
+async function packNew(job: LayerJob, below: readonly Layer[], base: Image | undefined, ctx: LayerContext, walked: SourceTree | undefined, layerAbove: boolean): Promise<Layer> {
+  const { plan, store, signal, progress } = ctx;
+  progress({ step: "layer", message: `comparing ${job.what} with the base` });
+  const tree = await mergedTree(job.comparedWith, { signal, store: ctx.facts });
+  const content = await layerContent(tree, job.plan, job.comparedWith, plan, signal, base?.config, walked);
+  try {
+    const signature = entriesSignature(content.entries, plan);
+    const same = ctx.packed.get(signature);
+    if (same) {
+      progress({ step: "layer", message: `${job.what}: the same entries as a layer already packed for another platform` });
+      return same;
+    }
+    progress({ step: "layer", message: `packing ${job.what}: ${content.entries.length} entries (${plan.compression})` });
+    // A layer with one above is compared with next: learn what it says while packing it.
+    const fileDigests = layerAbove ? new Map<string, Digest>() : undefined;
+    const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${job.what}`, fileDigests };
+    if (plan.level !== undefined) packOpts.level = plan.level;
+    if (signal) packOpts.signal = signal;
+    const layer = await packLayer(content.entries, packOpts);
+    if (fileDigests) {
+      const facts = packedFacts(content.entries, fileDigests, `new ${job.what}`);
+      // The tree below this layer in the image (not what a bin was compared with) gets it on top.
+      const chainTree = job.comparedWith.length === below.length ? tree : await mergedTree(below, { signal, store: ctx.facts });
+      await rememberPackedLayer(below, layer, chainTree, facts, ctx.facts);
+    }
+    ctx.packed.set(signature, layer);
+    return layer;
+  } finally {
+    // A staged layer's files are read while packing; its staging directory goes after.
+    await content.dispose();
+  }
+}
+
+/** What fixes a layer's bytes, beyond its entries' own fields: where each file's bytes come from. */
+function entriesSignature(entries: readonly LayerEntry[], plan: BuildPlan): string {
+  const hash = createHash("sha256");
+  hash.update(`${plan.compression}\0${plan.level ?? ""}\n`);
+  for (const e of entries) {
+    const from = e.content === undefined ? "" : e.content.kind === "hostFile" ? e.content.path : `stream:${e.content.what}`;
+    hash.update(`${e.path}\0${e.type}\0${e.mode}\0${e.uid}\0${e.gid}\0${e.uname}\0${e.gname}\0${e.mtime}\0${e.size}\0${e.linkname ?? ""}\0${e.devmajor ?? ""}\0${e.devminor ?? ""}\0${from}\n`);
+  }
+  return hash.digest("hex");
+}
+
+function describeLayer(job: LayerJob): string {
+  const parts: string[] = [];
+  if (job.plan.splittable) parts.push(job.what);
+  else if (job.plan.sources.length) parts.push(`copyToRoot ${job.plan.sources.length} source(s)`);
+  if (job.plan.runAsRoot !== undefined) parts.push("runAsRoot");
+  if (job.plan.extraCommands !== undefined) parts.push("extraCommands");
+  return parts.join(", ") || "empty layer";
+}
