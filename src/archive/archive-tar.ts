@@ -1,11 +1,13 @@
-import { fileWriter } from "../util/io.js";
-import { Readable, Transform, type TransformCallback, type Writable } from "node:stream";
+import { counting, fileWriter } from "../util/io.js";
+import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AbortedError, IoError } from "../model/errors.js";
 import type { LayerEntry } from "../layer/differ.js";
 import type { FileContent } from "../layer/file-content.js";
 import { tarStream } from "../layer/tar-writer.js";
 import { writeFileAtomically } from "../util/atomic.js";
+import { byteMeter, type ProgressListener } from "../model/progress.js";
+import { approximateTarSize } from "../layer/tar-writer.js";
 
 /**
  * Image archives (docker-archive, OCI archive) as tars whose bytes depend on their content
@@ -67,40 +69,50 @@ function archiveEntries(entries: readonly ArchiveEntry[]): LayerEntry[] {
   return [...dirs, ...files].sort((a, b) => byteOrder(a.tarName, b.tarName)).map((x) => x.entry);
 }
 
+export interface TarWriteOptions {
+  signal?: AbortSignal | undefined;
+  /** Told the bytes written so far (step "write"). */
+  onProgress?: ProgressListener | undefined;
+  /** Where the tar goes, for the progress meter: "out.tar", "the Docker engine". */
+  describe?: string;
+}
+
 /**
  * Streams the entries as one deterministic tar into `out` (ended when done).
  * Resolves to the number of bytes written.
  */
-export async function writeTarArchive(entries: readonly ArchiveEntry[], out: Writable, signal?: AbortSignal): Promise<number> {
-  const tar = tarStream(archiveEntries(entries), { signal });
+export async function writeTarArchive(entries: readonly ArchiveEntry[], out: Writable, opts: TarWriteOptions = {}): Promise<number> {
+  const { signal } = opts;
+  const tarEntries = archiveEntries(entries);
+  const describe = opts.describe ?? "the archive";
+  const meter = byteMeter(opts.onProgress, "write", `write ${describe}`, `writing ${describe}`, approximateTarSize(tarEntries));
+  const tar = tarStream(tarEntries, { signal });
   let bytes = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) { bytes += chunk.length; cb(null, chunk); },
-  });
   try {
-    await pipeline(tar, counter, out);
+    await pipeline(tar, counting((n) => { bytes += n; meter.add(n); }), out);
   } catch (err) {
     if (signal?.aborted) throw new AbortedError(signal.reason);
     throw err;
   }
+  meter.end();
   return bytes;
 }
 
 /** `-` writes to standard output (or `output`). */
 const STDOUT = "-";
 
-export interface ArchiveWriteOptions {
-  signal?: AbortSignal;
+export interface ArchiveWriteOptions extends Omit<TarWriteOptions, "describe"> {
   /** Where `-` writes; standard output when absent. */
   output?: Writable;
 }
 
 /** Writes the entries to `dest` atomically, or to the output stream for `-`. */
 export async function writeTarTo(dest: string, entries: readonly ArchiveEntry[], opts: ArchiveWriteOptions): Promise<number> {
-  if (dest === STDOUT) return writeTarArchive(entries, opts.output ?? process.stdout, opts.signal);
+  const tarOpts: TarWriteOptions = { signal: opts.signal, onProgress: opts.onProgress, describe: dest === STDOUT ? "standard output" : dest };
+  if (dest === STDOUT) return writeTarArchive(entries, opts.output ?? process.stdout, tarOpts);
   let bytes = 0;
   await writeFileAtomically(dest, async (tmp) => {
-    bytes = await writeTarArchive(entries, fileWriter(tmp), opts.signal);
+    bytes = await writeTarArchive(entries, fileWriter(tmp), tarOpts);
   });
   return bytes;
 }

@@ -159,7 +159,7 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
     progress({ step: "layer", message: `packing ${job.what}: ${content.entries.length} entries (${plan.compression})` });
     // A layer with one above is compared with next: learn what it says while packing it.
     const fileDigests = layerAbove ? new Map<string, Digest>() : undefined;
-    const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${job.what}`, fileDigests };
+    const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${job.what}`, fileDigests, onProgress: progress };
     if (plan.level !== undefined) packOpts.level = plan.level;
     if (signal) packOpts.signal = signal;
     const layer = await packLayer(content.entries, packOpts);

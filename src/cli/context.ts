@@ -1,19 +1,22 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { parsePlatform } from "../model/platform.js";
 import type { ProgressListener } from "../model/progress.js";
+import { progressView, type ProgressView } from "./progress-view.js";
 import type { AccessOptions as RegistryAccess } from "../transports/transport.js";
 
 /** The global flags every command honours (SPEC "Command line"). */
 export interface GlobalOptions {
   quiet: boolean;
+  /** `--progress`: auto (bars on a terminal, lines elsewhere), tty or plain. */
+  progress: "auto" | "tty" | "plain";
   json: boolean;
   tlsVerify: boolean;
   creds?: string;
 }
 
 export function globalOptions(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals<{ quiet?: boolean; json?: boolean; tlsVerify?: boolean; creds?: string }>();
-  const g: GlobalOptions = { quiet: o.quiet === true, json: o.json === true, tlsVerify: o.tlsVerify !== false };
+  const o = cmd.optsWithGlobals<{ quiet?: boolean; json?: boolean; tlsVerify?: boolean; creds?: string; progress?: GlobalOptions["progress"] }>();
+  const g: GlobalOptions = { quiet: o.quiet === true, progress: o.progress ?? "auto", json: o.json === true, tlsVerify: o.tlsVerify !== false };
   if (o.creds !== undefined) g.creds = o.creds;
   return g;
 }
@@ -31,10 +34,21 @@ export function runOptions(g: GlobalOptions): Pick<RegistryAccess, "creds" | "tl
   return o;
 }
 
-/** Progress goes to stderr only, one line per step, nothing with --quiet. */
+let view: ProgressView | undefined;
+
+/**
+ * Progress goes to stderr only: live bars on a terminal, one line per step elsewhere,
+ * nothing with --quiet.
+ */
 export function progressPrinter(g: GlobalOptions): ProgressListener {
-  if (g.quiet) return () => {};
-  return (e) => { process.stderr.write(`${e.message}\n`); };
+  const tty = g.progress === "tty" || (g.progress === "auto" && process.stderr.isTTY === true);
+  view = progressView(g.quiet ? "quiet" : tty ? "tty" : "plain");
+  return view.listener;
+}
+
+/** Clears live bars before the last line (a result or an error) is written. */
+export function stopProgress(): void {
+  view?.stop();
 }
 
 /** Stdout carries only requested data. */

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { AbortedError, GantryError } from "../model/errors.js";
-import { interruption, parseBoolFlag } from "./context.js";
+import { interruption, parseBoolFlag, stopProgress } from "./context.js";
 import { registerCommands } from "./commands/index.js";
 
 /**
@@ -24,6 +24,7 @@ function oneLine(message: string): string {
 }
 
 function reportAndExit(err: unknown): never {
+  stopProgress();
   const debug = process.env["GANTRY_DEBUG"] === "1";
   if (err instanceof CommanderError) {
     // Commander already printed help/version; its own errors are usage errors.
@@ -52,6 +53,7 @@ export async function main(argv: string[]): Promise<void> {
     .version(packageVersion(), "--version", "print the version")
     .helpOption("-h, --help", "show help")
     .option("-q, --quiet", "print no progress")
+    .addOption(new Option("--progress <mode>", "auto: live bars on a terminal, plain lines elsewhere; tty or plain to choose").choices(["auto", "tty", "plain"]).default("auto"))
     .option("--json", "print a machine-readable result on stdout")
     .addOption(new Option("--tls-verify <bool>", "verify registry TLS certificates (use --tls-verify=false for self-signed)").argParser(parseBoolFlag))
     .option("--creds <user:pass>", "registry credentials")
@@ -89,6 +91,7 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
 });
 
 await main(process.argv);
+stopProgress();
 // Done: what is still open (idle keep-alive sockets, idle gzip workers) must not hold the
 // user's prompt back. Output already written is flushed first.
 const flushed = (stream: NodeJS.WriteStream): Promise<void> => new Promise((resolve) => {

@@ -10,7 +10,8 @@ import type { Compression } from "../model/mediatypes.js";
 import { measuring } from "../model/verify.js";
 import { compressor } from "../compression/compression.js";
 import type { LayerEntry } from "./differ.js";
-import { tarStream } from "./tar-writer.js";
+import { approximateTarSize, tarStream } from "./tar-writer.js";
+import { byteMeter, type ProgressListener } from "../model/progress.js";
 
 export interface PackOptions {
   compression: Compression;
@@ -23,6 +24,8 @@ export interface PackOptions {
   describe: string;
   /** Filled with the content digest of each regular file as it is packed (for the tree index). */
   fileDigests?: Map<string, Digest> | undefined;
+  /** Told the uncompressed bytes packed so far (step "pack", labelled `describe`). */
+  onProgress?: ProgressListener | undefined;
 }
 
 /**
@@ -32,7 +35,8 @@ export interface PackOptions {
  */
 export async function packLayer(entries: readonly LayerEntry[], opts: PackOptions): Promise<Layer> {
   const tempPath = await opts.store.tempPath();
-  const uncompressed = measuring();
+  const meter = byteMeter(opts.onProgress, "pack", `pack ${opts.describe}`, `packing ${opts.describe}`, approximateTarSize(entries));
+  const uncompressed = measuring((n) => meter.add(n));
   // Uncompressed, the stored bytes are the tar: one hash serves as diffId and digest.
   const stored = opts.compression === "none" ? undefined : measuring();
   const tar = tarStream(entries, { signal: opts.signal, fileDigests: opts.fileDigests });
@@ -46,6 +50,7 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
     if (stored !== undefined) ({ digest, size } = await stored.result);
     else digest = diffId;
     await opts.store.commit(tempPath, digest);
+    meter.end();
   } catch (err) {
     await rm(tempPath, { force: true });
     if (opts.signal?.aborted) throw new AbortedError(opts.signal.reason);

@@ -179,3 +179,16 @@ async function feed(tar: Pack, entries: readonly LayerEntry[], released: AbortSi
     else await addEntry(tar, header);
   }
 }
+
+const TAR_BLOCK = 512;
+
+/**
+ * About how many bytes `tarStream(entries)` writes: a header per entry, the bodies padded
+ * to blocks, the two closing blocks. PAX headers of long names are not counted, so this is
+ * a progress meter's total, never a size to check against.
+ */
+export function approximateTarSize(entries: readonly LayerEntry[]): number {
+  let bytes = 2 * TAR_BLOCK;
+  for (const e of entries) bytes += TAR_BLOCK + (e.type === "file" ? Math.ceil(e.size / TAR_BLOCK) * TAR_BLOCK : 0);
+  return bytes;
+}

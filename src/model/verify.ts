@@ -67,7 +67,7 @@ export function verified(source: Readable, expected: Digest, what: string, maxSi
 }
 
 /** A pass-through that reports the digest and size of what flowed, once it has ended. */
-export function measuring(): { stream: Transform; result: Promise<{ digest: Digest; size: number }> } {
+export function measuring(onBytes?: (bytes: number) => void): { stream: Transform; result: Promise<{ digest: Digest; size: number }> } {
   const hash = newHasher();
   let size = 0;
   let resolve!: (v: { digest: Digest; size: number }) => void;
@@ -75,7 +75,7 @@ export function measuring(): { stream: Transform; result: Promise<{ digest: Dige
   const result = new Promise<{ digest: Digest; size: number }>((res, rej) => { resolve = res; reject = rej; });
   result.catch(() => {});
   const stream = new Transform({
-    transform(chunk: Buffer, _enc, cb) { size += chunk.length; hash.update(chunk); cb(null, chunk); },
+    transform(chunk: Buffer, _enc, cb) { size += chunk.length; hash.update(chunk); onBytes?.(chunk.length); cb(null, chunk); },
     flush(cb) { resolve({ digest: `sha256:${hash.digest("hex")}`, size }); cb(); },
   });
   stream.on("error", reject);

@@ -1,4 +1,5 @@
-import { fileWriter } from "../util/io.js";
+import { counting, fileWriter } from "../util/io.js";
+import { byteMeter, type ByteMeter, type ProgressListener } from "../model/progress.js";
 import { mkdir, stat, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Readable } from "node:stream";
@@ -138,17 +139,28 @@ export function layoutEntries(plan: LayoutPlan, indexBytes: Buffer = indexJsonBy
 /**
  * Writes one planned blob to `path` (a layout's blobs/sha256/HEX, a dir: layout's HEX);
  * a file already there with the blob's size is content-addressed and kept. Returns the
- * bytes written.
+ * bytes written; `meter` is told every byte of the blob, kept or written.
  */
-export async function writeBlobFile(path: string, blob: PlannedBlob, signal?: AbortSignal): Promise<number> {
+export async function writeBlobFile(path: string, blob: PlannedBlob, signal?: AbortSignal, meter?: ByteMeter): Promise<number> {
   const have = await stat(path).then((s) => s.size, () => undefined);
-  if (have === blob.size) return 0;
+  if (have === blob.size) {
+    meter?.add(blob.size);
+    return 0;
+  }
   await mkdir(dirname(path), { recursive: true });
   if (blob.bytes) {
     await writeFile(path, blob.bytes, { mode: 0o644 });
+    meter?.add(blob.bytes.length);
   } else {
     // layer.open() verifies digest and size while it streams.
-    await pipeline(await blob.open!(signal), fileWriter(path, 0o644), signal ? { signal } : {});
+    const count = counting((n) => meter?.add(n));
+    await pipeline(await blob.open!(signal), count, fileWriter(path, 0o644), signal ? { signal } : {});
   }
   return blob.size;
+}
+
+/** One meter over all the blobs a layout directory is written with. */
+export function blobsMeter(blobs: readonly PlannedBlob[], dest: string, onProgress: ProgressListener | undefined): ByteMeter {
+  const total = blobs.reduce((sum, b) => sum + b.size, 0);
+  return byteMeter(onProgress, "write", `write ${dest}`, `writing ${dest}`, total);
 }

@@ -1,4 +1,5 @@
 import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from "node:fs";
+import { Transform } from "node:stream";
 
 /**
  * Buffer sizes for streaming blobs and layers to and from files. Node's defaults (64 KiB
@@ -15,4 +16,11 @@ export function fileWriter(path: string, mode?: number): WriteStream {
 
 export function fileReader(path: string): ReadStream {
   return createReadStream(path, { highWaterMark: READ_CHUNK });
+}
+
+/** A pass-through that tells `onBytes` the length of each chunk (a progress meter's feed). */
+export function counting(onBytes: (bytes: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) { onBytes(chunk.length); cb(null, chunk); },
+  });
 }

@@ -94,3 +94,23 @@ export function spawnGantry(args: string[], opts: Omit<GantryOptions, "input" | 
   });
   return { child, done };
 }
+
+function shellQuote(arg: string): string {
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Runs gantry on a pseudo-terminal, as in an interactive shell: `script -qec CMD /dev/null`
+ * gives it a terminal for stdin, stdout and stderr, and `stdout` of the result is everything
+ * the terminal was sent (escape codes included), in order.
+ */
+export async function runGantryOnTty(args: string[], opts: Omit<GantryOptions, "input" | "prefix"> = {}): Promise<GantryResult> {
+  requireCli();
+  const command = [process.execPath, CLI_PATH, ...args].map(shellQuote).join(" ");
+  return run("script", ["-qec", command, "/dev/null"], {
+    allowFailure: true,
+    env: gantryEnv(opts.env),
+    timeoutMs: opts.timeoutMs ?? 180_000,
+    ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+  });
+}

@@ -1,8 +1,9 @@
 import type { Command } from "commander";
-import { buildImage, type BuildOptions } from "../../builder/build.js";
+import { buildImage, type BuildOptions, type BuildResult, type BuiltLayer } from "../../builder/build.js";
 import { InvalidArgumentError } from "commander";
 import { parseRepoTag } from "../../transports/image-name.js";
-import { globalOptions, platformOption, printJson, progressPrinter, runOptions } from "../context.js";
+import { globalOptions, platformOption, printJson, progressPrinter, runOptions, stopProgress } from "../context.js";
+import { formatSize } from "../../util/format.js";
 
 /** A --tag value, checked as an image name before any work (a bad one is a usage error). */
 function collectRepoTag(value: string, previous: string[]): string[] {
@@ -30,6 +31,7 @@ export function registerBuild(program: Command): void {
       if (o.load) opts.load = true;
       if (o.platform !== undefined) opts.platform = o.platform;
       if (o.output !== undefined) opts.output = o.output;
+      const started = Date.now();
       const r = await buildImage(opts);
       const summary = {
         output: r.output,
@@ -40,6 +42,23 @@ export function registerBuild(program: Command): void {
         ...(r.platforms ? { platforms: r.platforms.map((p) => ({ platform: p.platform, manifestDigest: p.manifestDigest, configDigest: p.configDigest, layers: p.layers })) } : {}),
       };
       if (g.json && r.output !== "-") printJson(summary);
-      else if (!g.quiet) process.stderr.write(`built ${r.repoTags[0]} (${r.manifestDigest}) -> ${r.output}\n`);
+      else if (!g.quiet) {
+        stopProgress();
+        process.stderr.write(`${summaryLine(r, (Date.now() - started) / 1000)}\n`);
+      }
     });
+}
+
+/**
+ * The line a build ends with: `built NAME:TAG DIGEST SIZE, N layers (new/cached/base) in
+ * T s -> OUTPUT`; a multi-platform build counts every platform's layers under the index.
+ */
+function summaryLine(r: BuildResult, seconds: number): string {
+  const layers: BuiltLayer[] = r.platforms ? r.platforms.flatMap((p) => p.layers) : r.layers;
+  const base = layers.filter((l) => l.base).length;
+  const cached = layers.filter((l) => !l.base && l.cached).length;
+  const fresh = layers.length - base - cached;
+  const size = formatSize(layers.reduce((sum, l) => sum + l.size, 0));
+  const platforms = r.platforms ? ` (index of ${r.platforms.length} platforms)` : "";
+  return `built ${r.repoTags[0]} ${r.manifestDigest}${platforms} ${size}, ${layers.length} ${layers.length === 1 ? "layer" : "layers"} (${fresh} new, ${cached} cached, ${base} base) in ${seconds.toFixed(1)} s -> ${r.output}`;
 }

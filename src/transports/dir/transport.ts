@@ -9,7 +9,8 @@ import { DirBag, type FileBag } from "../../archive/file-bag.js";
 import { openBag } from "../../archive/open.js";
 import { readDocument, type BlobReader } from "../../image/image.js";
 import { writeDirAtomically } from "../../util/atomic.js";
-import { planLayout, writeBlobFile } from "../layout-plan.js";
+import { blobsMeter, planLayout, writeBlobFile } from "../layout-plan.js";
+import type { ProgressListener } from "../../model/progress.js";
 import { invalidReference } from "../path-reference.js";
 import type { Transport, WriteItem, WriteResult } from "../transport.js";
 
@@ -52,7 +53,7 @@ async function readDir(ref: DirReference, signal?: AbortSignal): Promise<ImageOr
 }
 
 /** Writes the one item: the top manifest as manifest.json, an index's manifests by digest, every blob by hex. */
-async function writeDir(ref: DirReference, items: readonly WriteItem[], signal?: AbortSignal): Promise<WriteResult> {
+async function writeDir(ref: DirReference, items: readonly WriteItem[], signal?: AbortSignal, onProgress?: ProgressListener): Promise<WriteResult> {
   const [item, ...more] = items;
   if (item === undefined || more.length > 0) {
     throw new InvalidReferenceError(`dir:${ref.path} holds one image, but ${items.length} were given; write each to its own directory`);
@@ -61,11 +62,13 @@ async function writeDir(ref: DirReference, items: readonly WriteItem[], signal?:
   const manifests = new Set(await manifestDigestsOf(item.doc, signal));
   let bytes = 0;
   await writeDirAtomically(ref.path, async (tmp) => {
-    for (const blob of plan.blobs) {
-      if (blob.digest === item.doc.digest) continue;
+    const blobs = plan.blobs.filter((blob) => blob.digest !== item.doc.digest);
+    const meter = blobsMeter(blobs, `dir:${ref.path}`, onProgress);
+    for (const blob of blobs) {
       const name = manifests.has(blob.digest) ? `${digestHex(blob.digest)}.manifest.json` : digestHex(blob.digest);
-      bytes += await writeBlobFile(join(tmp, name), blob, signal);
+      bytes += await writeBlobFile(join(tmp, name), blob, signal, meter);
     }
+    meter.end();
     await writeFile(join(tmp, MANIFEST_FILE), item.doc.manifestBytes, { mode: 0o644 });
     await writeFile(join(tmp, VERSION_FILE), VERSION, { mode: 0o644 });
     bytes += item.doc.manifestBytes.length + VERSION.length;
@@ -105,7 +108,7 @@ export const dirTransport: Transport<DirReference> = {
     const doc = await readDir(ref, opts.signal);
     return [{ repoTags: [], digest: doc.digest, mediaType: doc.mediaType }];
   },
-  write: (ref, items, opts) => writeDir(ref, items, opts.signal),
+  write: (ref, items, opts) => writeDir(ref, items, opts.signal, opts.onProgress),
   /** An existing directory is replaced only when it is empty or a dir: layout, as skopeo does. */
   async checkWritable(ref) {
     const st = await stat(ref.path).catch(() => undefined);

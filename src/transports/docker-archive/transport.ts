@@ -77,7 +77,7 @@ export const dockerArchiveTransport: Transport<DockerArchiveReference> = {
     return (await archiveKind(bag)) === "legacy" ? listDockerLegacy(bag, opts.signal) : listDockerArchive(bag, opts.signal);
   },
   write: (ref, items, opts) => writeDockerArchive(ref.path, named(ref, items), {
-    ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.output ? { output: opts.output } : {}),
+    signal: opts.signal, onProgress: opts.onProgress, ...(opts.output ? { output: opts.output } : {}),
   }),
   async checkWritable(ref) {
     if (ref.path === STDIO) return;

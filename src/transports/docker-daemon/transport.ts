@@ -64,7 +64,7 @@ export const dockerDaemonTransport: Transport<DaemonReference> = {
     const engine = engineOf(opts.env);
     const body = new PassThrough();
     let bytes = 0;
-    const writing = writeTarArchive(entries, body, opts.signal).then((n) => { bytes = n; });
+    const writing = writeTarArchive(entries, body, { signal: opts.signal, onProgress: opts.onProgress, describe: `the Docker engine at ${engine.address.display}` }).then((n) => { bytes = n; });
     writing.catch((err: unknown) => body.destroy(err as Error));
     await Promise.all([engine.loadImage(body, opts.signal), writing]);
     const doc = item.doc;

@@ -16,7 +16,7 @@ export const ociTransport = layoutTransport({
   name: "oci",
   noun: "the OCI layout",
   shape: "dir",
-  write: (ref, items, opts) => writeOciLayout(ref.path, items, { refName: ref.refName, signal: opts.signal }),
+  write: (ref, items, opts) => writeOciLayout(ref.path, items, { refName: ref.refName, signal: opts.signal, onProgress: opts.onProgress }),
   checkWritable: (ref) => checkLayoutDestination(ref.path),
   recognize: async (path) => ((await isLayoutDirectory(path)) ? { path } : undefined),
 });

@@ -5,7 +5,8 @@ import type { Descriptor } from "../../model/oci.js";
 import { writeDirAtomically } from "../../util/atomic.js";
 import { writeTarTo, type ArchiveWriteOptions } from "../../archive/archive-tar.js";
 import { DirBag } from "../../archive/file-bag.js";
-import { OCI_LAYOUT_BYTES, indexJsonBytes, layoutEntries, planLayout, writeBlobFile, type PlanOptions } from "../layout-plan.js";
+import { OCI_LAYOUT_BYTES, blobsMeter, indexJsonBytes, layoutEntries, planLayout, writeBlobFile, type PlanOptions } from "../layout-plan.js";
+import type { ProgressListener } from "../../model/progress.js";
 import type { WriteItem, WriteResult } from "../transport.js";
 import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX_FILE, OCI_LAYOUT_FILE, blobPath } from "./names.js";
 import { readTopIndex } from "./read.js";
@@ -16,7 +17,7 @@ import { readTopIndex } from "./read.js";
  * index entries stay, an entry with the same ref name is replaced.
  */
 
-export type OciWriteOptions = PlanOptions;
+export type OciWriteOptions = PlanOptions & { onProgress?: ProgressListener | undefined };
 
 /** Whether a new index entry takes the place of an existing one. */
 function replaces(added: Descriptor, existing: Descriptor): boolean {
@@ -75,7 +76,9 @@ export async function writeOciLayout(dir: string, items: readonly WriteItem[], o
     try {
       await chmod(tmp, 0o755);
       if (existing) await linkTree(dir, tmp, new Set([OCI_INDEX_FILE, OCI_LAYOUT_FILE]));
-      for (const blob of plan.blobs) bytes += await writeBlobFile(join(tmp, blobPath(blob.digest)), blob, opts.signal);
+      const meter = blobsMeter(plan.blobs, dir, opts.onProgress);
+      for (const blob of plan.blobs) bytes += await writeBlobFile(join(tmp, blobPath(blob.digest)), blob, opts.signal, meter);
+      meter.end();
       await writeFile(join(tmp, OCI_LAYOUT_FILE), OCI_LAYOUT_BYTES, { mode: 0o644 });
       await writeFile(join(tmp, OCI_INDEX_FILE), indexBytes, { mode: 0o644 });
       bytes += OCI_LAYOUT_BYTES.length + indexBytes.length;
@@ -91,6 +94,6 @@ export async function writeOciArchive(
   path: string, items: readonly WriteItem[], opts: OciWriteOptions & Pick<ArchiveWriteOptions, "output"> = {},
 ): Promise<WriteResult> {
   const plan = await planLayout(items, opts);
-  const bytes = await writeTarTo(path, layoutEntries(plan), { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.output ? { output: opts.output } : {}) });
+  const bytes = await writeTarTo(path, layoutEntries(plan), { signal: opts.signal, onProgress: opts.onProgress, ...(opts.output ? { output: opts.output } : {}) });
   return { digests: plan.items.map((i) => i.doc.digest), bytes };
 }
