@@ -4,7 +4,9 @@ import { SpecError, throwIfAborted } from "../model/errors.js";
 import type { Image, Layer } from "../model/image.js";
 import type { ProgressListener } from "../model/progress.js";
 import { storedLayer, type BlobStore, type StoredLayerBlob } from "../cache/blob-store.js";
-import { keyOfWalk, walkForKey, type KeyWalk, type LayerIndex, type LayerKey, type LayerRecipe } from "../cache/layer-index.js";
+import type { LayerIndex } from "../cache/layer-index.js";
+import { keyOfWalk, walkForKey, type LayerKey, type LayerRecipe } from "../cache/content-key.js";
+import type { StatIndex } from "../cache/stat-index.js";
 import type { LayerFactsIndex } from "../cache/layer-facts.js";
 import { packedFacts } from "../layer/apply-layer.js";
 import type { LayerEntry } from "../layer/differ.js";
@@ -12,7 +14,7 @@ import { mergedTree, rememberPackedLayer } from "../layer/merged-tree.js";
 import { packLayer } from "../layer/pack.js";
 import type { SourceTree } from "../layer/sources.js";
 import type { NewLayerRecord } from "./config.js";
-import { layerContent } from "./layer-content.js";
+import { layerContent, type WalkedSources } from "./layer-content.js";
 import type { BuildPlan, PlannedLayer } from "./plan.js";
 import { assignBins, findUnits } from "./units.js";
 
@@ -29,6 +31,8 @@ export interface LayerContext {
   store: BlobStore;
   index: LayerIndex | undefined;
   facts: LayerFactsIndex | undefined;
+  /** Content digests of source files by their fingerprint (with `index`). */
+  stat: StatIndex | undefined;
   signal: AbortSignal | undefined;
   progress: ProgressListener;
   /**
@@ -49,7 +53,7 @@ interface LayerJob {
   plan: PlannedLayer;
   what: string;
   /** The sources already walked (for a bin of units: that part of the walk). */
-  walk: KeyWalk | undefined;
+  walk: SourceTree | undefined;
   /** The layers whose merged tree it is compared with: all below it, or the base alone (a bin). */
   comparedWith: readonly Layer[];
 }
@@ -90,12 +94,12 @@ function binsFor(plan: BuildPlan, baseLayers: number): number {
 /** One job per bin of units (units.ts), each over its part of one walk of the sources. */
 async function splitJobs(layerPlan: PlannedLayer, bins: number, baseLayers: readonly Layer[], signal: AbortSignal | undefined): Promise<LayerJob[]> {
   const walk = await walkForKey(layerPlan.sources, signal);
-  const parts = assignBins(findUnits(walk.tree), bins);
+  const parts = assignBins(findUnits(walk), bins);
   if (parts.length === 0) return [{ plan: layerPlan, what: "layer 1/1", walk, comparedWith: baseLayers }];
   return parts.map((units, b) => ({
     plan: layerPlan,
     what: `layer ${b + 1}/${parts.length} of the split (${units.length} unit(s): ${units.slice(0, 3).map((u) => u.name).join(", ")}${units.length > 3 ? ", …" : ""})`,
-    walk: { tree: walk.tree.subset(units.flatMap((u) => u.paths)), startNs: walk.startNs },
+    walk: walk.subset(units.flatMap((u) => u.paths)),
     comparedWith: baseLayers,
   }));
 }
@@ -126,7 +130,7 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
   let key: LayerKey | undefined;
   let hit: StoredLayerBlob | undefined;
   if (index !== undefined && isCacheable(job.plan)) {
-    key = keyOfWalk(layerRecipe(ctx.plan, job.plan, job.comparedWith), job.walk ?? await walkForKey(job.plan.sources, signal));
+    key = await keyOfWalk(layerRecipe(ctx.plan, job.plan, job.comparedWith), job.walk ?? await walkForKey(job.plan.sources, signal), { stat: ctx.stat, signal });
     hit = await index.lookup(key, store);
   }
   if (hit !== undefined) {
@@ -136,15 +140,48 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
     out.cached.add(layer);
     return layer;
   }
-  const layer = await packNew(job, below, base, ctx, key?.walked ?? job.walk?.tree, layerAbove);
-  if (index !== undefined && key !== undefined && !(await index.record(key, layer))) {
-    progress({ step: "layer", message: `${job.what} not cached: a source file changed just before the build; the next build packs it again` });
+  const walked: WalkedSources | undefined = key !== undefined ? { tree: key.walked, digests: key.digests } : job.walk && { tree: job.walk };
+  const packed = await packNew(job, below, base, ctx, walked, layerAbove || key !== undefined);
+  if (index !== undefined && key !== undefined) {
+    const changed = packed.fileDigests && changedSince(key, packed.entries, packed.fileDigests);
+    if (changed === undefined) await index.record(key, packed.layer);
+    else progress({ step: "layer", message: `${job.what} not cached: ${changed} changed while the layer was built; the next build packs it again` });
   }
-  return layer;
+  return packed.layer;
 }
 
-/** Compares the layer's content with the merged tree of what it is compared with, and packs what differs. */
-async function packNew(job: LayerJob, below: readonly Layer[], base: Image | undefined, ctx: LayerContext, walked: SourceTree | undefined, layerAbove: boolean): Promise<Layer> {
+/**
+ * A file whose bytes, as packed, are not the ones its key was made of (it was written
+ * between the two reads): the layer is right for what was read, but must not be recorded
+ * under a key that says otherwise.
+ */
+function changedSince(key: LayerKey, entries: readonly LayerEntry[], packed: ReadonlyMap<string, Digest>): string | undefined {
+  const keyed = new Map<string, Digest>();
+  for (const [path, node] of key.walked.entries()) {
+    const digest = key.digests.get(path);
+    if (node.hostPath !== undefined && digest !== undefined) keyed.set(node.hostPath, digest);
+  }
+  for (const e of entries) {
+    if (e.content?.kind !== "hostFile") continue;
+    const got = packed.get(e.path);
+    if (got !== undefined && got !== keyed.get(e.content.path)) return e.content.path;
+  }
+  return undefined;
+}
+
+interface Packed {
+  layer: Layer;
+  entries: readonly LayerEntry[];
+  /** The content digest of each file as packed, by layer path, when asked for. */
+  fileDigests: ReadonlyMap<string, Digest> | undefined;
+}
+
+/**
+ * Compares the layer's content with the merged tree of what it is compared with, and packs
+ * what differs. `learn`: hash each file as it is packed (for the layer above, and to check
+ * the bytes against the key).
+ */
+async function packNew(job: LayerJob, below: readonly Layer[], base: Image | undefined, ctx: LayerContext, walked: WalkedSources | undefined, learn: boolean): Promise<Packed> {
   const { plan, store, signal, progress } = ctx;
   progress({ step: "layer", message: `comparing ${job.what} with the base` });
   const tree = await mergedTree(job.comparedWith, { signal, store: ctx.facts });
@@ -154,11 +191,10 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
     const same = ctx.packed.get(signature);
     if (same) {
       progress({ step: "layer", message: `${job.what}: the same entries as a layer already packed for another platform` });
-      return same;
+      return { layer: same, entries: content.entries, fileDigests: undefined };
     }
     progress({ step: "layer", message: `packing ${job.what}: ${content.entries.length} entries (${plan.compression})` });
-    // A layer with one above is compared with next: learn what it says while packing it.
-    const fileDigests = layerAbove ? new Map<string, Digest>() : undefined;
+    const fileDigests = learn ? new Map<string, Digest>() : undefined;
     const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${job.what}`, fileDigests, onProgress: progress };
     if (plan.level !== undefined) packOpts.level = plan.level;
     if (signal) packOpts.signal = signal;
@@ -170,7 +206,7 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
       await rememberPackedLayer(below, layer, chainTree, facts, ctx.facts);
     }
     ctx.packed.set(signature, layer);
-    return layer;
+    return { layer, entries: content.entries, fileDigests };
   } finally {
     // A staged layer's files are read while packing; its staging directory goes after.
     await content.dispose();

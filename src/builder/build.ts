@@ -10,6 +10,7 @@ import { formatPlatform, parsePlatform, platformMatches } from "../model/platfor
 import { BlobStore } from "../cache/blob-store.js";
 import { LayerIndex } from "../cache/layer-index.js";
 import { LayerFactsIndex } from "../cache/layer-facts.js";
+import { StatIndex } from "../cache/stat-index.js";
 import { defaultCacheDir } from "../cache/location.js";
 import { imageFromParts, indexOfDocuments } from "../image/image.js";
 import { buildIndex } from "../image/manifest.js";
@@ -142,6 +143,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
 
   const tempStore = opts.noCache ? await mkdtemp(join(tmpdir(), "gantry-build-")) : undefined;
   const cacheDir = opts.cacheDir ?? defaultCacheDir(opts.env);
+  let stat: StatIndex | undefined;
   try {
     const ctx: BuildContext = {
       opts, plan, signal, progress, packed: new Map(),
@@ -149,7 +151,9 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       // --no-cache neither reads nor writes the indexes.
       index: opts.noCache ? undefined : new LayerIndex(join(cacheDir, "layers")),
       facts: opts.noCache ? undefined : new LayerFactsIndex(join(cacheDir, "facts")),
+      stat: opts.noCache ? undefined : new StatIndex(join(cacheDir, "stat")),
     };
+    stat = ctx.stat;
     const built: BuiltImage[] = [];
     for (const platform of platforms ?? [undefined]) {
       const what = platform === undefined ? "" : ` for ${formatPlatform(platform)}`;
@@ -179,6 +183,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     }
     return result;
   } finally {
+    // What was hashed is true of the files whatever became of the build.
+    await stat?.save();
     if (tempStore) await rm(tempStore, { recursive: true, force: true });
   }
 }

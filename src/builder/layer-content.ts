@@ -1,3 +1,4 @@
+import type { Digest } from "../model/digest.js";
 import type { Layer } from "../model/image.js";
 import type { ImageConfigJson } from "../model/oci.js";
 import type { FileTree } from "../layer/tree.js";
@@ -14,6 +15,12 @@ export interface LayerContent {
   entries: LayerEntry[];
   /** Call once the entries are packed (a no-op when nothing was staged). */
   dispose(): Promise<void>;
+}
+
+/** Sources walked for a layer's key, with the content digests the key was made of. */
+export interface WalkedSources {
+  tree: SourceTree;
+  digests?: ReadonlyMap<string, Digest>;
 }
 
 const NOTHING_STAGED = async (): Promise<void> => {};
@@ -38,7 +45,7 @@ export async function layerContent(
   signal: AbortSignal | undefined,
   baseConfig?: ImageConfigJson,
   /** The copyToRoot sources already walked (by the cache key), so they are not walked twice. */
-  walked?: SourceTree,
+  walked?: WalkedSources,
 ): Promise<LayerContent> {
   const diffOptions: DiffOptions = {
     uid: plan.uid, gid: plan.gid, uname: plan.uname, gname: plan.gname,
@@ -48,8 +55,8 @@ export async function layerContent(
   const walkOpts = signal ? { signal } : {};
 
   if (layer.runAsRoot === undefined && layer.extraCommands === undefined) {
-    const sources = walked ?? await walkSources(layer.sources, walkOpts);
-    return { entries: await diffLayer(below, sources, diffOptions), dispose: NOTHING_STAGED };
+    const sources = walked?.tree ?? await walkSources(layer.sources, walkOpts);
+    return { entries: await diffLayer(below, sources, { ...diffOptions, knownDigests: walked?.digests }), dispose: NOTHING_STAGED };
   }
 
   const runAsRoot = layer.runAsRoot;

@@ -38,6 +38,8 @@ export interface DiffOptions {
    * When false (copyToRoot) the source only adds and replaces.
    */
   deletions: boolean;
+  /** The content digests already known (a layer key's), by source path: those files are not read again. */
+  knownDigests?: ReadonlyMap<string, Digest> | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -108,7 +110,11 @@ export async function diffLayer(base: FileTree, source: SourceTree, opts: DiffOp
   for (const p of placements) {
     const verdict = compare(p, base.get(p.target));
     if (verdict === "different") stored.push(p);
-    else if (typeof verdict === "object") toHash.push({ p, expected: verdict.hashMustEqual });
+    else if (typeof verdict === "object") {
+      const known = opts.knownDigests?.get(p.sourcePath);
+      if (known === undefined) toHash.push({ p, expected: verdict.hashMustEqual });
+      else if (known !== verdict.hashMustEqual) stored.push(p);
+    }
   }
   const hashed = await mapLimited(toHash, HASH_CONCURRENCY, async ({ p, expected }) => {
     throwIfAborted(opts.signal);

@@ -1,3 +1,4 @@
+import { closeSync, openSync, readSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import { AbortedError } from "../model/errors.js";
@@ -26,6 +27,29 @@ export async function hashFile(hostPath: string, signal?: AbortSignal): Promise<
     throw sourceUnreadable(hostPath, err);
   } finally {
     await file?.close();
+  }
+  return hasherDigest(hash);
+}
+
+/**
+ * sha256 of a host file's bytes, read with synchronous calls into `chunk` (reused across
+ * files): on trees of many small files the promised calls of hashFile cost far more than
+ * the reads. A read failure is SOURCE_UNREADABLE naming the file.
+ */
+export function hashFileSync(hostPath: string, chunk: Buffer): Digest {
+  const hash = newHasher();
+  let fd: number | undefined;
+  try {
+    fd = openSync(hostPath, "r");
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      hash.update(chunk.subarray(0, n));
+    }
+  } catch (err) {
+    throw sourceUnreadable(hostPath, err);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   return hasherDigest(hash);
 }

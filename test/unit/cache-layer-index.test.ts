@@ -1,138 +1,17 @@
 /**
- * The layer index (cache/layer-index.ts): what goes into a layer's key, the racy-file
- * guard, and lookups that must fall back to a miss rather than trust a stale record.
- * Source trees are made here with plain fs calls; blobs are arbitrary bytes.
+ * The layer index (cache/layer-index.ts): lookups that must fall back to a miss rather than
+ * trust a stale record, concurrent records; and the fingerprinting walk the stat index
+ * reads. Source trees are made here with plain fs calls; blobs are arbitrary bytes.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { chmod, link, lstat, mkdir, readFile, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { link, lstat, mkdir, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { BlobStore, type StoredLayerBlob } from "../../src/cache/blob-store.js";
-import { LayerIndex, layerKey, type LayerRecipe } from "../../src/cache/layer-index.js";
-import { DEFAULT_GZIP_LEVEL } from "../../src/compression/compression.js";
+import { LayerIndex } from "../../src/cache/layer-index.js";
 import { sha256 } from "../../src/model/digest.js";
 import { walkSources } from "../../src/layer/sources.js";
-import { settle } from "../helpers/settle.js";
 import { tmpDir } from "../helpers/tmp.js";
-
-const BASE_DIFF_ID = sha256("a base layer");
-
-async function writeSources(root: string): Promise<void> {
-  await mkdir(join(root, "sub"), { recursive: true });
-  await writeFile(join(root, "a.txt"), "alpha\n");
-  await writeFile(join(root, "sub/b.txt"), "bravo\n");
-  await symlink("a.txt", join(root, "link"));
-}
-
-function recipe(from: string, extra: Partial<LayerRecipe> = {}): LayerRecipe {
-  return {
-    below: [BASE_DIFF_ID],
-    sources: [{ from, to: "/" }],
-    perms: [],
-    uid: 0, gid: 0, uname: "", gname: "",
-    mtime: 1,
-    compression: "gzip",
-    ...extra,
-  };
-}
-
-test("a key is the same for unchanged sources, wherever they live, and is not racy once they are old", async (t) => {
-  const dir = await tmpDir(t);
-  await writeSources(join(dir, "src"));
-  await settle(dir);
-  const first = await layerKey(recipe(join(dir, "src")));
-  const again = await layerKey(recipe(join(dir, "src")));
-  assert.match(first.hex, /^[0-9a-f]{64}$/);
-  assert.deepEqual(again, first);
-  assert.equal(first.racy, false);
-  // Renaming the directory moves no file's inode or ctime: the host path is not an input.
-  await rename(join(dir, "src"), join(dir, "moved"));
-  assert.equal((await layerKey(recipe(join(dir, "moved")))).hex, first.hex);
-});
-
-test("an edit of the same size with the mtime put back still changes the key (ctime moved)", async (t) => {
-  const dir = await tmpDir(t);
-  const src = join(dir, "src");
-  await writeSources(src);
-  await settle(dir);
-  const file = join(src, "a.txt");
-  const before = await lstat(file, { bigint: true });
-  const key = await layerKey(recipe(src));
-  // GNU touch copies times to the nanosecond (utimes from JavaScript rounds them).
-  execFileSync("touch", ["-r", file, join(dir, "times")]);
-  await writeFile(file, "ALPHA\n");
-  execFileSync("touch", ["-r", join(dir, "times"), file]);
-  const after = await lstat(file, { bigint: true });
-  assert.equal(after.size, before.size, "same size");
-  assert.equal(after.mtimeNs, before.mtimeNs, "mtime restored");
-  assert.notEqual((await layerKey(recipe(src))).hex, key.hex);
-});
-
-test("every input of the layer's bytes is part of its key", async (t) => {
-  const dir = await tmpDir(t);
-  const src = join(dir, "src");
-  await writeSources(src);
-  await settle(dir);
-  const keyOf = async (extra: Partial<LayerRecipe> = {}): Promise<string> => (await layerKey(recipe(src, extra))).hex;
-  const base = await keyOf();
-  const variants: Record<string, Partial<LayerRecipe>> = {
-    "another base": { below: [sha256("another base")] },
-    "one more layer below": { below: [BASE_DIFF_ID, sha256("an earlier new layer")] },
-    "laid at /app": { sources: [{ from: src, to: "/app" }] },
-    "the sources twice": { sources: [{ from: src, to: "/" }, { from: src, to: "/again" }] },
-    "a perms rule": { perms: [{ path: "/a.txt", mode: 0o600 }] },
-    "uid": { uid: 1 },
-    "gid": { gid: 1 },
-    "uname": { uname: "root" },
-    "gname": { gname: "root" },
-    "mtime": { mtime: 2 },
-    "zstd": { compression: "zstd" },
-    "no compression": { compression: "none" },
-    "gzip level 9": { level: 9 },
-  };
-  const keys = new Map<string, string>([["the recipe as is", base]]);
-  for (const [what, extra] of Object.entries(variants)) keys.set(what, await keyOf(extra));
-  // The default level spelled out is the same layer.
-  assert.equal(await keyOf({ level: DEFAULT_GZIP_LEVEL }), base, "gzip's default level given explicitly");
-
-  await chmod(join(src, "a.txt"), 0o600);
-  keys.set("a mode", await keyOf());
-  await writeFile(join(src, "sub/new.txt"), "");
-  keys.set("a new empty file", await keyOf());
-  await rm(join(src, "sub/new.txt"));
-  await rm(join(src, "link"));
-  await symlink("sub/b.txt", join(src, "link"));
-  keys.set("a symlink's target", await keyOf());
-  await link(join(src, "a.txt"), join(src, "hard"));
-  keys.set("a hardlink", await keyOf());
-  await mkdir(join(src, "empty-dir"));
-  keys.set("an empty directory", await keyOf());
-
-  const seen = new Map<string, string>();
-  for (const [what, hex] of keys) {
-    const clash = seen.get(hex);
-    assert.equal(clash, undefined, `"${what}" gives the same key as "${clash}"`);
-    seen.set(hex, what);
-  }
-});
-
-test("a file changed just before the walk makes the key racy, and a racy key is not recorded", async (t) => {
-  const dir = await tmpDir(t);
-  const src = join(dir, "src");
-  await writeSources(src);
-  await settle(dir);
-  await writeFile(join(src, "a.txt"), "fresh\n");
-  const racy = await layerKey(recipe(src));
-  assert.equal(racy.racy, true);
-  const index = new LayerIndex(join(dir, "layers"));
-  assert.equal(await index.record(racy, await someBlob(new BlobStore(join(dir, "blobs")))), false);
-  await assert.rejects(readdir(index.root), { code: "ENOENT" });
-  await settle(dir);
-  const settled = await layerKey(recipe(src));
-  assert.equal(settled.racy, false);
-  assert.equal(settled.hex, racy.hex, "racy or not, the same files give the same key");
-});
 
 async function someBlob(store: BlobStore, content = "layer bytes"): Promise<StoredLayerBlob> {
   const temp = await store.tempPath();
@@ -146,11 +25,11 @@ test("lookup finds a recorded blob only while the store holds it with its record
   const dir = await tmpDir(t);
   const store = new BlobStore(join(dir, "blobs"));
   const index = new LayerIndex(join(dir, "layers"));
-  const key = { hex: "ab".repeat(32), racy: false };
+  const key = { hex: "ab".repeat(32) };
   assert.equal(await index.lookup(key, store), undefined, "nothing recorded");
 
   const blob = await someBlob(store);
-  assert.equal(await index.record(key, blob), true);
+  await index.record(key, blob);
   assert.deepEqual(await index.lookup(key, store), blob);
   assert.deepEqual(JSON.parse(await readFile(index.pathOf(key), "utf8")), blob);
 
@@ -173,7 +52,7 @@ test("concurrent records of one key leave one whole entry and no temporary files
   const store = new BlobStore(join(dir, "blobs"));
   const index = new LayerIndex(join(dir, "layers"));
   const blobs = await Promise.all(Array.from({ length: 8 }, (_, i) => someBlob(store, `blob ${i}`)));
-  const key = { hex: "cd".repeat(32), racy: false };
+  const key = { hex: "cd".repeat(32) };
   await Promise.all(Array.from({ length: 40 }, (_, i) => index.record(key, blobs[i % blobs.length]!)));
   assert.deepEqual(await readdir(index.root), [`${key.hex}.json`]);
   const found = await index.lookup(key, store);

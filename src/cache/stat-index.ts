@@ -1,0 +1,136 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { digestHex, sha256, type Digest } from "../model/digest.js";
+import type { HostFingerprint } from "../layer/sources.js";
+import { writeFileAtomically } from "../util/atomic.js";
+
+/**
+ * The stat index: what git's index is to git. For each host file a build has read, the
+ * fingerprint it had (dev, inode, st_mode, size, mtime and ctime in nanoseconds) and the
+ * sha256 of its bytes then. A file whose fingerprint is unchanged is not read again: a warm
+ * machine hashes nothing, a fresh one hashes each file once. The content digests make the
+ * layer keys (cache/content-key.ts), which are then the same on every machine.
+ *
+ * Why a fingerprint vouches for the bytes: every write to a file sets its ctime to the
+ * current time, and no user call sets a ctime back (utimes sets mtime and moves ctime to
+ * now). The exception is git's "racily clean" file: a timestamp has a granularity (the
+ * kernel's coarse clock tick, a few milliseconds, or whole seconds on some file systems),
+ * and a file written again within the tick its ctime shows, after it was hashed, keeps that
+ * ctime. That can only happen to a file whose ctime is within one tick of the moment it was
+ * hashed, so such a file is not recorded (2 s when the ctime has no sub-second part,
+ * 100 ms otherwise): it is hashed again next time, by then old enough. (A file system whose
+ * clock runs behind this machine's by more than the window defeats the rule, as it defeats
+ * git's.)
+ *
+ * One file per source directory, `<cache>/stat/<sha256 of the directory>.idx`, of lines
+ * `PATH\0dev\0ino\0mode\0size\0mtimeNs\0ctimeNs\0HEX`, after a header line that names the
+ * format and the directory. Concurrent builds each write the whole file atomically; the
+ * last one wins, and every line of either is true of the file it describes when it was
+ * read, so neither can make the other wrong: a line whose fingerprint no longer matches is
+ * simply not used.
+ */
+
+const FORMAT = "gantry stat index 1";
+const HEX_LENGTH = 64;
+
+const RACY_WINDOW_NS = 100_000_000n;
+const RACY_WINDOW_WHOLE_SECONDS_NS = 2_000_000_000n;
+const NS_PER_SECOND = 1_000_000_000n;
+
+/** Whether a file hashed at `hashedAtNs` could still change without its fingerprint showing it. */
+export function isRacy(fingerprint: HostFingerprint, hashedAtNs: bigint): boolean {
+  const window = fingerprint.ctimeNs % NS_PER_SECOND === 0n ? RACY_WINDOW_WHOLE_SECONDS_NS : RACY_WINDOW_NS;
+  return fingerprint.ctimeNs > hashedAtNs - window;
+}
+
+interface Line {
+  fingerprint: string;
+  digest: Digest;
+}
+
+function fingerprintText(f: HostFingerprint): string {
+  return `${f.dev}\0${f.ino}\0${f.mode}\0${f.size}\0${f.mtimeNs}\0${f.ctimeNs}`;
+}
+
+/** The files of one source directory, by their path below it. */
+export class DirectoryTable {
+  readonly lines = new Map<string, Line>();
+  changed = false;
+
+  constructor(readonly dir: string) {}
+
+  static parse(dir: string, text: string): DirectoryTable {
+    const table = new DirectoryTable(dir);
+    const rows = text.split("\n");
+    if (rows[0] !== `${FORMAT}\0${dir}`) return table;
+    for (let i = 1; i < rows.length; i++) {
+      const row = rows[i]!;
+      const first = row.indexOf("\0");
+      const last = row.lastIndexOf("\0");
+      if (first < 0 || last <= first) continue;
+      // Checked by its length alone: the file is gantry's, and a wrong digest is only a wrong key.
+      if (row.length - last - 1 !== HEX_LENGTH) continue;
+      table.lines.set(row.slice(0, first), { fingerprint: row.slice(first + 1, last), digest: `sha256:${row.slice(last + 1)}` });
+    }
+    return table;
+  }
+
+  /** The digest recorded for `path`, if its fingerprint is still `fingerprint`. */
+  lookup(path: string, fingerprint: HostFingerprint): Digest | undefined {
+    const line = this.lines.get(path);
+    return line !== undefined && line.fingerprint === fingerprintText(fingerprint) ? line.digest : undefined;
+  }
+
+  /** Records what `path` hashed to; a racy file (see above) is not recorded. */
+  record(path: string, fingerprint: HostFingerprint, digest: Digest, hashedAtNs: bigint): void {
+    if (isRacy(fingerprint, hashedAtNs)) return;
+    this.lines.set(path, { fingerprint: fingerprintText(fingerprint), digest });
+    this.changed = true;
+  }
+
+  serialize(): string {
+    const rows = [`${FORMAT}\0${this.dir}`];
+    for (const [path, line] of [...this.lines].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      rows.push(`${path}\0${line.fingerprint}\0${digestHex(line.digest)}`);
+    }
+    return `${rows.join("\n")}\n`;
+  }
+}
+
+export class StatIndex {
+  private readonly tables = new Map<string, Promise<DirectoryTable>>();
+
+  constructor(readonly root: string) {}
+
+  private fileOf(dir: string): string {
+    return join(this.root, `${digestHex(sha256(dir)).slice(0, 40)}.idx`);
+  }
+
+  /** The table of a source directory, read once per build; unreadable or foreign is empty. */
+  table(dir: string): Promise<DirectoryTable> {
+    let table = this.tables.get(dir);
+    if (table === undefined) {
+      table = readFile(this.fileOf(dir), "utf8").then((text) => DirectoryTable.parse(dir, text), () => new DirectoryTable(dir));
+      this.tables.set(dir, table);
+    }
+    return table;
+  }
+
+  /**
+   * Writes the tables that learnt something. Best effort: a stat index that cannot be
+   * written only means hashing again next time.
+   */
+  async save(): Promise<void> {
+    for (const pending of this.tables.values()) {
+      const table = await pending;
+      if (!table.changed) continue;
+      try {
+        await mkdir(this.root, { recursive: true });
+        await writeFileAtomically(this.fileOf(table.dir), (temp) => writeFile(temp, table.serialize()));
+        table.changed = false;
+      } catch {
+        // The next build hashes these files again.
+      }
+    }
+  }
+}
