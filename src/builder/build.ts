@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
+import { makeTempDir } from "../util/temp-names.js";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Digest } from "../model/digest.js";
@@ -141,7 +142,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   for (const p of platforms ?? (plan.architecture !== undefined ? [platformOfPlan(plan)] : [])) if (scripted) await checkRunnable(p, "the runAsRoot script");
   throwIfAborted(signal);
 
-  const tempStore = opts.noCache ? await mkdtemp(join(tmpdir(), "gantry-build-")) : undefined;
+  const tempStore = opts.noCache ? await makeTempDir(tmpdir(), "gantry-build-") : undefined;
   const cacheDir = opts.cacheDir ?? defaultCacheDir(opts.env);
   let stat: StatIndex | undefined;
   try {
@@ -154,6 +155,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       stat: opts.noCache ? undefined : new StatIndex(join(cacheDir, "stat")),
     };
     stat = ctx.stat;
+    await ctx.store.sweep();
     const built: BuiltImage[] = [];
     for (const platform of platforms ?? [undefined]) {
       const what = platform === undefined ? "" : ` for ${formatPlatform(platform)}`;

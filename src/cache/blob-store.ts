@@ -2,6 +2,7 @@ import { fileReader } from "../util/io.js";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { ownerTag, sweepStale } from "../util/temp-names.js";
 import type { Readable } from "node:stream";
 import { digestHex, type Digest } from "../model/digest.js";
 import { ioError } from "../model/errors.js";
@@ -16,6 +17,9 @@ import type { Compression } from "../model/mediatypes.js";
  * so a reader never sees a partial blob and two writers of one blob never clash.
  */
 export class BlobStore implements ContentStore {
+  /** Whether what killed writers left in tmp/ was swept (once per store). */
+  private swept = false;
+
   constructor(readonly root: string) {}
 
   pathOf(digest: Digest): string {
@@ -43,7 +47,15 @@ export class BlobStore implements ContentStore {
     } catch (err) {
       throw ioError(`the blob store ${this.root}`, err);
     }
-    return join(dir, `${process.pid}-${randomBytes(6).toString("hex")}`);
+    await this.sweep();
+    return join(dir, `${ownerTag()}${randomBytes(6).toString("hex")}`);
+  }
+
+  /** Removes what killed writers left in tmp/ (once per store; util/temp-names.ts). */
+  async sweep(): Promise<void> {
+    if (this.swept) return;
+    this.swept = true;
+    await sweepStale(join(this.root, "tmp"), "");
   }
 
   /** Moves a completed temporary file into place under its digest. */

@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
+import { makeTempDir } from "../util/temp-names.js";
 import { basename, dirname, join } from "node:path";
 import { tmpdir } from "node:os";
 import { pipeline } from "node:stream/promises";
@@ -44,8 +45,7 @@ export const STDOUT = "-";
 export async function writeTar(layers: readonly Layer[], tree: FileTree, output: string, signal: AbortSignal | undefined): Promise<void> {
   const links = planHardlinks(tree);
   // The spool sits beside the output, on the file system the user chose for it.
-  const spoolParent = output === STDOUT ? join(tmpdir(), "gantry-export") : join(dirname(output), `.${basename(output)}.gantry-spool`);
-  const spool = await mkdtemp(`${spoolParent}-`)
+  const spool = await (output === STDOUT ? makeTempDir(tmpdir(), "gantry-export-") : makeTempDir(dirname(output), `.${basename(output)}.gantry-spool-`))
     .catch((err: unknown) => { throw ioError(`the output ${output}`, err); });
   try {
     const writer = new SpoolWriter(spool);

@@ -1,4 +1,5 @@
-import { open, rename, rm, mkdtemp, stat } from "node:fs/promises";
+import { open, rename, rm, stat } from "node:fs/promises";
+import { makeTempDir, ownerTag, sweepStale } from "./temp-names.js";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -17,8 +18,13 @@ function outputError(dest: string, err: unknown): Error {
   return ioError(`the output ${dest}`, err);
 }
 
+/** What the temporary names beside `dest` start with (then util/temp-names.ts's owner tag). */
+function tempPrefix(dest: string): string {
+  return `.${basename(dest)}.gantry-`;
+}
+
 function tempNameBeside(dest: string): string {
-  return join(dirname(dest), `.${basename(dest)}.gantry-${process.pid}-${randomBytes(4).toString("hex")}.tmp`);
+  return join(dirname(dest), `${tempPrefix(dest)}${ownerTag()}${randomBytes(4).toString("hex")}.tmp`);
 }
 
 export interface AtomicFile {
@@ -32,6 +38,7 @@ export interface AtomicFile {
 }
 
 export async function atomicFile(dest: string): Promise<AtomicFile> {
+  await sweepStale(dirname(dest), tempPrefix(dest));
   const path = tempNameBeside(dest);
   let committed = false;
   try {
@@ -77,7 +84,7 @@ export async function writeFileAtomically(dest: string, fill: (tempPath: string)
 export async function writeDirAtomically(dest: string, fill: (tempDir: string) => Promise<void>): Promise<void> {
   let tmp: string;
   try {
-    tmp = await mkdtemp(join(dirname(dest), `.${basename(dest)}.gantry-`));
+    tmp = await makeTempDir(dirname(dest), tempPrefix(dest));
   } catch (err) {
     throw outputError(dest, err);
   }

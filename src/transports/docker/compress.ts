@@ -1,5 +1,6 @@
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
+import { makeTempDir } from "../../util/temp-names.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -26,7 +27,7 @@ export async function gzipUncompressedLayers(layers: readonly Layer[], describe:
   if (layers.every((l) => l.compression !== "none")) return { layers: [...layers], dispose: async () => {} };
   let dir: string;
   try {
-    dir = await mkdtemp(join(tmpdir(), "gantry-push-"));
+    dir = await makeTempDir(tmpdir(), "gantry-push-");
   } catch (err) {
     throw ioError(`the temporary directory ${tmpdir()}`, err);
   }
