@@ -166,6 +166,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       index: opts.noCache ? undefined : new LayerIndex(join(cacheDir, "layers")),
       facts: opts.noCache ? undefined : new LayerFactsIndex(join(cacheDir, "facts")),
     };
+    // Known platforms are checked before any layer is made; one taken from the base, once the base is read.
+    for (const p of platforms ?? []) checkClosureArchitecture(ctx.programs, p.architecture);
     const built: BuiltImage[] = [];
     for (const platform of platforms ?? [undefined]) {
       const what = platform === undefined ? "" : ` for ${formatPlatform(platform)}`;

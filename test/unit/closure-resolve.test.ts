@@ -19,66 +19,19 @@ import { loaderTarget } from "../../src/builder/closure/target.js";
 import { DF_1_NODEFLIB } from "../../src/builder/closure/elf.js";
 import { GantryError } from "../../src/model/errors.js";
 import { makeElf } from "../helpers/elf-maker.js";
+import { loaderTrace, tracedPaths, tracedRealFiles, type LoaderTrace } from "../helpers/loader-trace.js";
 import { have } from "../helpers/tools.js";
 import { tmpDir } from "../helpers/tmp.js";
-
-interface Trace {
-  /** name → path the loader opened, or undefined for "not found". */
-  libraries: Map<string, string | undefined>;
-  /** The loader, as PT_INTERP names it. */
-  interpreter: string | undefined;
-}
-
-/** What the loader maps for `program`, without running it (LD_TRACE_LOADED_OBJECTS=1). */
-function loaderTrace(program: string, env: NodeJS.ProcessEnv = {}): Trace {
-  let text: string;
-  try {
-    text = execFileSync(program, [], { encoding: "utf8", env: { LD_TRACE_LOADED_OBJECTS: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  } catch (err) {
-    // ld.so exits non-zero when a library is not found, after listing.
-    text = String((err as { stdout?: string }).stdout ?? "");
-  }
-  const trace: Trace = { libraries: new Map(), interpreter: undefined };
-  for (const line of text.split("\n")) {
-    const lib = /^\s+(\S+) => (?:(\/\S+) \(0x|not found)/.exec(line);
-    if (lib) trace.libraries.set(lib[1]!, lib[2]);
-    else {
-      const interp = /^\s+(\/\S+) \(0x/.exec(line);
-      if (interp) trace.interpreter = interp[1];
-    }
-  }
-  return trace;
-}
 
 function realFiles(closure: Closure): string[] {
   return closure.paths.filter((p) => !lstatSync(p).isSymbolicLink()).sort();
 }
 
-/** The program and every file the trace lists, by real path. */
-function tracedRealFiles(program: string, trace: Trace): string[] {
-  const files = new Set([realpathSync(program)]);
-  if (trace.interpreter !== undefined) files.add(realpathSync(trace.interpreter));
-  for (const path of trace.libraries.values()) if (path !== undefined) files.add(realpathSync(path));
-  return [...files].sort();
-}
-
-/** Every link and file on the paths the loader opens: what the image needs for them to resolve. */
-function pathsToResolve(program: string, trace: Trace): string[] {
-  const out = new Set<string>();
-  const opened = [program, ...(trace.interpreter !== undefined ? [trace.interpreter] : []), ...[...trace.libraries.values()].filter((p): p is string => p !== undefined)];
-  for (const path of opened) {
-    const chain = linkChain(path, "traced");
-    for (const link of chain.links) out.add(link);
-    out.add(chain.real);
-  }
-  return [...out].sort();
-}
-
-function assertClosureIsTrace(program: string, closure: Closure, trace = loaderTrace(program)): void {
+function assertClosureIsTrace(program: string, closure: Closure, trace: LoaderTrace = loaderTrace(program)): void {
   assert.ok(trace.libraries.size > 0, `the loader lists libraries for ${program}`);
   assert.ok(![...trace.libraries.values()].includes(undefined), `the loader finds every library of ${program}`);
   assert.deepEqual(realFiles(closure), tracedRealFiles(program, trace), `the files of ${program}'s closure are what the loader maps`);
-  assert.deepEqual(closure.paths, pathsToResolve(program, trace), `the links of ${program}'s closure are exactly those on the paths the loader opens`);
+  assert.deepEqual(closure.paths, tracedPaths(program, trace), `the links of ${program}'s closure are exactly those on the paths the loader opens`);
 }
 
 const HOST_PROGRAMS = ["/usr/bin/node", "/bin/ls", "/usr/bin/perl"].filter((p) => existsSync(p));
@@ -114,7 +67,7 @@ function source(dir: string, name: string, text: string): string {
   return path;
 }
 
-test("$ORIGIN in a RUNPATH is the directory of the program's real path, reached through a link", async (t) => {
+test("$ORIGIN in a RUNPATH is the directory of the program's real path, through a link to its directory or to the file", async (t) => {
   const dir = await tmpDir(t);
   mkdirSync(join(dir, "app", "bin"), { recursive: true });
   mkdirSync(join(dir, "app", "lib"));
@@ -128,6 +81,33 @@ test("$ORIGIN in a RUNPATH is the directory of the program's real path, reached 
   assertClosureIsTrace(program, closure);
   assert.ok(closure.paths.includes(join(dir, "current")), "the link the program was named through");
   assert.ok(closure.paths.includes(join(dir, "app", "lib", "libgreet.so.1")), "the library found through $ORIGIN");
+  // Named through a link to the file itself, elsewhere: $ORIGIN is still where the file really is.
+  mkdirSync(join(dir, "links"));
+  symlinkSync("../app/bin/prog", join(dir, "links", "prog"));
+  const viaLink = resolveClosure([join(dir, "links", "prog")]);
+  assertClosureIsTrace(join(dir, "links", "prog"), viaLink);
+  assert.ok(viaLink.paths.includes(join(dir, "app", "lib", "libgreet.so.1")));
+});
+
+test("a library's $ORIGIN is the directory it was opened from, not where a link to it leads", async (t) => {
+  const dir = await tmpDir(t);
+  for (const d of ["x", "y/deps", "x/deps"]) mkdirSync(join(dir, d), { recursive: true });
+  const b = source(dir, "b.c", "int b(void) { return 2; }\n");
+  const a = source(dir, "a.c", "int b(void);\nint a(void) { return b(); }\n");
+  const main = source(dir, "main.c", "int a(void);\nint main(void) { return a() == 2 ? 0 : 1; }\n");
+  if (!cc(t, ["-shared", "-fPIC", "-Wl,-soname,libb.so", "-o", join(dir, "y", "deps", "libb.so"), b])) return;
+  cc(t, ["-shared", "-fPIC", "-Wl,-soname,liba.so", "-o", join(dir, "y", "liba.so"), a, join(dir, "y", "deps", "libb.so"), "-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/deps"]);
+  symlinkSync("../y/liba.so", join(dir, "x", "liba.so"));
+  const program = join(dir, "prog");
+  cc(t, ["-o", program, main, `-L${join(dir, "x")}`, "-l:liba.so", `-Wl,-rpath-link,${join(dir, "y", "deps")}`, "-Wl,--enable-new-dtags", `-Wl,-rpath,${join(dir, "x")}`]);
+  // libb.so is beside the real liba.so only: the loader, looking in x/deps, does not find it.
+  assert.equal(loaderTrace(program).libraries.get("libb.so"), undefined);
+  assert.throws(() => resolveClosure([program]), /the library libb\.so that \S+\/x\/liba\.so .* needs is not found where the loader looks \(\S+\/x\/deps, /);
+  // Beside the link, it is found there.
+  symlinkSync("../../y/deps/libb.so", join(dir, "x", "deps", "libb.so"));
+  const closure = resolveClosure([program]);
+  assertClosureIsTrace(program, closure);
+  assert.ok(closure.paths.includes(join(dir, "x", "deps", "libb.so")));
 });
 
 /** main -> libouter (in dirA) -> libinner (in dirB), main's search path naming both directories. */
@@ -161,6 +141,49 @@ test("a program's RUNPATH serves only its own needs: a library's need it does no
   assert.throws(() => resolveClosure([program]), (err: Error) => err instanceof GantryError && err.code === "SOURCE_UNREADABLE"
     && /the library libinner\.so that \S+\/a\/libouter\.so \(loaded for \S+prog-new\) needs is not found/.test(err.message)
     && !err.message.includes("\n"));
+});
+
+test("the RPATH of a library serves the libraries it brings in, further down the chain", async (t) => {
+  const dir = await tmpDir(t);
+  for (const d of ["a", "b", "c"]) mkdirSync(join(dir, d));
+  const c = source(dir, "c.c", "int c(void) { return 3; }\n");
+  const b = source(dir, "b.c", "int c(void);\nint b(void) { return c(); }\n");
+  const a = source(dir, "a.c", "int b(void);\nint a(void) { return b(); }\n");
+  const main = source(dir, "main.c", "int a(void);\nint main(void) { return a() == 3 ? 0 : 1; }\n");
+  if (!cc(t, ["-shared", "-fPIC", "-Wl,-soname,libc3.so", "-o", join(dir, "c", "libc3.so"), c])) return;
+  cc(t, ["-shared", "-fPIC", "-Wl,-soname,libb3.so", "-o", join(dir, "b", "libb3.so"), b, join(dir, "c", "libc3.so")]);
+  // Only libA's RPATH names c/: libB (loaded through it) finds libC there, as the loader walks up the chain of loaders.
+  cc(t, ["-shared", "-fPIC", "-Wl,-soname,liba3.so", "-o", join(dir, "a", "liba3.so"), a, join(dir, "b", "libb3.so"),
+    `-Wl,-rpath-link,${join(dir, "c")}`, "-Wl,--disable-new-dtags", `-Wl,-rpath,${join(dir, "b")}:${join(dir, "c")}`]);
+  const program = join(dir, "prog");
+  cc(t, ["-o", program, main, join(dir, "a", "liba3.so"), `-Wl,-rpath-link,${join(dir, "b")}:${join(dir, "c")}`, "-Wl,--disable-new-dtags", `-Wl,-rpath,${join(dir, "a")}`]);
+  const closure = resolveClosure([program]);
+  assertClosureIsTrace(program, closure);
+  assert.ok(closure.paths.includes(join(dir, "c", "libc3.so")));
+});
+
+test("a name already loaded, by its soname too, is not searched again, as the loader reuses the object", async (t) => {
+  const dir = await tmpDir(t);
+  for (const d of ["first", "other", "link-only"]) mkdirSync(join(dir, d));
+  const x = source(dir, "x.c", "int x(void) { return 1; }\n");
+  const y = source(dir, "y.c", "int x(void);\nint y(void) { return x(); }\n");
+  const main = source(dir, "main.c", "int x(void);\nint y(void);\nint main(void) { return x() + y() == 2 ? 0 : 1; }\n");
+  // The program needs "libxalias.so" (linked against a copy with no soname); the file it loads by that name says
+  // its soname is libx.so.1. liby needs libx.so.1, and its RUNPATH leads to another file of that name, in other/.
+  if (!cc(t, ["-shared", "-fPIC", "-o", join(dir, "link-only", "libxalias.so"), x])) return;
+  cc(t, ["-shared", "-fPIC", "-Wl,-soname,libx.so.1", "-o", join(dir, "first", "libxalias.so"), x]);
+  cc(t, ["-shared", "-fPIC", "-Wl,-soname,libx.so.1", "-o", join(dir, "other", "libx.so.1"), x]);
+  cc(t, ["-shared", "-fPIC", "-Wl,-soname,liby.so", "-o", join(dir, "first", "liby.so"), y, join(dir, "other", "libx.so.1"),
+    "-Wl,--enable-new-dtags", `-Wl,-rpath,${join(dir, "other")}`]);
+  const program = join(dir, "prog");
+  cc(t, ["-o", program, main, `-L${join(dir, "link-only")}`, "-l:libxalias.so", join(dir, "first", "liby.so"), `-Wl,-rpath-link,${join(dir, "other")}`,
+    "-Wl,--enable-new-dtags", `-Wl,-rpath,${join(dir, "first")}`]);
+  const trace = loaderTrace(program);
+  assert.equal(trace.libraries.get("libxalias.so"), join(dir, "first", "libxalias.so"));
+  assert.equal(trace.libraries.has("libx.so.1"), false, "the loader lists the soname's object once, by the name it was loaded by");
+  const closure = resolveClosure([program]);
+  assertClosureIsTrace(program, closure, trace);
+  assert.ok(!closure.paths.includes(join(dir, "other", "libx.so.1")), "the other libx.so.1 is not loaded");
 });
 
 test("a missing library is one error naming it and the program, whatever LD_LIBRARY_PATH says", async (t) => {
