@@ -1,6 +1,5 @@
-import { throwIfAborted } from "../model/errors.js";
+import { SpecError, throwIfAborted } from "../model/errors.js";
 import { hostPlatform } from "../model/platform.js";
-import { SpecError } from "../model/errors.js";
 import type { SourceSpec } from "../layer/sources.js";
 import { builtinSources, closureSources, type BuiltinContext, type BuiltinSources } from "./builtins.js";
 import type { ClosureProgram } from "./closure/resolve.js";

@@ -8,7 +8,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bufferSource, DF_1_NODEFLIB, parseElf, readElfFile, type ElfFile } from "../../src/builder/closure/elf.js";
 import { FormatError } from "../../src/model/errors.js";
@@ -69,7 +69,7 @@ test("real programs and libraries read as readelf reads them: loader, needed lib
   const node = readElfFile(realpathSync(process.execPath));
   assert.ok(node.interpreter?.startsWith("/"), "node (this very process) names its loader");
   assert.ok((node.dynamic?.needed.length ?? 0) > 0, "and needs libraries");
-  assert.equal(readElfFile(realpathSync("/lib/x86_64-linux-gnu/libc.so.6")).dynamic?.soname, "libc.so.6");
+  if (process.arch === "x64") assert.equal(readElfFile(realpathSync("/lib/x86_64-linux-gnu/libc.so.6")).dynamic?.soname, "libc.so.6");
 });
 
 test("a static program has neither a loader nor a dynamic section", (t) => {
@@ -154,6 +154,5 @@ test("a file on disk is read by positioned reads, and an unreadable one names it
   const made = join(dir, "lib.so");
   writeFileSync(made, makeElf({ is64: false, little: false, machine: 20, needed: ["a.so"] }));
   assert.deepEqual(readElfFile(made).dynamic?.needed, ["a.so"]);
-  assert.deepEqual(readFileSync(made).subarray(0, 4), Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
   assert.throws(() => readElfFile(join(dir, "missing")), (err: Error) => err.message.includes(join(dir, "missing")) && /does not exist/.test(err.message));
 });

@@ -229,7 +229,6 @@ test("a library of another class in an earlier directory is passed over, as the 
 
 test("a library marked DF_1_NODEFLIB has its needs looked up in its own paths only", async (t) => {
   const dir = await tmpDir(t);
-  const target = loaderTarget({ elfClass: 2, data: 1, machine: 62, flags: 0 });
   if (process.arch !== "x64") return t.skip("the hand-made library is x86-64");
   mkdirSync(join(dir, "lib"));
   // Hand-made (GNU ld ignores -z nodeflib here): it needs libm.so.6, which the cache and the default directories hold.
@@ -243,7 +242,6 @@ test("a library marked DF_1_NODEFLIB has its needs looked up in its own paths on
   };
   assert.ok(resolveClosure([prog("plain", "libplain.so")]).paths.some((p) => p.endsWith("/libm.so.6")), "without the flag libm is found");
   assert.throws(() => resolveClosure([prog("nodeflib", "libnd.so")]), (err: Error) => /the library libm\.so\.6 that \S+libnd\.so \(loaded for \S+nodeflib\) needs is not found: \S+libnd\.so is marked DF_1_NODEFLIB, so the loader looks only in its RPATH or RUNPATH, and it has neither/.test(err.message));
-  assert.ok(target.defaultDirs.length > 0);
 });
 
 test("a script brings its interpreter's closure, through nested interpreters; anything else is refused", async (t) => {
