@@ -1,6 +1,9 @@
 /** gantry's public API: re-exports only. */
 export { buildImage, type BuildOptions, type BuildResult, type BuiltLayer } from "./builder/build.js";
-export { defineImage, type ImageSpecInput } from "./builder/spec-schema.js";
+export {
+  defineImage, closureOf, fakeNss, caCertificates, binSh, usrBinEnv, tmp,
+  type ImageSpecInput, type CopySourceInput, type BuiltinName,
+} from "./builder/spec-schema.js";
 export { inspectImage, type InspectOptions, type InspectResult } from "./ops/inspect.js";
 export { exportImage, type ExportOptions, type ExportResult, type ExportFormat } from "./ops/export.js";
 export { diffImages, type DiffOptions, type DiffResult, type ChangedAttribute } from "./ops/diff.js";

@@ -15,7 +15,7 @@ import { packLayer } from "../layer/pack.js";
 import type { SourceTree } from "../layer/sources.js";
 import type { NewLayerRecord } from "./config.js";
 import { layerContent, type WalkedSources } from "./layer-content.js";
-import type { BuildPlan, PlannedLayer } from "./plan.js";
+import type { ExpandedLayer, ExpandedPlan } from "./plan.js";
 import { assignBins, findUnits } from "./units.js";
 
 /**
@@ -27,7 +27,7 @@ import { assignBins, findUnits } from "./units.js";
 
 /** What every layer of a build shares: the stores, and the layers already packed (for other platforms). */
 export interface LayerContext {
-  plan: BuildPlan;
+  plan: ExpandedPlan;
   store: BlobStore;
   index: LayerIndex | undefined;
   facts: LayerFactsIndex | undefined;
@@ -50,7 +50,7 @@ export interface NewLayers {
 
 /** A layer to make: its sources (walked for its key, or to be walked), and what it is compared with. */
 interface LayerJob {
-  plan: PlannedLayer;
+  plan: ExpandedLayer;
   what: string;
   /** The sources already walked (for a bin of units: that part of the walk). */
   walk: SourceTree | undefined;
@@ -81,7 +81,7 @@ export async function buildNewLayers(base: Image | undefined, ctx: LayerContext)
 }
 
 /** How many layers `maxLayers` leaves for the splittable layer: the total less the base's and the other new ones. */
-function binsFor(plan: BuildPlan, baseLayers: number): number {
+function binsFor(plan: ExpandedPlan, baseLayers: number): number {
   const max = plan.maxLayers ?? 1;
   const others = plan.layers.filter((l) => !l.splittable).length;
   const bins = max - baseLayers - others;
@@ -92,7 +92,7 @@ function binsFor(plan: BuildPlan, baseLayers: number): number {
 }
 
 /** One job per bin of units (units.ts), each over its part of one walk of the sources. */
-async function splitJobs(layerPlan: PlannedLayer, bins: number, baseLayers: readonly Layer[], signal: AbortSignal | undefined): Promise<LayerJob[]> {
+async function splitJobs(layerPlan: ExpandedLayer, bins: number, baseLayers: readonly Layer[], signal: AbortSignal | undefined): Promise<LayerJob[]> {
   const walk = await walkForKey(layerPlan.sources, signal);
   const parts = assignBins(findUnits(walk), bins);
   if (parts.length === 0) return [{ plan: layerPlan, what: "layer 1/1", walk, comparedWith: baseLayers }];
@@ -108,11 +108,11 @@ async function splitJobs(layerPlan: PlannedLayer, bins: number, baseLayers: read
  * A layer with a script (runAsRoot, extraCommands) is never cached: its bytes depend on what
  * the script does, which no key of its inputs can tell.
  */
-function isCacheable(layer: PlannedLayer): boolean {
+function isCacheable(layer: ExpandedLayer): boolean {
   return layer.runAsRoot === undefined && layer.extraCommands === undefined;
 }
 
-function layerRecipe(plan: BuildPlan, layer: PlannedLayer, comparedWith: readonly Layer[]): LayerRecipe {
+function layerRecipe(plan: ExpandedPlan, layer: ExpandedLayer, comparedWith: readonly Layer[]): LayerRecipe {
   return {
     below: comparedWith.map((l) => l.diffId),
     sources: layer.sources,
@@ -214,7 +214,7 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
 }
 
 /** What fixes a layer's bytes, beyond its entries' own fields: where each file's bytes come from. */
-function entriesSignature(entries: readonly LayerEntry[], plan: BuildPlan): string {
+function entriesSignature(entries: readonly LayerEntry[], plan: ExpandedPlan): string {
   const hash = createHash("sha256");
   hash.update(`${plan.compression}\0${plan.level ?? ""}\n`);
   for (const e of entries) {

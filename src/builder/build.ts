@@ -7,7 +7,8 @@ import { digestHex, sha256 } from "../model/digest.js";
 import { FormatError, InvalidReferenceError, SpecError, throwIfAborted } from "../model/errors.js";
 import type { Image, ImageIndex, ImageOrIndex } from "../model/image.js";
 import type { Platform } from "../model/oci.js";
-import { formatPlatform, parsePlatform, platformMatches } from "../model/platform.js";
+import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from "../model/platform.js";
+import type { ProgressListener } from "../model/progress.js";
 import { BlobStore } from "../cache/blob-store.js";
 import { LayerIndex } from "../cache/layer-index.js";
 import { LayerFactsIndex } from "../cache/layer-facts.js";
@@ -22,7 +23,10 @@ import { readImageFor } from "../ops/source.js";
 import { checkRunnable } from "../runtime/platform.js";
 import { loadSpecFile, specDirOf, validateSpec } from "./spec-load.js";
 import type { ImageSpecInput } from "./spec-schema.js";
-import { planBuild, type BuildPlan } from "./plan.js";
+import { planBuild, type BuildPlan, type ExpandedPlan } from "./plan.js";
+import { checkClosureArchitecture, expandSources, type Expanded } from "./expand-sources.js";
+import type { ClosureProgram } from "./closure/resolve.js";
+import { GeneratedFiles } from "./generated-files.js";
 import { configBytes, imageConfig } from "./config.js";
 import { buildNewLayers, type LayerContext } from "./build-layers.js";
 
@@ -129,6 +133,17 @@ async function outputOf(opts: BuildOptions, plan: BuildPlan, platforms: Platform
 
 interface BuildContext extends LayerContext {
   opts: BuildOptions;
+  /** The ELF programs of the closures, checked against each image's architecture. */
+  programs: ClosureProgram[];
+}
+
+/** The plan with its closures and builtins made into host paths (expand-sources.ts), its notes told. */
+async function expandPlan(plan: BuildPlan, generatedDir: string, signal: AbortSignal | undefined, progress: ProgressListener): Promise<Expanded> {
+  const expandable = plan.layers.some((l) => l.sources.some((s) => !("from" in s)));
+  if (expandable) progress({ step: "closure", message: "resolving closureOf and builtin sources" });
+  const expanded = await expandSources(plan, { generated: new GeneratedFiles(generatedDir), signal });
+  for (const note of expanded.notes) progress({ step: "closure", message: `note: ${note}` });
+  return expanded;
 }
 
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
@@ -146,8 +161,9 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const cacheDir = opts.cacheDir ?? defaultCacheDir(opts.env);
   let stat: StatIndex | undefined;
   try {
+    const expanded = await expandPlan(plan, join(tempStore ?? cacheDir, "generated"), signal, progress);
     const ctx: BuildContext = {
-      opts, plan, signal, progress, packed: new Map(),
+      opts, plan: expanded.plan, programs: expanded.programs, signal, progress, packed: new Map(),
       store: new BlobStore(tempStore ?? join(cacheDir, "blobs")),
       // --no-cache neither reads nor writes the indexes.
       index: opts.noCache ? undefined : new LayerIndex(join(cacheDir, "layers")),
@@ -156,11 +172,13 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     };
     stat = ctx.stat;
     await ctx.store.sweep();
+    // Known platforms are checked before any layer is made; one taken from the base, once the base is read.
+    for (const p of platforms ?? []) checkClosureArchitecture(ctx.programs, p.architecture);
     const built: BuiltImage[] = [];
     for (const platform of platforms ?? [undefined]) {
       const what = platform === undefined ? "" : ` for ${formatPlatform(platform)}`;
       if (what) progress({ step: "platform", message: `building${what}` });
-      built.push(await buildOne(platform === undefined ? plan : withPlatform(plan, platform), ctx));
+      built.push(await buildOne(platform === undefined ? ctx.plan : withPlatform(ctx.plan, platform), ctx));
     }
     const first = built[0]!;
     const multi = platforms !== undefined && platforms.length > 1;
@@ -197,8 +215,8 @@ function platformOfPlan(plan: BuildPlan): Platform {
   return p;
 }
 
-function withPlatform(plan: BuildPlan, p: Platform): BuildPlan {
-  const out: BuildPlan = { ...plan, architecture: p.architecture, os: p.os };
+function withPlatform(plan: ExpandedPlan, p: Platform): ExpandedPlan {
+  const out: ExpandedPlan = { ...plan, architecture: p.architecture, os: p.os };
   delete out.variant;
   if (p.variant !== undefined) out.variant = p.variant;
   return out;
@@ -210,7 +228,7 @@ function wantedPlatform(plan: BuildPlan): Platform | undefined {
 }
 
 /** One platform's image: its base (that platform's), the new layers, the config. */
-async function buildOne(plan: BuildPlan, ctx: BuildContext): Promise<BuiltImage> {
+async function buildOne(plan: ExpandedPlan, ctx: BuildContext): Promise<BuiltImage> {
   const { opts, progress } = ctx;
   let base: Image | undefined;
   if (plan.fromImage !== undefined) {
@@ -226,6 +244,7 @@ async function buildOne(plan: BuildPlan, ctx: BuildContext): Promise<BuiltImage>
     });
     if (want !== undefined) checkBasePlatform(base, want, plan.fromImage);
   }
+  checkClosureArchitecture(ctx.programs, plan.architecture ?? base?.config.architecture ?? hostPlatform().architecture);
   const made = await buildNewLayers(base, { ...ctx, plan });
   const config = imageConfig(base?.config, plan, made.records);
   const bytes = configBytes(config);

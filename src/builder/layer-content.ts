@@ -7,7 +7,7 @@ import { diffLayer, type DiffOptions, type LayerEntry } from "../layer/differ.js
 import { extractLayers } from "../flatten/flatten.js";
 import { runInRoot } from "../runtime/sandbox.js";
 import { mergeEnv } from "./config.js";
-import type { BuildPlan, PlannedLayer } from "./plan.js";
+import type { ExpandedLayer, ExpandedPlan } from "./plan.js";
 import { layDownSources, makeStage, runExtraCommands, type Stage } from "./stage.js";
 
 /** A new layer's entries, and the clean-up of the staging directory their bytes are read from. */
@@ -39,9 +39,9 @@ const NOTHING_STAGED = async (): Promise<void> => {};
  */
 export async function layerContent(
   below: FileTree,
-  layer: PlannedLayer,
+  layer: ExpandedLayer,
   lowerLayers: readonly Layer[],
-  plan: BuildPlan,
+  plan: ExpandedPlan,
   signal: AbortSignal | undefined,
   baseConfig?: ImageConfigJson,
   /** The copyToRoot sources already walked (by the cache key), so they are not walked twice. */

@@ -2,7 +2,7 @@ import { SpecError } from "../model/errors.js";
 import type { Compression } from "../model/mediatypes.js";
 import type { ContainerConfig, Platform } from "../model/oci.js";
 import { parsePlatform } from "../model/platform.js";
-import type { ParsedSpec } from "./spec-schema.js";
+import type { BuiltinName, ParsedSpec } from "./spec-schema.js";
 import { specRelative } from "./spec-load.js";
 import { referenceRelativeTo } from "../transports/reference.js";
 
@@ -11,11 +11,22 @@ import { referenceRelativeTo } from "../transports/reference.js";
  * resolved times and one entry per layer to make. No I/O happens here.
  */
 
-export interface PlannedSource { from: string; to: string }
+/** Host directory (or file) `from` laid at image path `to`. */
+export interface CopySource { from: string; to: string }
+/** Host programs with their loader and shared libraries, resolved when the build runs (builder/expand-sources.ts). */
+export interface ClosureSource { closureOf: string[] }
+/** A builtin of generated files or a host program's closure (builder/builtins.ts). */
+export interface BuiltinSource { builtin: BuiltinName }
+/**
+ * A copyToRoot entry as planned. Closures and builtins read the host, so planning leaves
+ * them as they are; the build turns them into CopySources before any layer is made.
+ */
+export type PlannedSource = CopySource | ClosureSource | BuiltinSource;
 export interface PlannedPerm { path: string; mode?: number; uid?: number; gid?: number }
 
-export interface PlannedLayer {
-  sources: PlannedSource[];
+/** A layer to make; `S` is CopySource once the closures and builtins are expanded. */
+export interface PlannedLayer<S extends PlannedSource = PlannedSource> {
+  sources: S[];
   perms: PlannedPerm[];
   runAsRoot?: string;
   extraCommands?: string;
@@ -23,13 +34,14 @@ export interface PlannedLayer {
   splittable?: true;
 }
 
-export interface BuildPlan {
+/** A build as planned; `S` is CopySource once the closures and builtins are expanded (`ExpandedPlan`). */
+export interface BuildPlan<S extends PlannedSource = PlannedSource> {
   name: string;
   tag?: string;
   fromImage?: string;
   /** NAME[:TAG] picking one image of a multi-image base. */
   pick?: string;
-  layers: PlannedLayer[];
+  layers: PlannedLayer<S>[];
   config?: ContainerConfig;
   architecture?: string;
   os?: string;
@@ -50,6 +62,10 @@ export interface BuildPlan {
   /** One image per platform, written as an index; absent for a single-platform build. */
   platforms?: Platform[];
 }
+
+/** A plan whose layers hold only host paths: what the layers are made from. */
+export type ExpandedPlan = BuildPlan<CopySource>;
+export type ExpandedLayer = PlannedLayer<CopySource>;
 
 export const DEFAULT_CREATED = "1970-01-01T00:00:01Z";
 
@@ -72,9 +88,12 @@ function parseMode(mode: string | number | undefined): number | undefined {
 function toSources(copyToRoot: ParsedSpec["copyToRoot"], specDir: string): PlannedSource[] {
   if (copyToRoot === undefined) return [];
   const list = Array.isArray(copyToRoot) ? copyToRoot : [copyToRoot];
-  return list.map((s) => typeof s === "string"
-    ? { from: specRelative(specDir, s), to: "/" }
-    : { from: specRelative(specDir, s.from), to: s.to });
+  return list.map((s): PlannedSource => {
+    if (typeof s === "string") return { from: specRelative(specDir, s), to: "/" };
+    if ("closureOf" in s) return { closureOf: s.closureOf.map((p) => specRelative(specDir, p)) };
+    if ("builtin" in s) return { builtin: s.builtin };
+    return { from: specRelative(specDir, s.from), to: s.to };
+  });
 }
 
 function toPerms(perms: ParsedSpec["perms"]): PlannedPerm[] {

@@ -61,7 +61,45 @@ function valueAt(input: unknown, path: (string | number)[]): unknown {
   return v;
 }
 
+function samePath(a: readonly (string | number)[], b: readonly (string | number)[]): boolean {
+  return a.length === b.length && a.every((p, i) => p === b[i]);
+}
+
+/**
+ * The issue that says most about a value a union refused: the one of the branch the value
+ * was meant for. A branch of another kind altogether (a string, a literal, where an object
+ * was given, or a union all of whose branches are of other kinds) says nothing, nor does
+ * one that refuses a key the value has (an object of another form) while another does
+ * not; when every form refuses some key, the one that refuses fewest (a typo in a key).
+ * When no branch is left, or several equally close (forms mixed in one object), the
+ * union's own message, the forms it allows, is the answer.
+ */
+function mostTelling(issue: ZodIssue): ZodIssue {
+  if (issue.code !== "invalid_union") return issue;
+  const sameKind = issue.unionErrors.map((e) => e.issues).filter((issues) => !(issues.length === 1 && isOtherKind(issues[0]!, issue.path)));
+  const refused = (issues: ZodIssue[]) => issues.reduce((n, i) => n + (i.code === "unrecognized_keys" && samePath(i.path, issue.path) ? i.keys.length : 0), 0);
+  const fitting = sameKind.filter((issues) => refused(issues) === 0);
+  let pick = fitting[0];
+  if (pick === undefined && sameKind.length > 0) {
+    const fewest = Math.min(...sameKind.map(refused));
+    const closest = sameKind.filter((issues) => refused(issues) === fewest);
+    if (closest.length === 1) pick = closest[0];
+  }
+  return pick?.[0] === undefined ? issue : mostTelling(pick[0]);
+}
+
+/** Whether a branch's only issue says the value is of another kind than the branch takes. */
+function isOtherKind(issue: ZodIssue, path: readonly (string | number)[]): boolean {
+  if (!samePath(issue.path, path)) return false;
+  if (issue.code === "invalid_type" || issue.code === "invalid_literal") return true;
+  return issue.code === "invalid_union" && issue.unionErrors.every((e) => e.issues.length === 1 && isOtherKind(e.issues[0]!, path));
+}
+
 function describeIssue(issue: ZodIssue, input: unknown, where: string): string {
+  if (issue.code === "invalid_union") {
+    const telling = mostTelling(issue);
+    if (telling !== issue) return describeIssue(telling, input, where);
+  }
   if (issue.code === "unrecognized_keys") {
     const parent = issue.path.length ? `${fieldName(issue.path)} ` : "";
     const hint = issue.keys.includes("contents") ? " (use copyToRoot)" : "";
@@ -75,12 +113,10 @@ function describeIssue(issue: ZodIssue, input: unknown, where: string): string {
   const shown = JSON.stringify(value)?.slice(0, 80) ?? String(value);
   let allowed: string;
   if (issue.code === "invalid_enum_value") allowed = `one of ${issue.options.map((o) => JSON.stringify(o)).join(", ")}`;
-  else if (issue.code === "invalid_type") allowed = `a ${issue.expected}`;
-  else if (issue.code === "invalid_union") {
-    const inner = issue.unionErrors.flatMap((e) => e.issues).find((i) => i.code !== "invalid_type") ?? issue.unionErrors[0]?.issues[0];
-    allowed = inner ? inner.message.replace(/^Invalid/, "valid") : "a valid value";
-    if (inner?.code === "unrecognized_keys") return describeIssue(inner, input, where);
-  } else allowed = issue.message;
+  // zod's own invalid_type message is "Expected array, received string"; a schema's own says what is allowed.
+  else if (issue.code === "invalid_type") allowed = issue.message.startsWith("Expected ") || issue.message === "Required" ? `a ${issue.expected}` : issue.message;
+  else if (issue.code === "invalid_union") allowed = issue.message === "Invalid input" ? "a valid value" : issue.message;
+  else allowed = issue.message;
   return `${where}: the field "${field}" is ${shown}, expected ${allowed}`;
 }
 
@@ -107,9 +143,35 @@ export function validateSpec(input: unknown, where: string): ParsedSpec {
     }
     return parsed.data;
   }
+  const mixed = mixedCopyEntry(input);
+  if (mixed !== undefined) throw new SpecError(`${where}: ${mixed}`);
   const err: ZodError = parsed.error;
   const first = err.issues[0];
   throw new SpecError(first ? describeIssue(first, input, where) : `${where} is not a valid spec`);
+}
+
+const COPY_FORM_KEYS = ["from", "closureOf", "builtin"];
+
+/**
+ * A copyToRoot entry that mixes forms ({ "from", "closureOf" }), said as such: zod would
+ * take it for the first form and call the other key unknown, which reads as a typo.
+ */
+function mixedCopyEntry(input: unknown): string | undefined {
+  const spec = input as { copyToRoot?: unknown; layers?: unknown } | null;
+  if (spec === null || typeof spec !== "object") return undefined;
+  const lists: Array<[string, unknown]> = [["copyToRoot", spec.copyToRoot]];
+  if (Array.isArray(spec.layers)) spec.layers.forEach((l, i) => lists.push([`layers[${i}].copyToRoot`, (l as { copyToRoot?: unknown } | null)?.copyToRoot]));
+  for (const [field, value] of lists) {
+    const entries: Array<[string, unknown]> = Array.isArray(value) ? value.map((e, i) => [`${field}[${i}]`, e]) : [[field, value]];
+    for (const [at, entry] of entries) {
+      if (entry === null || typeof entry !== "object") continue;
+      const forms = COPY_FORM_KEYS.filter((k) => k in entry);
+      if (forms.length > 1) {
+        return `the field "${at}" mixes ${forms.map((f) => `"${f}"`).join(" and ")}; an entry is one of { "from": PATH, "to": "/dir" }, { "closureOf": [PROGRAM, ...] } or { "builtin": NAME }, so make them separate entries`;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Resolves a path written in a spec relative to the spec's directory. */

@@ -13,10 +13,26 @@ const octalMode = z.union([
 
 const imagePath = z.string().regex(/^\//, "an absolute path in the image, like \"/app\"");
 
+/** The `{ "builtin": NAME }` sources (src/builder/builtins.ts), after dockerTools' helpers of those names. */
+export const BUILTIN_NAMES = ["fakeNss", "caCertificates", "binSh", "usrBinEnv", "tmp"] as const;
+export type BuiltinName = (typeof BUILTIN_NAMES)[number];
+
+const COPY_SOURCE_FORMS = "a directory path, { \"from\": PATH, \"to\": \"/dir\" }, { \"closureOf\": [PROGRAM, ...] } or { \"builtin\": NAME }, one form per entry";
+
+/**
+ * One copyToRoot entry. Its forms are told apart by their keys; an entry that mixes
+ * them, or is none of them, is refused with the list of forms (spec-load.ts picks the
+ * form an entry was meant as for a more precise message when it can).
+ */
 export const copySourceSchema = z.union([
   z.string().min(1, "a directory path"),
   z.object({ from: z.string().min(1), to: imagePath.default("/") }).strict(),
-]);
+  z.object({
+    closureOf: z.array(z.string().min(1, "a program path"), { invalid_type_error: "a list of program paths, like [\"/usr/bin/node\"]" })
+      .min(1, "at least one program path, like [\"/usr/bin/node\"]"),
+  }).strict(),
+  z.object({ builtin: z.enum(BUILTIN_NAMES) }).strict(),
+], { errorMap: () => ({ message: COPY_SOURCE_FORMS }) });
 
 export const permRuleSchema = z.object({
   path: z.string().min(1),
@@ -55,7 +71,7 @@ const timestamp = z.union([
 
 export const compressorSchema = z.enum(["gzip", "zstd", "none"]);
 
-const copyToRoot = z.union([copySourceSchema, z.array(copySourceSchema)]);
+const copyToRoot = z.union([copySourceSchema, z.array(copySourceSchema)], { errorMap: () => ({ message: `${COPY_SOURCE_FORMS}, or a list of them` }) });
 
 export const layerSpecSchema = z.object({
   copyToRoot: copyToRoot.optional(),
@@ -104,3 +120,19 @@ export type LayerSpecInput = z.input<typeof layerSpecSchema>;
 export function defineImage(spec: ImageSpecInput): ImageSpecInput {
   return spec;
 }
+
+/** For TypeScript specs: `copyToRoot: [closureOf("/usr/bin/node"), "./app"]`, the programs with their loader and libraries. */
+export function closureOf(...programs: string[]): { closureOf: string[] } {
+  return { closureOf: programs };
+}
+
+/** For TypeScript specs, as dockerTools names them: /etc/passwd and /etc/group with root and nobody, and /etc/nsswitch.conf. */
+export const fakeNss = { builtin: "fakeNss" } as const satisfies CopySourceInput;
+/** The host's CA bundle at /etc/ssl/certs/ca-certificates.crt, linked from the other usual paths. */
+export const caCertificates = { builtin: "caCertificates" } as const satisfies CopySourceInput;
+/** /bin/sh: the host's shell with its closure. */
+export const binSh = { builtin: "binSh" } as const satisfies CopySourceInput;
+/** /usr/bin/env with its closure. */
+export const usrBinEnv = { builtin: "usrBinEnv" } as const satisfies CopySourceInput;
+/** An empty /tmp, mode 1777. */
+export const tmp = { builtin: "tmp" } as const satisfies CopySourceInput;

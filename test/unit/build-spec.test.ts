@@ -69,7 +69,7 @@ test("mtime comes from SOURCE_DATE_EPOCH when not given, and from the spec when 
 test("maxLayers makes the copyToRoot layer one to split by unit, a script a layer of its own, and the first hand layer split", () => {
   const plan = planBuild(validateSpec({ name: "a", copyToRoot: ["a", "b"], maxLayers: 3 }, "s"), "/s", {});
   assert.equal(plan.maxLayers, 3);
-  assert.deepEqual(plan.layers.map((l) => [l.sources.map((s) => s.from), l.splittable ?? false]), [[["/s/a", "/s/b"], true]]);
+  assert.deepEqual(plan.layers.map((l) => [l.sources.map((s) => ("from" in s ? s.from : s)), l.splittable ?? false]), [[["/s/a", "/s/b"], true]]);
   const scripted = planBuild(validateSpec({ name: "a", copyToRoot: ["a"], runAsRoot: "true", maxLayers: 3 }, "s"), "/s", {});
   assert.deepEqual(scripted.layers.map((l) => [l.splittable ?? false, l.runAsRoot ?? null]), [[true, null], [false, "true"]]);
   const hand = planBuild(validateSpec({ name: "a", layers: [{ copyToRoot: ["deps"] }, { copyToRoot: ["src"] }], maxLayers: 6 }, "s"), "/s", {});
