@@ -185,7 +185,7 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
   const { plan, store, signal, progress } = ctx;
   progress({ step: "layer", message: `comparing ${job.what} with the base` });
   const tree = await mergedTree(job.comparedWith, { signal, store: ctx.facts });
-  const content = await layerContent(tree, job.plan, job.comparedWith, plan, signal, base?.config, walked);
+  const content = await layerContent(tree, job.plan, job.comparedWith, plan, signal, base?.config, walked, progress);
   try {
     const signature = entriesSignature(content.entries, plan);
     const same = ctx.packed.get(signature);

@@ -23,6 +23,11 @@ import { resolveInRoot } from "../runtime/root-path.js";
 export interface LayDownOptions {
   /** Owner to give every laid path (runAsRoot's root file system); the copier's own when absent. */
   owner?: { uid: number; gid: number };
+  /**
+   * Told the host path of every path given `owner` (hard links included): runAsRoot as an
+   * ordinary user must know which paths hold the spec's owner when it cannot be represented.
+   */
+  onOwned?: (hostPath: string) => void;
   signal?: AbortSignal;
 }
 
@@ -107,6 +112,7 @@ async function layNonDir(state: LayState, at: string, node: SourceNode): Promise
       if (state.opts.owner) {
         const { uid, gid } = state.opts.owner;
         await lchown(host, uid, gid).catch((err: unknown) => { throw ioError(`the staging symlink ${host}`, err); });
+        state.opts.onOwned?.(host);
       }
       return;
     case "char":
@@ -127,6 +133,7 @@ async function layFile(state: LayState, host: string, node: SourceNode): Promise
   // The earlier copy counts only if nothing laid since (through a root link) replaced it.
   if (earlier !== undefined && (await lstat(earlier.host).catch(() => undefined))?.ino === earlier.ino) {
     await link(earlier.host, host).catch((err: unknown) => { throw ioError(`the staging hard link ${host}`, err); });
+    if (state.opts.owner) state.opts.onOwned?.(host);
     return;
   }
   await copySourceFile(node.hostPath, host);
@@ -162,7 +169,10 @@ async function whyUnreadable(path: string): Promise<unknown> {
 /** Owner first (chown clears setuid and setgid), then the mode. */
 async function setOwnerAndMode(state: LayState, host: string, mode: number): Promise<void> {
   try {
-    if (state.opts.owner) await chown(host, state.opts.owner.uid, state.opts.owner.gid);
+    if (state.opts.owner) {
+      await chown(host, state.opts.owner.uid, state.opts.owner.gid);
+      state.opts.onOwned?.(host);
+    }
     await chmod(host, mode);
   } catch (err) {
     throw ioError(`the staging path ${host}`, err);

@@ -6,9 +6,12 @@ import { walkSources, type SourceTree } from "../layer/sources.js";
 import { diffLayer, type DiffOptions, type LayerEntry } from "../layer/differ.js";
 import { extractLayers } from "../flatten/flatten.js";
 import { runInRoot } from "../runtime/sandbox.js";
+import { needsUserNamespace } from "../runtime/rootless-namespace.js";
+import type { ProgressListener } from "../model/progress.js";
 import { mergeEnv } from "./config.js";
 import type { ExpandedLayer, ExpandedPlan } from "./plan.js";
 import { layDownSources, makeStage, runExtraCommands, type Stage } from "./stage.js";
+import { runAsRootWithoutRoot } from "./rootless-stage.js";
 
 /** A new layer's entries, and the clean-up of the staging directory their bytes are read from. */
 export interface LayerContent {
@@ -35,7 +38,8 @@ const NOTHING_STAGED = async (): Promise<void> => {};
  *   it (owned by the spec's uid/gid), the script run as root inside it (then
  *   extraCommands, in the same directory), and the whole root compared with `below`:
  *   deletions become whiteouts, and every path keeps the owner the script left, as
- *   nixpkgs does for runAsRoot layers.
+ *   nixpkgs does for runAsRoot layers. When gantry is not root, the same happens in a
+ *   user namespace (rootless-stage.ts), with the same result.
  */
 export async function layerContent(
   below: FileTree,
@@ -46,6 +50,7 @@ export async function layerContent(
   baseConfig?: ImageConfigJson,
   /** The copyToRoot sources already walked (by the cache key), so they are not walked twice. */
   walked?: WalkedSources,
+  progress: ProgressListener = () => {},
 ): Promise<LayerContent> {
   const diffOptions: DiffOptions = {
     uid: plan.uid, gid: plan.gid, uname: plan.uname, gname: plan.gname,
@@ -63,6 +68,15 @@ export async function layerContent(
   const stage = await makeStage(runAsRoot !== undefined ? "gantry-rootfs-" : "gantry-stage-");
   try {
     let staged: SourceTree;
+    if (runAsRoot !== undefined && needsUserNamespace()) {
+      const rootless = await runAsRootWithoutRoot({
+        stage, below, lowerLayers, sources: layer.sources, owner: { uid: plan.uid, gid: plan.gid }, script: runAsRoot,
+        env: mergeEnv(baseConfig?.config?.Env ?? undefined, plan.config?.Env ?? []), extraCommands: layer.extraCommands, signal, progress,
+      });
+      const entries = await diffLayer(below, rootless.tree, { ...diffOptions, deletions: true })
+        .catch(async (err: unknown) => { await rootless.dispose(); throw err; });
+      return { entries, dispose: rootless.dispose };
+    }
     if (runAsRoot !== undefined) {
       await extractLayers(lowerLayers, stage.dir, walkOpts);
       await layDownSources(layer.sources, stage.dir, { owner: { uid: plan.uid, gid: plan.gid }, ...walkOpts });

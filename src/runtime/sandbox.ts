@@ -49,12 +49,14 @@ const MOUNT_POINTS = ["proc", "dev", "sys", "tmp"];
  * Runs a runAsRoot script as root inside `rootfs` with the image's own /bin/sh: no
  * network, its own pid, ipc, uts and mount namespaces, a clean environment (the image's
  * Env plus PATH and HOME), and /proc, /dev, /sys and a scratch /tmp mounted for the run only.
- * @throws RuntimeError when not running as root, when no sandbox is installed, or when
- *         the script fails (its status and last output, in one line).
+ * @throws RuntimeError when not running as root (of the host or of a user namespace), when
+ *         no sandbox is installed, or when the script fails (its status and last output, in
+ *         one line).
  */
 export async function runInRoot(opts: RunInRootOptions): Promise<RunInRootResult> {
   if (process.getuid?.() !== 0) {
-    throw new RuntimeError("runAsRoot needs root to run its script in a sandbox: run gantry as root (e.g. with sudo), or move the work to extraCommands");
+    // Builds by an ordinary user get here as root of a user namespace (builder/rootless-stage.ts).
+    throw new RuntimeError("the runAsRoot sandbox must be started as root, or as root of a user namespace as gantry build does for an ordinary user");
   }
   const rootfs = resolve(opts.rootfs);
   const env = [...(opts.env ?? [])];
