@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Digest } from "../model/digest.js";
 import { digestHex, sha256 } from "../model/digest.js";
-import { FormatError, InvalidReferenceError, SpecError, throwIfAborted } from "../model/errors.js";
+import { DigestMismatchError, FormatError, InvalidReferenceError, SpecError, throwIfAborted } from "../model/errors.js";
 import type { Image, ImageIndex, ImageOrIndex } from "../model/image.js";
 import type { Platform } from "../model/oci.js";
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from "../model/platform.js";
@@ -19,7 +19,8 @@ import { buildIndex } from "../image/manifest.js";
 import { ImageReference, resolveReference } from "../transports/reference.js";
 import { accessOf, type AccessOptions } from "../transports/transport.js";
 import { LOAD_INTO_ENGINE, dockerDaemonTransport } from "../transports/docker-daemon/transport.js";
-import { readImageFor } from "../ops/source.js";
+import { readSource } from "../ops/source.js";
+import { imageForPlatform } from "../image/select.js";
 import { checkRunnable } from "../runtime/platform.js";
 import { loadSpecFile, specDirOf, validateSpec } from "./spec-load.js";
 import type { ImageSpecInput } from "./spec-schema.js";
@@ -234,14 +235,15 @@ async function buildOne(plan: ExpandedPlan, ctx: BuildContext): Promise<BuiltIma
   if (plan.fromImage !== undefined) {
     progress({ step: "base", message: `reading base ${plan.fromImage}` });
     const from = await resolveReference(plan.fromImage, "read");
-    if (from.mutable) {
+    if (from.mutable && plan.fromImageDigest === undefined) {
       progress({ step: "base", message: `warning: the base ${plan.fromImage} is not pinned by digest; the build is only as reproducible as that tag (add @sha256:...)` });
     }
     const want = wantedPlatform(plan);
-    base = await readImageFor(from, {
-      ...accessOf(opts), cache: ctx.store, firstOfMany: true,
-      ...(plan.pick !== undefined ? { pick: plan.pick } : {}), ...(want !== undefined ? { platform: formatPlatform(want) } : {}),
+    const { doc } = await readSource(from, {
+      ...accessOf(opts), cache: ctx.store, firstOfMany: true, ...(plan.pick !== undefined ? { pick: plan.pick } : {}),
     });
+    base = await imageForPlatform(doc, want ?? hostPlatform(), plan.fromImage, opts.signal);
+    if (plan.fromImageDigest !== undefined) checkPinnedBase(plan.fromImageDigest, doc, base, plan.fromImage);
     if (want !== undefined) checkBasePlatform(base, want, plan.fromImage);
   }
   checkClosureArchitecture(ctx.programs, plan.architecture ?? base?.config.architecture ?? hostPlatform().architecture);
@@ -258,6 +260,13 @@ async function buildOne(plan: ExpandedPlan, ctx: BuildContext): Promise<BuiltIma
     layers: layers.map((l, i) => ({ digest: l.digest, diffId: l.diffId, size: l.size, base: i < baseCount, cached: made.cached.has(l) })),
     image,
   };
+}
+
+/** `fromImageDigest`: the base read must be that document (an index or an image), or the image picked from it. */
+function checkPinnedBase(pin: Digest, doc: ImageOrIndex, image: Image, ref: string): void {
+  if (pin === doc.digest || pin === image.digest) return;
+  const found = doc.digest === image.digest ? image.digest : `${doc.digest} (its image ${image.digest})`;
+  throw new DigestMismatchError(`the base ${ref} is ${found}, not ${pin} as "fromImageDigest" pins it; it changed since the spec was written, or the spec names another image`);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { SpecError } from "../model/errors.js";
+import type { Digest } from "../model/digest.js";
 import type { Compression } from "../model/mediatypes.js";
 import type { ContainerConfig, Platform } from "../model/oci.js";
 import { parsePlatform } from "../model/platform.js";
@@ -39,6 +40,8 @@ export interface BuildPlan<S extends PlannedSource = PlannedSource> {
   name: string;
   tag?: string;
   fromImage?: string;
+  /** The digest the base must have: its index's or its image's manifest digest, whatever the transport. */
+  fromImageDigest?: Digest;
   /** NAME[:TAG] picking one image of a multi-image base. */
   pick?: string;
   layers: PlannedLayer<S>[];
@@ -159,6 +162,10 @@ export function planBuild(spec: ParsedSpec, specDir: string, env: NodeJS.Process
   if (spec.platforms !== undefined) plan.platforms = spec.platforms.map((p) => parsePlatform(p)!);
   if (spec.tag !== undefined) plan.tag = spec.tag;
   if (spec.fromImage !== undefined) plan.fromImage = referenceRelativeTo(spec.fromImage, specDir);
+  if (spec.fromImageDigest !== undefined) {
+    if (spec.fromImage === undefined) throw new SpecError(`"fromImageDigest" pins the base, but the spec has no "fromImage"; give the base too`);
+    plan.fromImageDigest = spec.fromImageDigest;
+  }
   if (spec.fromImageName !== undefined || spec.fromImageTag !== undefined) {
     plan.pick = spec.fromImageTag !== undefined ? `${spec.fromImageName ?? ""}:${spec.fromImageTag}` : spec.fromImageName!;
   }

@@ -1,3 +1,4 @@
+import { isDigest } from "../model/digest.js";
 import { z } from "zod";
 import { isImageName, isTag } from "../transports/docker/reference.js";
 
@@ -90,6 +91,7 @@ export const specSchema = z.object({
   fromImage: z.string().min(1).optional(),
   fromImageName: z.string().min(1).optional(),
   fromImageTag: imageTag("a tag").optional(),
+  fromImageDigest: z.string().refine(isDigest, "a digest: sha256: and 64 lowercase hex digits").optional(),
   copyToRoot: copyToRoot.optional(),
   runAsRoot: z.string().optional(),
   extraCommands: z.string().optional(),
