@@ -185,3 +185,20 @@ peerTest("a bad --tag or --tls-verify value is a usage error (exit 2) before any
   assert.match(badBool.stderr, /^gantry: .*maybe.*\n$/);
   assert.equal(await stat(out).then(() => true, () => false), false);
 });
+
+peerTest("a base that is not the one fromImageDigest pins (the right pin builds)", async (t) => {
+  const dir = await caseDir(t);
+  const base = (await bases.busyboxArchive()).ref;
+  const wrong = `sha256:${"0".repeat(64)}`;
+  const f = await buildOverExisting(t, dir, standardSpec(base, { fromImageDigest: wrong }));
+  await assertCleanFailure(f, { culprits: [wrong, "fromImageDigest"] });
+
+  // The digest inspect shows for the same base is the pin that builds.
+  const digest = (await runGantry(["inspect", base, "--json"])).stdout.toString("utf8");
+  const pin = (JSON.parse(digest) as { Digest: string }).Digest;
+  const again = await tmpDir(t, "gantry-pin-");
+  await writePayload(join(again, "root"), payloadFiles());
+  await writeFile(join(again, "spec.json"), JSON.stringify(standardSpec(base, { fromImageDigest: pin })));
+  const ok = await runGantry(["build", join(again, "spec.json"), "-o", join(again, "out.tar")], { cwd: again });
+  assert.equal(ok.code, 0, ok.stderr);
+});
