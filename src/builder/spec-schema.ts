@@ -16,6 +16,7 @@ const imagePath = z.string().regex(/^\//, "an absolute path in the image, like \
 
 /** The `{ "builtin": NAME }` sources (src/builder/builtins.ts), after dockerTools' helpers of those names. */
 export const BUILTIN_NAMES = ["fakeNss", "caCertificates", "binSh", "usrBinEnv", "tmp"] as const;
+/** A name `{ "builtin": NAME }` takes: fakeNss, caCertificates, binSh, usrBinEnv or tmp. */
 export type BuiltinName = (typeof BUILTIN_NAMES)[number];
 
 const COPY_SOURCE_FORMS = "a directory path, { \"from\": PATH, \"to\": \"/dir\" }, { \"closureOf\": [PROGRAM, ...] } or { \"builtin\": NAME }, one form per entry";
@@ -113,9 +114,13 @@ export const specSchema = z.object({
   platforms: z.array(z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/, "OS/ARCH[/VARIANT] in Go spelling, like \"linux/arm64\"")).min(1).optional(),
 }).strict();
 
+/** A build spec as written (JSON, or a TS/JS module's default export); docs/spec.md lists every field. */
 export type ImageSpecInput = z.input<typeof specSchema>;
+/** A spec once validated, defaults not yet applied (plan.ts applies them). */
 export type ParsedSpec = z.output<typeof specSchema>;
+/** One `copyToRoot` entry: a directory, `{ from, to }`, `{ closureOf }` or `{ builtin }`. */
 export type CopySourceInput = z.input<typeof copySourceSchema>;
+/** One entry of `layers`: its own copyToRoot, runAsRoot and extraCommands. */
 export type LayerSpecInput = z.input<typeof layerSpecSchema>;
 
 /** For TypeScript specs: `export default defineImage({...})` gives types and completion. */

@@ -23,6 +23,7 @@ export interface ProgressBytes {
   final?: boolean;
 }
 
+/** Called with each event as it happens; it must not throw (the operation does not catch it). */
 export type ProgressListener = (event: ProgressEvent) => void;
 
 /** How often a meter reports at most; a terminal redraws no faster than people read. */

@@ -6,6 +6,7 @@ import type { FileTree, TreeNode } from "../layer/tree.js";
 import { accessOf, type AccessOptions } from "../transports/transport.js";
 import { readImageFor } from "./source.js";
 
+/** What `diffImages` compares: two image references, read through any transport. */
 export interface DiffOptions extends AccessOptions {
   /** The image compared from (any readable reference). */
   a: string;
@@ -19,6 +20,7 @@ export interface DiffOptions extends AccessOptions {
 /** What differs at one path present in both images. */
 export type ChangedAttribute = "type" | "content" | "mode" | "owner" | "link" | "device" | "mtime";
 
+/** How B's merged file system differs from A's (whiteouts applied, as a container sees them). */
 export interface DiffResult {
   /** Paths in B only, in byte order. */
   added: string[];

@@ -6,8 +6,10 @@ import { readImageFor } from "./source.js";
 import { writeDirAtomically } from "../util/atomic.js";
 import { STDOUT, extractTree, writeTar } from "../flatten/flatten.js";
 
+/** Where an export goes: a directory, or one tar of the root file system. */
 export type ExportFormat = "dir" | "tar";
 
+/** What `exportImage` flattens and where it writes the result. */
 export interface ExportOptions extends AccessOptions {
   /** Any readable image reference (SPEC "Image references"). */
   ref: string;
@@ -21,11 +23,14 @@ export interface ExportOptions extends AccessOptions {
   platform?: string;
 }
 
+/** What an export wrote. */
 export interface ExportResult {
+  /** The directory or tar written (`-` for standard output). */
   output: string;
   format: ExportFormat;
   /** Paths in the flattened root. */
   entries: number;
+  /** Layers applied, base first. */
   layers: number;
   /** Device nodes not made because the export did not run as root. */
   skippedDevices: string[];

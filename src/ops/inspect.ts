@@ -6,6 +6,7 @@ import { imageForPlatform, wantedPlatform } from "../image/select.js";
 import type { AccessOptions } from "../transports/transport.js";
 import { readSource } from "./source.js";
 
+/** What `inspectImage` reads: one reference, and which image of it. */
 export interface InspectOptions extends AccessOptions {
   /** Any readable reference (SPEC "Image references"). */
   ref: string;
@@ -61,6 +62,7 @@ export interface InspectedIndex {
   index: ImageIndex;
 }
 
+/** An image's manifest and config, or an index's list of images by platform. */
 export type InspectResult = InspectedImage | InspectedIndex;
 
 /** Reads a reference's manifest and config (no layer is read). */

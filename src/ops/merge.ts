@@ -6,6 +6,7 @@ import { resolveReference } from "../transports/reference.js";
 import { accessOf, type AccessOptions, type WriteItem } from "../transports/transport.js";
 import { readImageFor } from "./source.js";
 
+/** What `mergeImages` puts in one archive, and where. */
 export interface MergeOptions extends AccessOptions {
   /** Image references, one image each (`docker-archive:PATH:NAME:TAG` picks one of several). */
   sources: readonly string[];
@@ -13,9 +14,12 @@ export interface MergeOptions extends AccessOptions {
   output: string;
 }
 
+/** One image of a merged archive, with every name it was given. */
 export interface MergedImage { configDigest: Digest; repoTags: string[]; manifestDigest: Digest }
 
+/** What a merge wrote. */
 export interface MergeResult {
+  /** The destination, as given. */
   output: string;
   images: MergedImage[];
 }
