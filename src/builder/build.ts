@@ -7,6 +7,7 @@ import { FormatError, InvalidReferenceError, SpecError, throwIfAborted } from ".
 import type { Image, ImageIndex, ImageOrIndex } from "../model/image.js";
 import type { Platform } from "../model/oci.js";
 import { formatPlatform, parsePlatform, platformMatches } from "../model/platform.js";
+import { blobLocationsIn } from "../cache/blob-locations.js";
 import { BlobStore } from "../cache/blob-store.js";
 import { LayerIndex } from "../cache/layer-index.js";
 import { LayerFactsIndex } from "../cache/layer-facts.js";
@@ -164,7 +165,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const repoTags = [`${plan.name}:${tag}`, ...(opts.tags ?? [])];
 
     progress({ step: "write", message: `writing ${output}` });
-    const written = await output.write([{ doc: top, repoTags }], accessOf(opts));
+    const written = await output.write([{ doc: top, repoTags }], { ...accessOf(opts), ...(opts.noCache ? {} : { blobLocations: blobLocationsIn(cacheDir) }) });
     const result: BuildResult = {
       output: opts.output ?? (opts.load ? `${dockerDaemonTransport.prefix}${repoTags.join(",")}` : defaultOutput(plan.name)),
       repoTags,
