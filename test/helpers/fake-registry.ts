@@ -58,6 +58,8 @@ export interface FaultTiming {
   readonly skip?: number;
   /** How many matching requests it hits; default 1. */
   readonly times?: number;
+  /** Hits only every Nth matching request after the skipped ones (the Nth, 2Nth, …); default every one. */
+  readonly every?: number;
 }
 
 export type FakeAuth =
@@ -96,8 +98,10 @@ interface Answer {
 interface ScriptedFault {
   readonly match: RequestMatch;
   readonly fault: Fault;
+  readonly every: number;
   skip: number;
   times: number;
+  seen: number;
 }
 
 interface UploadSession {
@@ -155,7 +159,7 @@ export class FakeRegistry {
 
   /** Makes the next matching requests fail as `fault` says. */
   fail(match: RequestMatch, fault: Fault, timing: FaultTiming = {}): void {
-    this.faults.push({ match, fault, skip: timing.skip ?? 0, times: timing.times ?? 1 });
+    this.faults.push({ match, fault, skip: timing.skip ?? 0, times: timing.times ?? 1, every: timing.every ?? 1, seen: 0 });
   }
 
   /** Blob GETs answer 307 to `storage`, as registries send clients to object storage. */
@@ -235,6 +239,7 @@ export class FakeRegistry {
         scripted.skip--;
         continue;
       }
+      if (++scripted.seen % scripted.every !== 0) continue;
       scripted.times--;
       return scripted.fault;
     }

@@ -87,7 +87,7 @@ test("a download cut before its first byte every time gives up after maxTries, n
   assert.deepEqual(await leftovers(store), []);
 });
 
-test("a download that stalls mid-body is abandoned after the stall timeout and resumed", async (t) => {
+test("a download that stalls mid-body is abandoned after the stall timeout and resumed", { timeout: 15_000 }, async (t) => {
   const fake = await startFakeRegistry(t);
   const bytes = patternBytes(SIZE);
   const digest = fake.putBlob("app", bytes);

@@ -121,7 +121,7 @@ test("a GET whose connection drops is tried again; when every try drops, the err
   assert.equal(fake.requests.length, 2 + MAX_TRIES);
 });
 
-test("an answer whose headers do not come within the stall timeout is abandoned and asked for again", async (t) => {
+test("an answer whose headers do not come within the stall timeout is abandoned and asked for again", { timeout: 15_000 }, async (t) => {
   const fake = await startFakeRegistry(t);
   fake.fail(PING, { kind: "stall" });
   const started = Date.now();

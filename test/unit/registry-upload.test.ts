@@ -73,26 +73,53 @@ test("a monolithic upload: POST, then one PUT with the digest and the bytes, to 
   assert.deepEqual(fake.blob("team/app", blob.digest), bytes);
 });
 
-test("a monolithic PUT that gets 503 is not resent on its own: the upload starts over with a new session", async (t) => {
+test("a monolithic PUT answered 503 goes again to the same session, the blob read afresh, nothing asked in between", async (t) => {
   const fake = await startFakeRegistry(t);
   fake.fail({ method: "PUT" }, { kind: "status", status: 503 });
   const bytes = patternBytes(SIZE);
   const blob = blobToPush(bytes);
   assert.equal(await pushBlob(clientFor(fake).client, "app", blob, MONOLITHIC), "uploaded");
-  assert.deepEqual(fake.requests.filter((r) => r.method === "POST" || r.method === "PUT").map((r) => [r.method, r.answer]),
-    [["POST", 202], ["PUT", 503], ["POST", 202], ["PUT", 201]]);
+  assert.deepEqual(fake.requests.filter((r) => r.path !== "/v2/").map((r) => [r.method, r.answer]),
+    [["HEAD", 404], ["POST", 202], ["PUT", 503], ["PUT", 201]]);
   assert.equal(blob.opened(), 2);
   assert.deepEqual(fake.blob("app", blob.digest), bytes);
 });
 
-test("a chunked upload whose third PATCH fails part-way resumes from the registry's Range, not from the chunk's start", async (t) => {
+test("a monolithic PUT whose connection drops: the upload asks (HEAD, the session's Range) and, the session empty, starts over", async (t) => {
+  const fake = await startFakeRegistry(t);
+  fake.fail({ method: "PUT" }, { kind: "reset" });
+  const bytes = patternBytes(SIZE);
+  const blob = blobToPush(bytes);
+  assert.equal(await pushBlob(clientFor(fake).client, "app", blob, MONOLITHIC), "uploaded");
+  assert.deepEqual(fake.requests.filter((r) => r.path !== "/v2/").map((r) => [r.method, r.answer]),
+    [["HEAD", 404], ["POST", 202], ["PUT", "reset"], ["HEAD", 404], ["GET", 204], ["POST", 202], ["PUT", 201]]);
+  assert.deepEqual(fake.blob("app", blob.digest), bytes);
+});
+
+for (const every of [2, 3, 4]) {
+  test(`503 on every ${every}th request, whatever it is: a monolithic and a chunked upload both complete (no cycle of requests meets the fault each time)`, async (t) => {
+    const fake = await startFakeRegistry(t);
+    fake.fail({}, { kind: "status", status: 503 }, { every, times: 10_000 });
+    const client = clientFor(fake).client;
+    const whole = blobToPush(patternBytes(SIZE, 1));
+    const chunked = blobToPush(patternBytes(SIZE, 2));
+    assert.equal(await pushBlob(client, "app", whole, MONOLITHIC), "uploaded");
+    assert.equal(await pushBlob(client, "app", chunked, CHUNKED), "uploaded");
+    assert.ok(fake.requests.filter((r) => r.answer === 503).length >= 2);
+    assert.deepEqual(fake.blob("app", whole.digest), patternBytes(SIZE, 1));
+    assert.deepEqual(fake.blob("app", chunked.digest), patternBytes(SIZE, 2));
+  });
+}
+
+test("a chunked upload whose third PATCH fails part-way: sent again, refused (the session moved on), and resumed from the registry's Range", async (t) => {
   const fake = await startFakeRegistry(t);
   // The registry takes in 400 bytes of the third chunk, then answers 500.
   fake.fail({ method: "PATCH" }, { kind: "status", status: 500, keepBody: 400 }, { skip: 2 });
   const bytes = patternBytes(SIZE);
   const blob = blobToPush(bytes);
   assert.equal(await pushBlob(clientFor(fake).client, "app", blob, CHUNKED), "uploaded");
-  assert.deepEqual(contentRanges(fake), ["0-999", "1000-1999", "2000-2999", "2400-3399", "3400-4399", "4400-4499"]);
+  assert.deepEqual(contentRanges(fake), ["0-999", "1000-1999", "2000-2999", "2000-2999", "2400-3399", "3400-4399", "4400-4499"]);
+  assert.deepEqual(patches(fake).map((r) => r.answer), [202, 202, 500, 400, 202, 202, 202]);
   assert.equal(fake.requestsMatching({ method: "POST" }).length, 1, "the session was resumed, not restarted");
   assert.equal(fake.requestsMatching({ method: "GET", path: /\/uploads\// }).length, 1, "one status query");
   assert.deepEqual(fake.blob("app", blob.digest), bytes);
@@ -114,7 +141,8 @@ test("a last chunk that arrived whole although its answer was lost: nothing is s
   const bytes = patternBytes(SIZE);
   const blob = blobToPush(bytes);
   assert.equal(await pushBlob(clientFor(fake).client, "app", blob, CHUNKED), "uploaded");
-  assert.deepEqual(contentRanges(fake), ["0-999", "1000-1999", "2000-2999", "3000-3999", "4000-4499"]);
+  assert.deepEqual(contentRanges(fake), ["0-999", "1000-1999", "2000-2999", "3000-3999", "4000-4499", "4000-4499"]);
+  assert.equal(patches(fake).at(-1)?.answer, 400, "refused: the registry holds it all, which its Range then says");
   assert.deepEqual(fake.requestsMatching({ method: "PUT" }).map((r) => r.body.length), [0]);
   assert.deepEqual(fake.blob("app", blob.digest), bytes);
 });
@@ -133,7 +161,7 @@ test("a session whose Range cannot tell one byte from none (0-0) is started agai
 
 test("a registry that lost the upload session: the upload starts over and still stores the right bytes", async (t) => {
   const fake = await startFakeRegistry(t);
-  fake.fail({ method: "PATCH" }, { kind: "status", status: 500 }, { skip: 1 });
+  fake.fail({ method: "PATCH" }, { kind: "status", status: 404 }, { skip: 1 });
   fake.fail({ method: "GET", path: /\/uploads\// }, { kind: "status", status: 404 });
   const bytes = patternBytes(SIZE);
   const blob = blobToPush(bytes);

@@ -74,6 +74,8 @@ class BlobUpload {
   mountDeclined = false;
   /** The upload session's latest Location (a registry may refuse an earlier one). */
   private location = "";
+  /** Bytes the session holds, as far as this upload knows. */
+  private held = 0;
 
   constructor(
     private readonly client: RegistryClient,
@@ -128,26 +130,31 @@ class BlobUpload {
 
   /**
    * Sends the bytes into the session opened at `opened` and commits them, mending faults as
-   * the step allows. `location` follows the session: each answer names its next state.
+   * the step allows. When the registry answered a failure it did not act on (503, 429, …),
+   * the same request goes again, from the same offset, with nothing asked in between: a
+   * fixed cycle of requests could meet a fault that strikes every Nth request at the same
+   * point every time. Without an answer (a dropped or stalled connection), or with an answer
+   * about the session (400, 404, 416), the upload asks: the blob may be in already (HEAD),
+   * else the session says how much it holds (Range) or a new session is opened.
    */
   private async send(opened: string): Promise<void> {
     this.location = opened;
-    let held = 0;
+    this.held = 0;
     for (;;) {
       try {
-        if (held === 0 && !this.chunked) await this.sendWhole(this.location);
-        else await this.sendFrom(held);
+        if (this.held === 0 && !this.chunked) await this.sendWhole(this.location);
+        else await this.sendFrom();
         return;
       } catch (err) {
         if (!mendable(err) || !(await this.retries.retry(err.retryAfterMs))) throw err;
+        if (refusedAsIs(err)) continue;
       }
-      // The commit may have landed although its answer was lost.
       if (await this.exists()) return;
       const resume = await this.uploadedSoFar(this.location);
       if (resume) {
-        ({ size: held, location: this.location } = resume);
+        ({ size: this.held, location: this.location } = resume);
       } else {
-        held = 0;
+        this.held = 0;
         this.location = await this.start(undefined) as string;
       }
     }
@@ -172,15 +179,15 @@ class BlobUpload {
    * as it is read (the first `held` bytes are read and passed over), then commits it. The
    * commit comes only after the source has ended, which is when it checks its digest.
    */
-  private async sendFrom(held: number): Promise<void> {
+  private async sendFrom(): Promise<void> {
     const source = await this.blob.open(this.client.signal);
     const cursor = new ByteCursor(source, this.blob.describe);
     try {
-      await cursor.skip(held);
-      while (held < this.blob.size) {
-        const length = Math.min(this.settings.chunkSize, this.blob.size - held);
-        this.location = await this.patch(this.location, cursor.take(length), held, length);
-        held += length;
+      await cursor.skip(this.held);
+      while (this.held < this.blob.size) {
+        const length = Math.min(this.settings.chunkSize, this.blob.size - this.held);
+        this.location = await this.patch(this.location, cursor.take(length), this.held, length);
+        this.held += length;
         this.retries.progress();
       }
       await cursor.end();
@@ -263,6 +270,11 @@ function mendable(err: unknown): err is GantryError & { retryAfterMs?: number } 
   if (!(err instanceof GantryError)) return false;
   if (err.retryable) return true;
   return err instanceof RegistryError && err.status !== undefined && SESSION_FAULTS.has(err.status);
+}
+
+/** A failure the registry answered and did not act on: the same request may simply go again. */
+function refusedAsIs(err: GantryError): boolean {
+  return err instanceof RegistryError && err.status !== undefined && !SESSION_FAULTS.has(err.status);
 }
 
 function withDigest(location: string, digest: Digest): string {
