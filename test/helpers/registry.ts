@@ -39,7 +39,17 @@ export interface RunningRegistry {
   readonly dir: string;
   /** Token requests served, with the scopes asked (token auth only). */
   readonly tokenRequests: { user: string | undefined; scopes: string[] }[];
+  /** The requests the registry itself logged (its access log), in order. */
+  served(): Promise<ServedRequest[]>;
   stop(): Promise<void>;
+}
+
+/** One line of docker-registry's access log. */
+export interface ServedRequest {
+  readonly method: string;
+  /** Path and query, as the registry logged them. */
+  readonly uri: string;
+  readonly status: number;
 }
 
 export async function freePort(): Promise<number> {
@@ -111,11 +121,22 @@ export async function startRegistry(auth: RegistryAuth = { kind: "none" }): Prom
   }
   return {
     host, dir, tokenRequests,
+    served: () => servedRequests(join(dir, "registry.log")),
     async stop() {
       await stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The access log lines (`"POST /v2/… HTTP/1.1" 201 0 …`) of docker-registry's log. */
+async function servedRequests(logPath: string): Promise<ServedRequest[]> {
+  const text = await readFile(logPath, "utf8");
+  const served: ServedRequest[] = [];
+  for (const m of text.matchAll(/^\S+ - \S+ \[[^\]]+\] "(\w+) (\S+) HTTP\/[\d.]+" (\d{3}) /gm)) {
+    served.push({ method: m[1]!, uri: m[2]!, status: Number(m[3]) });
+  }
+  return served;
 }
 
 async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
