@@ -37,6 +37,21 @@ test("an idempotent GET that gets 503 twice, then 200, succeeds on the third try
   assert.ok(waits[0]! > 0 && waits[1]! > waits[0]!, `backoff should grow: ${waits.join(", ")}`);
 });
 
+test("a good answer between faults starts the backoff over; the run still counts every fault until the step moves forward", async (t) => {
+  const fake = await startFakeRegistry(t);
+  fake.fail(PING, { kind: "status", status: 503 }, { every: 2, times: 100 });
+  const waits: number[] = [];
+  const req = requestTo(fake, waits, { method: "GET" }, { maxTries: 4 });
+  // Requests 2, 4, 6, … are answered 503: each send but the first meets one fault, then a good answer.
+  for (let i = 0; i < 4; i++) assert.equal((await send(req, "fake")).status, 200);
+  assert.equal(waits.length, 3);
+  assert.ok(waits.every((ms) => ms >= 150 && ms <= 350), `each fault came after a good answer: ${waits.join(", ")}`);
+  // A fourth fault in the same run, with no progress since the first: the step gives up.
+  assert.equal((await send(req, "fake")).status, 503);
+  req.retries.progress();
+  assert.equal((await send(req, "fake")).status, 200, "progress starts a new run");
+});
+
 test("a GET that keeps failing is tried maxTries times, then its last answer is returned", async (t) => {
   const fake = await startFakeRegistry(t);
   fake.fail(PING, { kind: "status", status: 503 }, { times: 100 });

@@ -54,7 +54,11 @@ export async function send(req: HttpRequest, registry: string): Promise<Response
       if (!(await req.retries.retry())) throw err;
       continue;
     }
-    if (!replayable || !isRetryableStatus(response.status)) return response;
+    if (!isRetryableStatus(response.status)) {
+      req.retries.answered();
+      return response;
+    }
+    if (!replayable) return response;
     const delay = req.retries.next(retryAfterMs(response.headers.get("retry-after")));
     if (delay === undefined) return response;
     await discard(response);

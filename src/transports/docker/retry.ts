@@ -7,12 +7,14 @@ import { AbortedError } from "../../model/errors.js";
  * storing a manifest. Every request of a step, and every resumption of its upload or
  * download, draws on one `StepRetries`.
  *
- * Faults come in runs: a run starts with a fault and ends when the step moves forward (an
- * answer that is not a fault, a byte downloaded, a chunk accepted). A run is bounded twice,
- * by tries and by time, so a fault that persists ends the step within `budgetMs` plus one
+ * Faults come in runs: a run starts with a fault and ends when the step moves forward (a
+ * blob or chunk accepted, a document read, a byte downloaded). A run is bounded twice, by
+ * tries and by time, so a fault that persists ends the step within `budgetMs` plus one
  * request, while a long upload through a registry that fails now and then goes on as long
  * as each fault is followed by progress. Waits honour the registry's `Retry-After`; a wait
- * longer than what is left of the budget is not started: the step gives up at once.
+ * longer than what is left of the budget is not started: the step gives up at once. The
+ * backoff grows with faults in a row and starts over after any good answer: a registry that
+ * answers again is not overloaded, though the run goes on counting until there is progress.
  */
 
 /** Waits `ms` milliseconds (or until `signal` aborts, then rejects). */
@@ -78,7 +80,10 @@ export function retryAfterMs(header: string | null | undefined, now: number = Da
 }
 
 export class StepRetries {
+  /** Faults in this run. */
   private faults = 0;
+  /** Faults since the last good answer: what the backoff grows with. */
+  private inARow = 0;
   private runStart: number | undefined;
 
   /**
@@ -95,7 +100,13 @@ export class StepRetries {
   /** The step moved forward: the next fault starts a new run. */
   progress(): void {
     this.faults = 0;
+    this.inARow = 0;
     this.runStart = undefined;
+  }
+
+  /** An answer that was not a fault: the next backoff starts small again. */
+  answered(): void {
+    this.inARow = 0;
   }
 
   /**
@@ -111,6 +122,7 @@ export class StepRetries {
     if (now - start + delay > this.policy.budgetMs) return undefined;
     this.runStart = start;
     this.faults++;
+    this.inARow++;
     return delay;
   }
 
@@ -142,7 +154,7 @@ export class StepRetries {
   }
 
   private backoff(): number {
-    const base = this.policy.backoffMs * 3 ** this.faults;
+    const base = this.policy.backoffMs * 3 ** this.inARow;
     return Math.min(this.policy.maxBackoffMs, base * (0.75 + Math.random() / 2));
   }
 }
