@@ -1,5 +1,6 @@
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { listenOnLoopback } from "./registry.js";
 
 /**
  * A proxy on 127.0.0.1 in front of a real registry that injects the faults of a flaky
@@ -120,11 +121,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     if (fault?.kind === "reset-upload") cutUpload(req, upstream, fault.after, missed);
     else req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  if (typeof address !== "object" || address === null) throw new Error("no port");
   return {
-    host: `127.0.0.1:${address.port}`,
+    host: await listenOnLoopback(server),
     requests,
     injected,
     inject(rule) { rules.push({ ...rule, seen: 0, hits: 0 }); },

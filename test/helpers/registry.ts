@@ -292,11 +292,8 @@ export async function startCountingProxy(target: string, opts: { addAuthorizatio
     upstream.on("error", () => { if (!res.headersSent) res.writeHead(502); res.end(); });
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  if (typeof address !== "object" || address === null) throw new Error("no port");
   return {
-    host: `127.0.0.1:${address.port}`,
+    host: await listenOnLoopback(server),
     requests,
     failNext(match, status) { failures.push({ match, status }); },
     alterNext(match, alter) { alterations.push({ match, alter }); },
@@ -310,6 +307,14 @@ export async function startCountingProxy(target: string, opts: { addAuthorizatio
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Starts `server` on 127.0.0.1, on a port the system picks; returns "127.0.0.1:PORT". */
+export async function listenOnLoopback(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (typeof address !== "object" || address === null) throw new Error("no port");
+  return `127.0.0.1:${address.port}`;
 }
 
 // ---- small images to push ----

@@ -18,9 +18,10 @@ import type { StepRetries } from "./retry.js";
  *
  * The whole blob is one step with one retry budget. When a PATCH or PUT fails (a retryable
  * status, a dropped or stalled connection, a session the registry no longer knows), the
- * upload waits as the step's policy says (Retry-After honoured), checks whether the blob
- * landed after all (its answer lost), then asks the session how much it holds (`Range`) and
- * goes on from there, or opens a new session when that cannot be told.
+ * upload waits as the step's policy says (Retry-After honoured) and goes on: the same
+ * request again when the registry answered it, else it checks whether the blob landed after
+ * all (its answer lost), asks the session how much it holds (`Range`) and goes on from
+ * there, or opens a new session when that cannot be told (see `send`).
  */
 export interface BlobToPush {
   readonly digest: Digest;
