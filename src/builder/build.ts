@@ -9,6 +9,7 @@ import type { Image, ImageIndex, ImageOrIndex } from "../model/image.js";
 import type { Platform } from "../model/oci.js";
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from "../model/platform.js";
 import type { ProgressListener } from "../model/progress.js";
+import { blobLocationsIn } from "../cache/blob-locations.js";
 import { BlobStore } from "../cache/blob-store.js";
 import { LayerIndex } from "../cache/layer-index.js";
 import { LayerFactsIndex } from "../cache/layer-facts.js";
@@ -189,7 +190,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const repoTags = [`${plan.name}:${tag}`, ...(opts.tags ?? [])];
 
     progress({ step: "write", message: `writing ${output}` });
-    const written = await output.write([{ doc: top, repoTags }], accessOf(opts));
+    const written = await output.write([{ doc: top, repoTags }], { ...accessOf(opts), ...(opts.noCache ? {} : { blobLocations: blobLocationsIn(cacheDir) }) });
     const result: BuildResult = {
       output: opts.output ?? (opts.load ? `${dockerDaemonTransport.prefix}${repoTags.join(",")}` : defaultOutput(plan.name)),
       repoTags,

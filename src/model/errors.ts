@@ -57,9 +57,12 @@ export class UnsafePathError extends GantryError {
 export class RegistryError extends GantryError {
   readonly code = "REGISTRY";
   readonly status: number | undefined;
-  constructor(message: string, options?: ErrorOptions & { status?: number }) {
+  /** How long the registry asked to be left alone (its Retry-After), in milliseconds. */
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, options?: ErrorOptions & { status?: number; retryAfterMs?: number }) {
     super(message, options);
     this.status = options?.status;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 export class AuthError extends GantryError {

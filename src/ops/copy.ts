@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { blobLocationsIn } from "../cache/blob-locations.js";
 import { BlobStore } from "../cache/blob-store.js";
 import { defaultCacheDir } from "../cache/location.js";
 import type { Digest } from "../model/digest.js";
@@ -44,6 +45,10 @@ export interface CopyImageOptions extends AccessOptions {
   chunkThreshold?: number;
   /** Where `-` writes; standard output when absent. */
   output?: WriteOptions["output"];
+  /** The cache directory, whose book of blob locations lets a push mount what an earlier one sent (default `$GANTRY_CACHE`, …). */
+  cacheDir?: string;
+  /** Neither read nor write the cache. */
+  noCache?: boolean;
 }
 
 export interface CopyImageResult {
@@ -62,7 +67,8 @@ export interface CopyImageResult {
 }
 
 /** Reads `src` and writes it to `dest`, keeping what it can (see the module comment). */
-export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult> {
+export async function copyImage(options: CopyImageOptions): Promise<CopyImageResult> {
+  const opts = withBlobLocations(options);
   const want = wantedPlatform(opts.platform);
   const dest = await resolveReference(opts.dest, "write");
   await dest.checkWritable(writeOptions(opts));
@@ -70,6 +76,15 @@ export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult
   const doc = await forDestination(read, src, dest, want, opts);
   const written = await dest.write([{ doc, repoTags: doc.repoTags }], writeOptions(opts));
   return result(opts.src, opts.dest, read, doc, written);
+}
+
+/**
+ * The options with the cache's book of blob locations (unless one is given, or the cache
+ * is off): registries read and written record where each blob is, and pushes mount from it.
+ */
+function withBlobLocations<T extends AccessOptions & { cacheDir?: string; noCache?: boolean }>(opts: T): T {
+  if (opts.blobLocations || opts.noCache) return opts;
+  return { ...opts, blobLocations: blobLocationsIn(opts.cacheDir ?? defaultCacheDir(opts.env)) };
 }
 
 /** The document to write: one platform unless --all, in the asked family. */
@@ -145,7 +160,8 @@ export interface PullImageResult {
 }
 
 /** A registry image (through the cache) into any destination. */
-export async function pullImage(opts: PullImageOptions): Promise<PullImageResult> {
+export async function pullImage(options: PullImageOptions): Promise<PullImageResult> {
+  const opts = withBlobLocations(options);
   const want = wantedPlatform(opts.platform);
   const src = await resolveReference(withRegistryTransport(opts.ref), "read");
   const dest = await resolveReference(opts.dest, "write");
@@ -182,6 +198,10 @@ export interface PushImageOptions extends AccessOptions {
   chunkThreshold?: number;
   /** Gzip uncompressed layers before sending them (default true, as skopeo does). */
   compressLayers?: boolean;
+  /** The cache directory, whose book of blob locations lets this push mount what an earlier one sent. */
+  cacheDir?: string;
+  /** Neither read nor write the cache. */
+  noCache?: boolean;
 }
 
 export interface PushImageResult {

@@ -3,6 +3,7 @@ import type { ContentStore } from "../model/content-store.js";
 import type { Digest } from "../model/digest.js";
 import type { ImageOrIndex, ImageSummary } from "../model/image.js";
 import type { ProgressListener } from "../model/progress.js";
+import type { BlobLocationBook } from "./docker/blob-locations.js";
 
 /**
  * A transport: one kind of place images live (an archive, a layout, a registry, the Docker
@@ -20,6 +21,8 @@ export interface AccessOptions {
   /** Where DOCKER_CONFIG, REGISTRY_AUTH_FILE, DOCKER_HOST and HOME are read from; default process.env. */
   env?: NodeJS.ProcessEnv;
   onProgress?: ProgressListener;
+  /** Registries: where blobs were seen beyond this process (the cache's book), for mounts. */
+  blobLocations?: BlobLocationBook;
 }
 
 export interface ReadOptions extends AccessOptions {
@@ -103,5 +106,6 @@ export function accessOf(opts: AccessOptions): AccessOptions {
   if (opts.tlsVerify !== undefined) out.tlsVerify = opts.tlsVerify;
   if (opts.env !== undefined) out.env = opts.env;
   if (opts.onProgress) out.onProgress = opts.onProgress;
+  if (opts.blobLocations) out.blobLocations = opts.blobLocations;
   return out;
 }

@@ -132,7 +132,7 @@ describe("registry push and pull (anonymous distribution 2.8)", () => {
     assert.equal(seen.Digest, first.digest);
   });
 
-  test("a blob above the chunk threshold goes up in PATCH chunks, and a failed chunk resumes", async () => {
+  test("a blob above the chunk threshold goes up in PATCH chunks, and a chunk answered 503 goes again", async () => {
     const payload = randomBytes(200 * 1024); // incompressible: the gzip blob stays ~200 KiB
     const image = await makeTestImage({ label: "chunked", files: { "big.bin": payload } });
     const size = image.layers[0]!.size;
@@ -148,7 +148,7 @@ describe("registry push and pull (anonymous distribution 2.8)", () => {
     assert.ok(failedOnce, "the injected failure happened");
     const chunks = Math.ceil(size / chunkSize);
     assert.equal(proxy.count("PATCH"), chunks + 1, "one PATCH per chunk, plus the one sent again");
-    assert.equal(proxy.count("GET", /\/blobs\/uploads\//), 1, "the upload's offset was asked once");
+    assert.equal(proxy.count("GET", /\/blobs\/uploads\//), 0, "the registry answered, so it holds what it held: nothing to ask");
     assert.equal(proxy.count("POST", /\/blobs\/uploads\//), 2, "one session per blob: no restart");
     const seen = await skopeoInspect(`docker://${registry.host}/gantry/chunked:1`);
     assert.equal(seen.Digest, result.digest);

@@ -23,8 +23,8 @@ export interface RecordedRequest {
   readonly headers: IncomingHttpHeaders;
   readonly authorization: string | undefined;
   readonly body: Buffer;
-  /** What the fake did: the status it answered, "reset" (dropped) or "cut" (dropped mid-answer). */
-  answer: number | "reset" | "cut";
+  /** What the fake did: the status it answered, or the fault's kind ("reset", "cut", "stall", "length"). */
+  answer: number | "reset" | "cut" | "stall" | "length";
 }
 
 /** Which requests a fault applies to; every field given must match. */
@@ -38,20 +38,28 @@ export interface RequestMatch {
  * What a scripted fault does to a request:
  * - status: answers this instead of handling the request;
  * - reset: drops the connection instead of answering;
- * - cut: handles the request, then drops the connection after `after` bytes of the answer's body.
+ * - cut: handles the request, then drops the connection after `after` bytes of the answer's body;
+ * - stall: handles the request, then sends nothing more after `after` bytes of the answer's
+ *   body (before the headers, when `after` is absent), holding the connection open;
+ * - length: handles the request but announces a Content-Length `by` bytes off the body's,
+ *   sends the body whole and closes the connection.
  * `keepBody` (status, reset) lets the registry take in that many bytes of the request's
  * body before failing, as a registry that received part of an upload chunk does.
  */
 export type Fault =
   | { readonly kind: "status"; readonly status: number; readonly headers?: Readonly<Record<string, string>>; readonly keepBody?: number }
   | { readonly kind: "reset"; readonly keepBody?: number }
-  | { readonly kind: "cut"; readonly after: number };
+  | { readonly kind: "cut"; readonly after: number }
+  | { readonly kind: "stall"; readonly after?: number }
+  | { readonly kind: "length"; readonly by: number };
 
 export interface FaultTiming {
   /** Matching requests let through before the fault starts (the Nth request: skip N-1). */
   readonly skip?: number;
   /** How many matching requests it hits; default 1. */
   readonly times?: number;
+  /** Hits only every Nth matching request after the skipped ones (the Nth, 2Nth, …); default every one. */
+  readonly every?: number;
 }
 
 export type FakeAuth =
@@ -71,6 +79,8 @@ export interface FakeRegistryOptions {
   readonly auth?: FakeAuth;
   /** Upload Locations as paths ("/v2/…") rather than absolute URLs. */
   readonly relativeLocations?: boolean;
+  /** Whether blob GETs honour `Range: bytes=N-` with a 206 (default true), as distribution does. */
+  readonly ranges?: boolean;
 }
 
 export interface TokenRequest {
@@ -88,8 +98,10 @@ interface Answer {
 interface ScriptedFault {
   readonly match: RequestMatch;
   readonly fault: Fault;
+  readonly every: number;
   skip: number;
   times: number;
+  seen: number;
 }
 
 interface UploadSession {
@@ -147,7 +159,7 @@ export class FakeRegistry {
 
   /** Makes the next matching requests fail as `fault` says. */
   fail(match: RequestMatch, fault: Fault, timing: FaultTiming = {}): void {
-    this.faults.push({ match, fault, skip: timing.skip ?? 0, times: timing.times ?? 1 });
+    this.faults.push({ match, fault, skip: timing.skip ?? 0, times: timing.times ?? 1, every: timing.every ?? 1, seen: 0 });
   }
 
   /** Blob GETs answer 307 to `storage`, as registries send clients to object storage. */
@@ -201,10 +213,19 @@ export class FakeRegistry {
       writeAnswer(res, { status: fault.status, headers: fault.headers ?? {}, body: errorBody("FAULT", "a scripted failure") });
       return;
     }
+    if (fault?.kind === "stall" && fault.after === undefined) {
+      recorded.answer = "stall";
+      return;
+    }
     const answer = this.handle(recorded);
-    if (fault?.kind === "cut") {
-      recorded.answer = "cut";
-      cutAnswer(res, answer, fault.after);
+    if (fault?.kind === "cut" || fault?.kind === "stall") {
+      recorded.answer = fault.kind;
+      cutAnswer(res, answer, fault.after ?? 0, fault.kind === "stall");
+      return;
+    }
+    if (fault?.kind === "length") {
+      recorded.answer = "length";
+      misstateLength(res, answer, fault.by);
       return;
     }
     recorded.answer = answer.status;
@@ -218,6 +239,7 @@ export class FakeRegistry {
         scripted.skip--;
         continue;
       }
+      if (++scripted.seen % scripted.every !== 0) continue;
       scripted.times--;
       return scripted.fault;
     }
@@ -283,11 +305,22 @@ export class FakeRegistry {
       this.storage.stored.set(digest, bytes);
       return { status: 307, headers: { location: `${this.storage.url}/storage/${digest}?signature=s3cr3t` } };
     }
-    return {
-      status: 200,
-      headers: { "content-type": "application/octet-stream", "content-length": String(bytes.length), "docker-content-digest": digest },
-      body: bytes,
-    };
+    return this.blobAnswer(req, bytes, { "docker-content-digest": digest });
+  }
+
+  /** The whole blob (200), or from the byte a `Range: bytes=N-` asks for (206) unless ranges are off. */
+  private blobAnswer(req: RecordedRequest, bytes: Buffer, headers: Record<string, string> = {}): Answer {
+    const from = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? ""))?.[1];
+    const type = { "content-type": "application/octet-stream", "accept-ranges": "bytes", ...headers };
+    if (from !== undefined && this.opts.ranges !== false && Number(from) < bytes.length) {
+      const part = bytes.subarray(Number(from));
+      return {
+        status: 206,
+        headers: { ...type, "content-length": String(part.length), "content-range": `bytes ${from}-${bytes.length - 1}/${bytes.length}` },
+        body: part,
+      };
+    }
+    return { status: 200, headers: { ...type, "content-length": String(bytes.length) }, body: bytes };
   }
 
   /** Object storage takes its own signed URLs and refuses a registry's Authorization, as S3 does. */
@@ -295,7 +328,7 @@ export class FakeRegistry {
     if (req.authorization !== undefined) return json(400, errorDoc("InvalidArgument", "only one auth mechanism allowed"));
     const bytes = this.stored.get(digest);
     if (!bytes) return json(404, errorDoc("NoSuchKey", digest));
-    return { status: 200, headers: { "content-type": "application/octet-stream", "content-length": String(bytes.length) }, body: bytes };
+    return this.blobAnswer(req, bytes);
   }
 
   private startUpload(req: RecordedRequest, repository: string): Answer {
@@ -442,10 +475,20 @@ function writeAnswer(res: ServerResponse, answer: Answer, headOnly = false): voi
   res.end(headOnly ? undefined : answer.body);
 }
 
-/** Sends the headers (promising the whole body) and the first `after` bytes, then drops the connection. */
-function cutAnswer(res: ServerResponse, answer: Answer, after: number): void {
+/** Sends the headers (promising the whole body) and the first `after` bytes, then drops the connection (or, `hold`, keeps it silent). */
+function cutAnswer(res: ServerResponse, answer: Answer, after: number, hold = false): void {
   const body = answer.body ?? Buffer.alloc(0);
   res.writeHead(answer.status, { ...answer.headers, "content-length": String(body.length) });
   res.flushHeaders();
-  res.write(body.subarray(0, after), () => setImmediate(() => res.destroy()));
+  res.write(body.subarray(0, after), () => { if (!hold) setImmediate(() => res.destroy()); });
+}
+
+/** The answer with a Content-Length `by` bytes off, written to the socket as it is, then the connection closed. */
+function misstateLength(res: ServerResponse, answer: Answer, by: number): void {
+  const body = answer.body ?? Buffer.alloc(0);
+  const headers = Object.entries({ ...answer.headers, "content-length": String(body.length + by), connection: "close" })
+    .map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  const socket = res.socket!;
+  socket.write(`HTTP/1.1 ${answer.status} X\r\n${headers}\r\n`);
+  socket.end(body);
 }

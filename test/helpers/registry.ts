@@ -39,7 +39,17 @@ export interface RunningRegistry {
   readonly dir: string;
   /** Token requests served, with the scopes asked (token auth only). */
   readonly tokenRequests: { user: string | undefined; scopes: string[] }[];
+  /** The requests the registry itself logged (its access log), in order. */
+  served(): Promise<ServedRequest[]>;
   stop(): Promise<void>;
+}
+
+/** One line of docker-registry's access log. */
+export interface ServedRequest {
+  readonly method: string;
+  /** Path and query, as the registry logged them. */
+  readonly uri: string;
+  readonly status: number;
 }
 
 export async function freePort(): Promise<number> {
@@ -111,11 +121,22 @@ export async function startRegistry(auth: RegistryAuth = { kind: "none" }): Prom
   }
   return {
     host, dir, tokenRequests,
+    served: () => servedRequests(join(dir, "registry.log")),
     async stop() {
       await stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The access log lines (`"POST /v2/… HTTP/1.1" 201 0 …`) of docker-registry's log. */
+async function servedRequests(logPath: string): Promise<ServedRequest[]> {
+  const text = await readFile(logPath, "utf8");
+  const served: ServedRequest[] = [];
+  for (const m of text.matchAll(/^\S+ - \S+ \[[^\]]+\] "(\w+) (\S+) HTTP\/[\d.]+" (\d{3}) /gm)) {
+    served.push({ method: m[1]!, uri: m[2]!, status: Number(m[3]) });
+  }
+  return served;
 }
 
 async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
@@ -271,11 +292,8 @@ export async function startCountingProxy(target: string, opts: { addAuthorizatio
     upstream.on("error", () => { if (!res.headersSent) res.writeHead(502); res.end(); });
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  if (typeof address !== "object" || address === null) throw new Error("no port");
   return {
-    host: `127.0.0.1:${address.port}`,
+    host: await listenOnLoopback(server),
     requests,
     failNext(match, status) { failures.push({ match, status }); },
     alterNext(match, alter) { alterations.push({ match, alter }); },
@@ -289,6 +307,14 @@ export async function startCountingProxy(target: string, opts: { addAuthorizatio
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Starts `server` on 127.0.0.1, on a port the system picks; returns "127.0.0.1:PORT". */
+export async function listenOnLoopback(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (typeof address !== "object" || address === null) throw new Error("no port");
+  return `127.0.0.1:${address.port}`;
 }
 
 // ---- small images to push ----

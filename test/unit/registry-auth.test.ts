@@ -19,7 +19,7 @@ const PUSH = (repository: string): Scope => ({ repository, actions: ["pull", "pu
 /** GETs a blob the fake holds in `repository` and returns the status. */
 async function getBlob(client: RegistryClient, fake: FakeRegistry, repository: string, scopes: Scope[] = [PULL(repository)]): Promise<number> {
   const digest = fake.putBlob(repository, patternBytes(100));
-  const response = await client.request({ method: "GET", url: `/v2/${repository}/blobs/${digest}`, scopes, idempotent: true });
+  const response = await client.request({ method: "GET", url: `/v2/${repository}/blobs/${digest}`, scopes, idempotent: true, retries: client.step("fetch a blob") });
   await discard(response);
   return response.status;
 }

@@ -10,6 +10,7 @@ import { BlobStore } from "../../src/cache/blob-store.js";
 import { sha256, type Digest } from "../../src/model/digest.js";
 import { verified } from "../../src/model/verify.js";
 import { RegistryClient } from "../../src/transports/docker/client.js";
+import type { RetryPolicy } from "../../src/transports/docker/retry.js";
 import type { BlobToPush } from "../../src/transports/docker/upload.js";
 import type { BlobLocation } from "../../src/transports/docker/origin.js";
 import type { FakeRegistry } from "../helpers/fake-registry.js";
@@ -24,14 +25,32 @@ export interface TestClient {
   readonly waits: number[];
 }
 
-export function clientFor(fake: FakeRegistry, creds?: string): TestClient {
-  const waits: number[] = [];
+/**
+ * A client of `fake` whose retry waits are recorded, not slept: its clock is virtual and
+ * moves only by the waits, so a run of faults lasts exactly the sum of its waits.
+ */
+export function clientFor(fake: FakeRegistry, creds?: string, retry: Partial<RetryPolicy> = {}): TestClient {
+  const { waits, policy } = recordingPolicy(retry);
   const client = new RegistryClient(fake.host, {
     env: NO_DOCKER_CONFIG,
-    retryWait: async (ms) => { waits.push(ms); },
+    retry: policy,
     ...(creds !== undefined ? { creds } : {}),
   });
   return { client, waits };
+}
+
+/** A retry policy whose waits are recorded in `waits` and advance a virtual clock instead of sleeping. */
+export function recordingPolicy(overrides: Partial<RetryPolicy> = {}): { waits: number[]; policy: Partial<RetryPolicy> } {
+  const waits: number[] = [];
+  let clock = 0;
+  return {
+    waits,
+    policy: {
+      wait: async (ms) => { waits.push(ms); clock += ms; },
+      now: () => clock,
+      ...overrides,
+    },
+  };
 }
 
 /** Deterministic bytes that differ at every offset, so a misplaced chunk changes the digest. */

@@ -1,8 +1,9 @@
 import { AuthError, RegistryError } from "../../model/errors.js";
 import { findChallenge, parseChallenges, type Challenge } from "./challenge.js";
 import type { Credentials } from "./credentials.js";
-import { discard, send, type RetryWait } from "./http.js";
-import { readLimited } from "./failure.js";
+import { discard, send } from "./http.js";
+import { readLimited } from "./body.js";
+import type { StepRetries } from "./retry.js";
 
 /** Access wanted on one repository; becomes a token scope `repository:NAME:pull,push`. */
 export interface Scope {
@@ -39,8 +40,8 @@ export class Authenticator {
   constructor(
     private readonly registry: string,
     private readonly credentials: () => Promise<Credentials | undefined>,
-    private readonly signal: AbortSignal | undefined,
-    private readonly retryWait?: RetryWait,
+    /** A step of the client's, with its retry policy and signal. */
+    private readonly step: (action: string) => StepRetries,
   ) {}
 
   get known(): boolean { return this.scheme !== undefined; }
@@ -89,12 +90,11 @@ export class Authenticator {
     const url = new URL(scheme.realm);
     if (scheme.service !== undefined) url.searchParams.set("service", scheme.service);
     for (const s of scopes) url.searchParams.append("scope", scopeString(s));
-    const request = { method: "GET" as const, url: url.toString(), idempotent: true, headers: { accept: "application/json" } };
+    const retries = this.step(`serve a token from ${url.origin}`);
     const response = await send({
-      ...request,
+      method: "GET", url: url.toString(), idempotent: true, headers: { accept: "application/json" }, retries,
       ...(creds ? { authorization: basicHeader(creds) } : {}),
-      ...(this.signal ? { signal: this.signal } : {}),
-      ...(this.retryWait ? { retryWait: this.retryWait } : {}),
+      ...(retries.signal ? { signal: retries.signal } : {}),
     }, `the token server ${url.host} of ${this.registry}`);
     if (response.status === 401 || response.status === 403) {
       await discard(response);
@@ -104,11 +104,11 @@ export class Authenticator {
     }
     if (!response.ok) {
       await discard(response);
-      throw new RegistryError(`the token server ${url.origin} of ${this.registry} answered HTTP ${response.status}; try again later`, { retryable: response.status >= 500, status: response.status });
+      throw new RegistryError(`the token server ${url.origin} of ${this.registry} answered HTTP ${response.status}${retries.persistence}; try again later`, { retryable: response.status >= 500, status: response.status });
     }
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
-      body = JSON.parse((await readLimited(response, MAX_TOKEN_RESPONSE)).toString("utf8")) as typeof body;
+      body = JSON.parse((await readLimited(response, MAX_TOKEN_RESPONSE, retries)).toString("utf8")) as typeof body;
     } catch (err) {
       throw new RegistryError(`the token server ${url.origin} of ${this.registry} answered with something that is not a token (JSON expected)`, { cause: err });
     }

@@ -1,8 +1,11 @@
 import type { Readable } from "node:stream";
+import { GantryError, RegistryError } from "../../model/errors.js";
 import { Authenticator, type Scope } from "./auth.js";
+import { readLimited } from "./body.js";
 import { findCredentials, type Credentials } from "./credentials.js";
 import { registryBaseUrl } from "./endpoint.js";
-import { discard, send, type HttpMethod, type RetryWait } from "./http.js";
+import { discard, send, type HttpMethod } from "./http.js";
+import { retryPolicy, StepRetries, type RetryPolicy } from "./retry.js";
 
 export interface ClientOptions {
   /** `USER:PASS`; otherwise the docker config files and credential helpers are asked. */
@@ -10,10 +13,13 @@ export interface ClientOptions {
   /** false: speak plain HTTP to a non-loopback registry. */
   tlsVerify?: boolean;
   signal?: AbortSignal;
-  /** Where to read DOCKER_CONFIG, REGISTRY_AUTH_FILE and HOME from (tests); default process.env. */
+  /**
+   * Where to read DOCKER_CONFIG, REGISTRY_AUTH_FILE, HOME, GANTRY_RETRY_SECONDS and
+   * GANTRY_STALL_SECONDS from (tests); default process.env.
+   */
   env?: NodeJS.ProcessEnv;
-  /** How to wait between retries (tests); default a real sleep. */
-  retryWait?: RetryWait;
+  /** How faults are retried (tests: a wait that does not sleep, a short budget); over the env's and the defaults. */
+  retry?: Partial<RetryPolicy>;
 }
 
 export interface ClientRequest {
@@ -24,18 +30,29 @@ export interface ClientRequest {
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: Buffer | Readable;
   readonly idempotent: boolean;
+  /** The step this request is part of (see `step`). */
+  readonly retries: StepRetries;
   /** Aborts this request as well as everything the client's own signal aborts. */
   readonly signal?: AbortSignal;
 }
 
+/** What `requestWhole` checks of a small document it read, besides its size limit. */
+export interface WholeCheck {
+  /** Bytes at most. */
+  readonly limit: number;
+  /** The size the document must have, when it is known (a descriptor's). */
+  readonly size?: number;
+}
+
 /**
  * A session with one registry: the `/v2/` ping (once, on first use), credentials (looked up
- * once), tokens per scope, and the retry-on-401 rule. Operations in pull.ts and push.ts
- * speak through `request` and never see authentication.
+ * once), tokens per scope, the retry-on-401 rule and the retry policy. Operations in pull.ts
+ * and push.ts speak through `request` and never see authentication.
  */
 export class RegistryClient {
   readonly baseUrl: string;
   readonly signal: AbortSignal | undefined;
+  readonly policy: RetryPolicy;
   private readonly auth: Authenticator;
   private credentials: Promise<Credentials | undefined> | undefined;
   private ping: Promise<void> | undefined;
@@ -43,7 +60,13 @@ export class RegistryClient {
   constructor(readonly registry: string, private readonly opts: ClientOptions = {}) {
     this.baseUrl = registryBaseUrl(registry, opts.tlsVerify ?? true);
     this.signal = opts.signal;
-    this.auth = new Authenticator(registry, () => this.lookUpCredentials(), opts.signal, opts.retryWait);
+    this.policy = retryPolicy(opts.env ?? process.env, opts.retry);
+    this.auth = new Authenticator(registry, () => this.lookUpCredentials(), (action) => this.step(action));
+  }
+
+  /** A step of work with this registry, named as a verb phrase for errors ("fetch layer 2 of app:1"). */
+  step(action: string): StepRetries {
+    return new StepRetries(this.registry, action, this.policy, this.signal);
   }
 
   /** Resolves a path or a Location header against the registry's base URL. */
@@ -66,11 +89,11 @@ export class RegistryClient {
         method: req.method,
         url: this.url(req.url),
         idempotent: req.idempotent,
+        retries: req.retries,
         ...(req.headers ? { headers: req.headers } : {}),
         ...(req.body !== undefined ? { body: req.body } : {}),
         ...(authorization !== undefined ? { authorization } : {}),
         ...(signal ? { signal } : {}),
-        ...(this.opts.retryWait ? { retryWait: this.opts.retryWait } : {}),
       }, this.registry);
       if (response.status !== 401) return response;
       await discard(response);
@@ -80,12 +103,45 @@ export class RegistryClient {
     }
   }
 
+  /**
+   * An idempotent GET of a small document, read whole: an answer cut off, stalled or of the
+   * wrong length is a fault of the step, fetched again while the step allows. A non-success
+   * answer is returned unread, for the caller to word.
+   */
+  async requestWhole(req: ClientRequest, check: WholeCheck): Promise<{ response: Response; bytes: Buffer | undefined }> {
+    for (;;) {
+      const response = await this.request(req);
+      if (!response.ok) return { response, bytes: undefined };
+      let fault: GantryError;
+      try {
+        const announced = response.headers.get("content-length");
+        if (check.size !== undefined && announced !== null && Number(announced) !== check.size) {
+          await discard(response);
+          throw this.fault(req, `it announced ${announced} bytes where ${check.size} were expected`);
+        }
+        const bytes = await readLimited(response, check.limit, req.retries);
+        if (check.size === undefined || bytes.length === check.size) {
+          req.retries.progress();
+          return { response, bytes };
+        }
+        throw this.fault(req, `it sent ${bytes.length} bytes where ${check.size} were expected`);
+      } catch (err) {
+        if (err instanceof GantryError && !err.retryable) throw err;
+        fault = err instanceof GantryError ? err : this.fault(req, `the answer was cut off (${(err as Error).message})`, err);
+      }
+      if (!(await req.retries.retry())) throw fault;
+    }
+  }
+
+  private fault(req: ClientRequest, what: string, cause?: unknown): RegistryError {
+    return new RegistryError(`${this.registry} failed to ${req.retries.action}: ${what}${req.retries.persistence}; try again`, { retryable: true, cause });
+  }
+
   private ensurePinged(): Promise<void> {
     this.ping ??= (async () => {
       const response = await send({
-        method: "GET", url: this.url("/v2/"), idempotent: true,
+        method: "GET", url: this.url("/v2/"), idempotent: true, retries: this.step("answer its API check (/v2/)"),
         ...(this.signal ? { signal: this.signal } : {}),
-        ...(this.opts.retryWait ? { retryWait: this.opts.retryWait } : {}),
       }, this.registry);
       await discard(response);
       this.auth.learn(response);

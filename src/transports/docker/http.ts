@@ -1,12 +1,14 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { Readable } from "node:stream";
 import { GantryError, RegistryError, AbortedError } from "../../model/errors.js";
+import { stalledError } from "./body.js";
+import { retryAfterMs, type StepRetries } from "./retry.js";
 
 /**
- * One HTTP exchange with a registry over Node's fetch, below authentication:
- * bounded retries with backoff for idempotent requests, redirects followed by hand so that
- * credentials never travel to another origin (blob GETs redirect to storage), and network
- * failures turned into errors that name the registry.
+ * One HTTP exchange with a registry over Node's fetch, below authentication: retries of
+ * idempotent requests as the step's policy allows (Retry-After honoured), a stall timeout
+ * on the answer's headers, redirects followed by hand so that credentials never travel to
+ * another origin (blob GETs redirect to storage), and network failures turned into errors
+ * that name the registry and the step.
  */
 export type HttpMethod = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -14,24 +16,18 @@ export interface HttpRequest {
   readonly method: HttpMethod;
   readonly url: string;
   readonly headers?: Readonly<Record<string, string>>;
-  /** A Buffer can be sent again; a stream cannot, so a request with one is never retried. */
+  /** A Buffer can be sent again; a stream cannot, so a request with one is never retried here. */
   readonly body?: Buffer | Readable;
-  /** Whether sending it twice is harmless: only then are 429, 5xx and connection resets retried. */
+  /** Whether sending it twice is harmless: only then are 408, 429, 5xx and dropped connections retried here. */
   readonly idempotent: boolean;
   /** The Authorization header value, sent to the request's own origin only. */
   readonly authorization?: string;
   readonly signal?: AbortSignal;
-  /** How to wait before a retry; default a real sleep. Tests pass one that records and returns. */
-  readonly retryWait?: RetryWait;
+  /** The step the request belongs to: its retry budget, its stall timeout, its name in errors. */
+  readonly retries: StepRetries;
 }
 
-/** Waits `ms` milliseconds (or until `signal` aborts, then rejects). */
-export type RetryWait = (ms: number, signal: AbortSignal | undefined) => Promise<void>;
-
-export const MAX_TRIES = 3;
 const MAX_REDIRECTS = 5;
-const BACKOFF_BASE_MS = 250;
-const MAX_RETRY_AFTER_MS = 10_000;
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 const RETRYABLE_NETWORK_CODES = new Set([
   "ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNABORTED", "EAI_AGAIN",
@@ -42,22 +38,31 @@ export function isRetryableStatus(status: number): boolean {
   return RETRYABLE_STATUS.has(status);
 }
 
-/** Sends `req`, retrying what may be retried; returns the final response whatever its status. */
+/**
+ * Sends `req`, retrying what may be retried while the step allows; returns the final
+ * response whatever its status (the caller words the failure), or throws the last
+ * network error.
+ */
 export async function send(req: HttpRequest, registry: string): Promise<Response> {
   const replayable = req.idempotent && !(req.body !== undefined && !Buffer.isBuffer(req.body));
-  for (let attempt = 1; ; attempt++) {
-    const last = !replayable || attempt >= MAX_TRIES;
+  for (;;) {
     let response: Response;
     try {
       response = await sendFollowingRedirects(req, registry);
     } catch (err) {
-      if (last || !(err instanceof GantryError) || !err.retryable) throw err;
-      await backoff(attempt, undefined, req);
+      if (!replayable || !(err instanceof GantryError) || !err.retryable) throw err;
+      if (!(await req.retries.retry())) throw err;
       continue;
     }
-    if (last || !isRetryableStatus(response.status)) return response;
+    if (!isRetryableStatus(response.status)) {
+      req.retries.answered();
+      return response;
+    }
+    if (!replayable) return response;
+    const delay = req.retries.next(retryAfterMs(response.headers.get("retry-after")));
+    if (delay === undefined) return response;
     await discard(response);
-    await backoff(attempt, response.headers.get("retry-after"), req);
+    await req.retries.wait(delay);
   }
 }
 
@@ -81,29 +86,65 @@ async function sendFollowingRedirects(req: HttpRequest, registry: string): Promi
   }
 }
 
+/**
+ * One fetch, watched for stalls: while a body goes up, each piece of it must be taken
+ * within the stall timeout (a registry that stops reading is abandoned), and after it the
+ * answer's headers must come within it too.
+ */
 async function fetchOnce(url: string, req: Omit<HttpRequest, "body"> & { body?: Buffer | Readable | undefined }, headers: Record<string, string>, registry: string): Promise<Response> {
+  const stall = new AbortController();
+  const stallMs = req.retries.policy.stallMs;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => stall.abort(stalledError(req.retries, stallMs, url)), stallMs);
+  };
   const init: RequestInit & { duplex?: "half" } = { method: req.method, headers, redirect: "manual" };
-  if (req.body !== undefined) {
-    if (Buffer.isBuffer(req.body)) {
-      init.body = req.body;
-    } else {
-      // A web stream is sent as it is; a Node stream would be re-chunked and copied by fetch.
-      init.body = Readable.toWeb(req.body) as unknown as ReadableStream<Uint8Array>;
-      init.duplex = "half";
-    }
+  if (Buffer.isBuffer(req.body)) {
+    init.body = req.body;
+  } else if (req.body !== undefined) {
+    init.body = watchedBody(req.body, arm);
+    init.duplex = "half";
   }
-  if (req.signal) init.signal = req.signal;
+  init.signal = req.signal ? AbortSignal.any([req.signal, stall.signal]) : stall.signal;
+  arm();
   try {
     return await fetch(url, init);
   } catch (err) {
-    throw networkError(err, url, registry, req.signal);
+    throw networkError(err, url, registry, req.signal, req.retries);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
-/** Maps a fetch rejection to an error that names the registry and says what to do. */
-export function networkError(err: unknown, url: string, registry: string, signal?: AbortSignal): GantryError {
+/**
+ * A Node stream as a web stream, piece by piece as fetch asks (no copies, no re-chunking),
+ * calling `activity` whenever fetch takes a piece and once more when the body has ended.
+ */
+function watchedBody(body: Readable, activity: () => void): ReadableStream<Uint8Array> {
+  const pieces = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      activity();
+      const step = await pieces.next();
+      if (step.done) {
+        controller.close();
+        activity();
+      } else {
+        controller.enqueue(step.value);
+      }
+    },
+    async cancel() {
+      await pieces.return?.();
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Maps a fetch rejection to an error that names the registry (and the step) and says what to do. */
+export function networkError(err: unknown, url: string, registry: string, signal?: AbortSignal, retries?: StepRetries): GantryError {
   if (signal?.aborted) return new AbortedError(signal.reason);
-  // A request body that failed (a layer that did not match its digest) surfaces as fetch's cause.
+  // A request body that failed (a layer that did not match its digest), or our own stall
+  // timeout, surfaces as fetch's cause.
   const own = gantryCause(err);
   if (own) return own;
   const code = errorCode(err);
@@ -119,7 +160,8 @@ export function networkError(err: unknown, url: string, registry: string, signal
   }
   const retryable = code !== undefined && RETRYABLE_NETWORK_CODES.has(code);
   const reason = code ?? (err instanceof Error ? (causeOf(err)?.message ?? err.message) : String(err));
-  return new RegistryError(`cannot reach ${registry}: the connection to ${where} failed (${reason}); try again`, { cause: err, retryable });
+  const failed = retries ? `${retries.registry} failed to ${retries.action}` : `cannot reach ${registry}`;
+  return new RegistryError(`${failed}: the connection to ${where} failed (${reason})${retries?.persistence ?? ""}; try again`, { cause: err, retryable });
 }
 
 function gantryCause(err: unknown): GantryError | undefined {
@@ -129,7 +171,7 @@ function gantryCause(err: unknown): GantryError | undefined {
   return undefined;
 }
 
-function errorCode(err: unknown): string | undefined {
+export function errorCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 4; e = causeOf(e), depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string") return code;
@@ -152,22 +194,6 @@ export async function discard(response: Response): Promise<void> {
     await response.body?.cancel();
   } catch {
     /* the body was already consumed or the connection is gone: nothing to release */
-  }
-}
-
-const sleepFor: RetryWait = async (ms, signal) => {
-  await sleep(ms, undefined, signal ? { signal } : undefined);
-};
-
-async function backoff(attempt: number, retryAfter: string | null | undefined, req: HttpRequest): Promise<void> {
-  const asked = retryAfter ? Number(retryAfter) * 1000 : NaN;
-  const delay = Number.isFinite(asked) && asked >= 0
-    ? Math.min(asked, MAX_RETRY_AFTER_MS)
-    : BACKOFF_BASE_MS * 3 ** (attempt - 1) * (0.75 + Math.random() / 2);
-  try {
-    await (req.retryWait ?? sleepFor)(delay, req.signal);
-  } catch (err) {
-    throw new AbortedError(err);
   }
 }
 

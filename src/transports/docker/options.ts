@@ -1,5 +1,6 @@
 import type { ContentStore } from "../../model/content-store.js";
 import type { ProgressListener } from "../../model/progress.js";
+import type { BlobLocationBook } from "./blob-locations.js";
 import type { ClientOptions } from "./client.js";
 import type { AccessOptions } from "../transport.js";
 
@@ -9,6 +10,8 @@ export { formatSize } from "../../util/format.js";
 export interface RegistryOptions extends ClientOptions {
   /** With a store, pulled blobs, manifests and configs are kept by digest and read from it afterwards. */
   cache?: ContentStore;
+  /** Where blobs were seen beyond this process: pushes mount from it, pushes and pulls add to it. */
+  blobLocations?: BlobLocationBook;
   onProgress?: ProgressListener;
 }
 
@@ -20,6 +23,7 @@ export function registryOptionsFrom(access: AccessOptions, cache?: ContentStore)
   if (access.env !== undefined) out.env = access.env;
   if (access.signal) out.signal = access.signal;
   if (access.onProgress) out.onProgress = access.onProgress;
+  if (access.blobLocations) out.blobLocations = access.blobLocations;
   if (cache) out.cache = cache;
   return out;
 }

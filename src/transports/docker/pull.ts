@@ -7,10 +7,11 @@ import type { Descriptor } from "../../model/oci.js";
 import { readDocument, type BlobReader } from "../../image/image.js";
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from "../../image/parse.js";
 import { RegistryClient } from "./client.js";
-import { readLimited, registryFailure } from "./failure.js";
+import { registryFailure } from "./failure.js";
 import {
   fetchIntoStore, fetchSmallBlob, openBlobStream, readSmallFromStore, saveSmallToStore, type BlobRef,
 } from "./blobs.js";
+import { hintsFrom } from "./blob-locations.js";
 import { formatSize, shortDigest, type RegistryOptions } from "./options.js";
 import type { BlobLocation, LocatedLayer } from "./origin.js";
 import { formatReference, manifestSelector, type RegistryReference } from "./reference.js";
@@ -33,30 +34,34 @@ export async function readRegistry(reference: RegistryReference, opts: RegistryO
 
 interface FetchedManifest { bytes: Buffer; digest: Digest; contentType: string | undefined }
 
-/** A manifest by tag or digest; by digest, the store answers first and the bytes must hash to it. */
+/**
+ * A manifest by tag or digest; by digest, the store answers first and the bytes must hash
+ * to it. With a `size` (a descriptor's), an answer of another length is fetched again.
+ */
 async function fetchManifest(
   client: RegistryClient, reference: RegistryReference, selector: string,
-  pinned: Digest | undefined, store: ContentStore | undefined, what: string,
+  pinned: Digest | undefined, store: ContentStore | undefined, what: string, size?: number,
 ): Promise<FetchedManifest> {
   if (pinned && store) {
     const bytes = await readSmallFromStore(store, pinned);
     if (bytes) return { bytes, digest: pinned, contentType: undefined };
   }
   const { repository, registry } = reference;
-  const response = await client.request({
+  const retries = client.step(`read ${what}`);
+  const { response, bytes } = await client.requestWhole({
     method: "GET",
     url: `/v2/${repository}/manifests/${selector}`,
     scopes: [{ repository, actions: ["pull"] }],
     headers: { accept: MANIFEST_ACCEPT },
     idempotent: true,
-  });
-  if (!response.ok) {
+    retries,
+  }, { limit: MAX_MANIFEST_BYTES, ...(size !== undefined ? { size } : {}) });
+  if (!bytes) {
     throw await registryFailure(response, {
-      registry, repository, action: `read ${what}`,
+      registry, repository, action: `read ${what}`, retries,
       missing: selector === reference.digest || selector === reference.tag ? formatReference(reference) : `${what} (${selector})`,
     });
   }
-  const bytes = await readLimited(response, MAX_MANIFEST_BYTES);
   const digest = sha256(bytes);
   if (pinned && digest !== pinned) {
     throw new DigestMismatchError(`${what} hashes to ${digest}, not the pinned ${pinned}; the registry ${registry} served other bytes, so the reference cannot be trusted`);
@@ -77,7 +82,12 @@ function registryReader(client: RegistryClient, reference: RegistryReference, op
   const inFlight = new Map<Digest, Promise<void>>();
   const blobRef = (desc: Descriptor): BlobRef => ({ digest: desc.digest, size: desc.size, describe: `the blob ${desc.digest} of ${name}` });
 
+  // Every blob this repository's manifests name is in it: a later push elsewhere may mount it.
+  const book = hintsFrom(opts.blobLocations);
+  const seen = (desc: Descriptor): Promise<void> => book.remember(reference.registry, reference.repository, desc.digest);
+
   const fetchSmall = async (desc: Descriptor): Promise<Buffer> => {
+    await seen(desc);
     const cached = store ? await readSmallFromStore(store, desc.digest) : undefined;
     if (cached) return cached;
     const bytes = await fetchSmallBlob(client, reference.repository, blobRef(desc));
@@ -91,6 +101,7 @@ function registryReader(client: RegistryClient, reference: RegistryReference, op
 
   const openLayer = async (desc: Descriptor, signal?: AbortSignal): Promise<Readable> => {
     const blob = blobRef(desc);
+    await seen(desc);
     if (!store) {
       announce(desc);
       return openBlobStream(client, reference.repository, blob, signal);
@@ -111,7 +122,7 @@ function registryReader(client: RegistryClient, reference: RegistryReference, op
 
   return {
     where: (desc) => `${reference.registry}/${reference.repository}@${desc.digest}`,
-    readManifest: async (desc) => (await fetchManifest(client, reference, desc.digest, desc.digest, store, `the manifest ${desc.digest} of ${name}`)).bytes,
+    readManifest: async (desc) => (await fetchManifest(client, reference, desc.digest, desc.digest, store, `the manifest ${desc.digest} of ${name}`, desc.size)).bytes,
     readBlob: fetchSmall,
     openBlob: openLayer,
     adoptLayer: (layer: Layer): LocatedLayer => ({ ...layer, location }),

@@ -131,6 +131,7 @@ async function pushBlobs(client: RegistryClient, image: Image, reference: Regist
   const settings = {
     chunkThreshold: opts.chunkThreshold ?? DEFAULT_CHUNK_THRESHOLD,
     chunkSize: opts.chunkSize ?? DEFAULT_CHUNK_SIZE,
+    book: opts.blobLocations,
   };
   // The config an image was read with lives where its layers were read from.
   const configLocations = image.layers.flatMap((l) => locationsOf(l).slice(0, 1)).slice(0, 1);
@@ -158,6 +159,8 @@ async function pushBlobs(client: RegistryClient, image: Image, reference: Regist
 async function putManifest(client: RegistryClient, reference: RegistryReference, doc: { bytes: Buffer; digest: Digest; mediaType: string }): Promise<void> {
   const name = formatReference(reference);
   const { repository } = reference;
+  const action = `store the manifest of ${name}`;
+  const retries = client.step(action);
   const response = await client.request({
     method: "PUT",
     url: `/v2/${repository}/manifests/${reference.tag ?? doc.digest}`,
@@ -165,11 +168,12 @@ async function putManifest(client: RegistryClient, reference: RegistryReference,
     headers: { "content-type": doc.mediaType },
     body: doc.bytes,
     idempotent: true,
+    retries,
   });
-  await discard(response);
   if (response.status !== 201 && response.status !== 200 && response.status !== 202) {
-    throw await registryFailure(response, { registry: reference.registry, repository, action: `store the manifest of ${name}` });
+    throw await registryFailure(response, { registry: reference.registry, repository, action, retries });
   }
+  await discard(response);
   const stored = response.headers.get("docker-content-digest");
   if (stored && stored !== doc.digest) {
     throw new DigestMismatchError(`${reference.registry} stored the manifest of ${name} as ${stored}, not ${doc.digest}; it altered the manifest`);
