@@ -22,12 +22,25 @@ export type ErrorCode =
 
 interface ErrorOptions { cause?: unknown; retryable?: boolean }
 
+/**
+ * A message as one line: line breaks (a script's output, a quoted file) become "; ", and
+ * other control characters (from a damaged file quoted in the message) are escaped, so a
+ * message never moves a terminal's cursor or splits a log line.
+ */
+function oneLine(message: string): string {
+  return message
+    .replace(/\s*[\r\n]+\s*/g, "; ")
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+    .trim();
+}
+
 export abstract class GantryError extends Error {
   abstract readonly code: ErrorCode;
   /** Whether trying the same operation again could succeed (network hiccups, 5xx, 429). */
   readonly retryable: boolean;
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(oneLine(message), options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.retryable = options?.retryable ?? false;
   }
