@@ -16,53 +16,15 @@
  * `COPY node_modules`, `COPY src`) then `buildah push`, overlay storage (vfs if overlay fails).
  * Also printed: what gantry uploaded on an edit (blobs and bytes) and its peak RSS.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { cp, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { has, timeShell } from "./lib.js";
+import { cli, makeBase, median, prepareApp, timed, writeAppSpec, type Timed } from "./app-fixture.js";
 import { startRegistry, type RunningRegistry as BenchRegistry } from "../test/helpers/registry.js";
 
-const cli = fileURLToPath(new URL("../src/cli/gantry.mjs", import.meta.url));
-const repo = fileURLToPath(new URL("../../", import.meta.url));
 const runs = Math.max(1, Number(process.argv[3] ?? 3));
-
-interface Timed { seconds: number; rssKb: number; stdout: string }
-
-/** Runs a shell command under GNU time; its wall time, peak RSS and stdout. */
-function timed(script: string, env: NodeJS.ProcessEnv = process.env): Timed {
-  const rssFile = join(tmpdir(), `gantry-bench-rss-${process.pid}`);
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync("/usr/bin/time", ["-f", "%M", "-o", rssFile, "bash", "-o", "pipefail", "-c", script], { env, encoding: "utf8", maxBuffer: 1 << 24 });
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr}`);
-  const rssKb = Number(execFileSync("cat", [rssFile], { encoding: "utf8" }).trim().split("\n").pop());
-  return { seconds, rssKb, stdout: r.stdout };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-}
-
-async function prepareApp(dir: string): Promise<void> {
-  await mkdir(join(dir, "src"), { recursive: true });
-  if (!(await stat(join(dir, "node_modules")).catch(() => undefined))) {
-    await cp(join(repo, "bench/app/package.json"), join(dir, "package.json"));
-    console.log(`npm install in ${dir} (once)...`);
-    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--ignore-scripts"], { cwd: dir, stdio: "inherit" });
-  }
-  await writeFile(join(dir, "src/index.js"), "console.log('hello 0');\n");
-}
-
-/** A small base as an OCI archive with gzip layers, as a registry base would be (umoci + skopeo). */
-async function makeBase(work: string): Promise<string> {
-  execFileSync("bash", [join(repo, "test/fixtures/bases/umoci-busybox.sh"), join(work, "base")], { stdio: "ignore" });
-  const out = join(work, "base.tar");
-  execFileSync("skopeo", ["copy", "--quiet", `oci:${join(work, "base/oci")}:1`, `oci-archive:${out}:1`]);
-  return out;
-}
 
 async function edit(app: string, n: number): Promise<void> {
   await writeFile(join(app, "src/index.js"), `console.log('hello ${n}');\n`);
@@ -71,15 +33,7 @@ async function edit(app: string, n: number): Promise<void> {
 interface Figures { cold: Timed; edit: Timed[]; unchanged: Timed[] }
 
 async function gantryLoop(app: string, base: string, registry: BenchRegistry, cache: string): Promise<Figures> {
-  const spec = join(app, "gantry-spec.json");
-  await writeFile(spec, JSON.stringify({
-    name: "app", tag: "dev", fromImage: `oci-archive:${base}:1`,
-    layers: [
-      { copyToRoot: [{ from: "./node_modules", to: "/app/node_modules" }] },
-      { copyToRoot: [{ from: "./src", to: "/app/src" }, { from: "./package.json", to: "/app/package.json" }] },
-    ],
-    config: { Cmd: ["node", "/app/src/index.js"], WorkingDir: "/app" },
-  }));
+  const spec = await writeAppSpec(app, base);
   const env = { ...process.env, GANTRY_CACHE: cache };
   const build = (): Timed => timed(`node ${cli} build ${spec} -o docker://${registry.host}/app:dev --quiet`, env);
   const cold = build();

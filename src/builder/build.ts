@@ -10,6 +10,7 @@ import type { Platform } from "../model/oci.js";
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from "../model/platform.js";
 import type { ProgressListener } from "../model/progress.js";
 import { blobLocationsIn } from "../cache/blob-locations.js";
+import { SharedCache, cacheRepositories } from "./shared-cache.js";
 import { BlobStore } from "../cache/blob-store.js";
 import { LayerIndex } from "../cache/layer-index.js";
 import { LayerFactsIndex } from "../cache/layer-facts.js";
@@ -52,6 +53,14 @@ export interface BuildOptions extends AccessOptions {
   noCache?: boolean;
   /** The cache directory (default `$GANTRY_CACHE`, `$XDG_CACHE_HOME/gantry`, `~/.cache/gantry`). */
   cacheDir?: string;
+  /**
+   * Registry repositories (`docker://HOST/REPO`) to take layers from by their content key
+   * (default `$GANTRY_CACHE_FROM`, comma- or space-separated). Reading only: safe for
+   * builds of untrusted changes.
+   */
+  cacheFrom?: readonly string[];
+  /** Repositories to record this build's layers in, and read from (default `$GANTRY_CACHE_TO`). */
+  cacheTo?: readonly string[];
 }
 
 export interface BuiltLayer {
@@ -159,8 +168,15 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   for (const p of platforms ?? (plan.architecture !== undefined ? [platformOfPlan(plan)] : [])) if (scripted) await checkRunnable(p, "the runAsRoot script");
   throwIfAborted(signal);
 
-  const tempStore = opts.noCache ? await makeTempDir(tmpdir(), "gantry-build-") : undefined;
+  const env = opts.env ?? process.env;
   const cacheDir = opts.cacheDir ?? defaultCacheDir(opts.env);
+  const book = blobLocationsIn(cacheDir);
+  // --no-cache bypasses every cache, the registry's too.
+  const shared = opts.noCache ? undefined : SharedCache.open({
+    from: cacheRepositories(opts.cacheFrom, env, "GANTRY_CACHE_FROM"), to: cacheRepositories(opts.cacheTo, env, "GANTRY_CACHE_TO"),
+    output, access: accessOf(opts), book, progress,
+  });
+  const tempStore = opts.noCache ? await makeTempDir(tmpdir(), "gantry-build-") : undefined;
   let stat: StatIndex | undefined;
   try {
     const expanded = await expandPlan(plan, join(tempStore ?? cacheDir, "generated"), signal, progress);
@@ -171,6 +187,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       index: opts.noCache ? undefined : new LayerIndex(join(cacheDir, "layers")),
       facts: opts.noCache ? undefined : new LayerFactsIndex(join(cacheDir, "facts")),
       stat: opts.noCache ? undefined : new StatIndex(join(cacheDir, "stat")),
+      shared,
     };
     stat = ctx.stat;
     await ctx.store.sweep();
@@ -190,7 +207,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const repoTags = [`${plan.name}:${tag}`, ...(opts.tags ?? [])];
 
     progress({ step: "write", message: `writing ${output}` });
-    const written = await output.write([{ doc: top, repoTags }], { ...accessOf(opts), ...(opts.noCache ? {} : { blobLocations: blobLocationsIn(cacheDir) }) });
+    const written = await output.write([{ doc: top, repoTags }], { ...accessOf(opts), ...(opts.noCache ? {} : { blobLocations: book }) });
+    await shared?.writeRecords();
     const result: BuildResult = {
       output: opts.output ?? (opts.load ? `${dockerDaemonTransport.prefix}${repoTags.join(",")}` : defaultOutput(plan.name)),
       repoTags,

@@ -1,13 +1,8 @@
 import { basename, dirname } from "node:path";
 import type { Digest } from "../model/digest.js";
-import { throwIfAborted } from "../model/errors.js";
-import { hashFileSync } from "../layer/hash-file.js";
-import type { SourceSpec, SourceTree } from "../layer/sources.js";
-import { READ_CHUNK } from "../util/io.js";
+import type { HostFingerprint, SourceSpec, SourceTree } from "../layer/sources.js";
+import { hashFiles } from "./hash-pool.js";
 import type { DirectoryTable, StatIndex } from "./stat-index.js";
-
-/** Bytes hashed between two looks at the event loop (and the abort signal). */
-const YIELD_EVERY_BYTES = 32 * 1024 * 1024;
 
 export interface ContentDigests {
   /** Image path of every regular file of the tree → the sha256 of its bytes. */
@@ -24,40 +19,47 @@ export interface ContentDigests {
 export async function contentDigests(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal): Promise<ContentDigests> {
   const digests = new Map<string, Digest>();
   const byHostPath = new Map<string, Digest>();
-  const chunk = Buffer.allocUnsafe(READ_CHUNK);
   const tables = new Map<string, DirectoryTable>();
-  let hashed = 0;
-  let sinceYield = 0;
+  /** Files the stat index cannot vouch for, each host file once, with where to record it. */
+  const toHash = new Map<string, { size: number; table: DirectoryTable | undefined; path: string; fingerprint: HostFingerprint | undefined }>();
+  const pending: Array<[imagePath: string, hostPath: string]> = [];
   for (const [path, node] of tree.entries()) {
     if (node.type !== "file" || node.hostPath === undefined) continue;
     const host = node.hostPath;
-    let digest = byHostPath.get(host);
-    if (digest === undefined) {
-      const fingerprint = tree.fingerprints.get(path);
-      const place = fingerprint === undefined || stat === undefined ? undefined : statPlace(host, sources);
-      let table: DirectoryTable | undefined;
-      if (place !== undefined) {
-        table = tables.get(place.dir);
-        if (table === undefined) tables.set(place.dir, table = await stat!.table(place.dir));
-        digest = table.lookup(place.path, fingerprint!);
-      }
-      if (digest === undefined) {
-        const hashedAtNs = BigInt(Date.now()) * 1_000_000n;
-        digest = hashFileSync(host, chunk);
-        hashed++;
-        if (place !== undefined) table!.record(place.path, fingerprint!, digest, hashedAtNs);
-        sinceYield += node.size;
-        if (sinceYield >= YIELD_EVERY_BYTES) {
-          sinceYield = 0;
-          await new Promise((resolve) => setImmediate(resolve));
-          throwIfAborted(signal);
-        }
-      }
-      byHostPath.set(host, digest);
+    const known = byHostPath.get(host);
+    if (known !== undefined) {
+      digests.set(path, known);
+      continue;
     }
-    digests.set(path, digest);
+    const fingerprint = tree.fingerprints.get(path);
+    const place = fingerprint === undefined || stat === undefined ? undefined : statPlace(host, sources);
+    let table: DirectoryTable | undefined;
+    if (place !== undefined) {
+      table = tables.get(place.dir);
+      if (table === undefined) tables.set(place.dir, table = await stat!.table(place.dir));
+      const digest = table.lookup(place.path, fingerprint!);
+      if (digest !== undefined) {
+        byHostPath.set(host, digest);
+        digests.set(path, digest);
+        continue;
+      }
+    }
+    pending.push([path, host]);
+    if (!toHash.has(host)) toHash.set(host, { size: node.size, table, path: place?.path ?? "", fingerprint });
   }
-  return { digests, hashed };
+  if (toHash.size > 0) {
+    const hosts = [...toHash.keys()];
+    const hashedAtNs = BigInt(Date.now()) * 1_000_000n;
+    const hashed = await hashFiles(hosts.map((path) => ({ path, size: toHash.get(path)!.size })), signal);
+    hosts.forEach((host, i) => {
+      const digest = hashed[i]!;
+      byHostPath.set(host, digest);
+      const where = toHash.get(host)!;
+      where.table?.record(where.path, where.fingerprint!, digest, hashedAtNs);
+    });
+  }
+  for (const [path, host] of pending) digests.set(path, byHostPath.get(host)!);
+  return { digests, hashed: toHash.size };
 }
 
 /**

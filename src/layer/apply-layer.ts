@@ -1,7 +1,7 @@
 import type { Header } from "tar-stream";
 import { drain, forEachLayerEntry, type TarEntry } from "./layer-entries.js";
 import type { Layer } from "../model/image.js";
-import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
+import { hasherDigest, isDigest, newHasher, type Digest } from "../model/digest.js";
 import { FormatError, IoError } from "../model/errors.js";
 import type { LayerEntry } from "./differ.js";
 import { classifyEntry } from "../whiteout/index.js";
@@ -154,13 +154,27 @@ export function factRecords(facts: LayerFacts): FactRecord[] {
 
 const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "dir", "symlink", "hardlink", "char", "block", "fifo"]);
 
+/**
+ * Every field of the right type: facts may come from another machine (a registry cache
+ * record), and what they say becomes tree nodes the differ trusts.
+ */
+function isFactRecord(r: unknown): r is FactRecord {
+  if (!Array.isArray(r) || r.length !== 11) return false;
+  const [name, type, mode, uid, gid, mtime, linkname, devmajor, devminor, size, digest] = r as unknown[];
+  const whole = (n: unknown): boolean => Number.isSafeInteger(n) && (n as number) >= 0;
+  const wholeOrNull = (n: unknown): boolean => n === null || whole(n);
+  return typeof name === "string" && ENTRY_TYPES.has(type as string) && whole(mode) && whole(uid) && whole(gid) && Number.isFinite(mtime)
+    && (linkname === null || typeof linkname === "string") && wholeOrNull(devmajor) && wholeOrNull(devminor)
+    && ((size === null && digest === null) || (whole(size) && isDigest(digest)));
+}
+
 /** Facts from records written by `factRecords`; undefined when they are not such records. */
 export function factsFromRecords(records: unknown): LayerFacts | undefined {
   if (!Array.isArray(records)) return undefined;
   const facts: EntryFacts[] = [];
   for (const r of records as unknown[]) {
-    if (!Array.isArray(r) || r.length !== 11 || typeof r[0] !== "string" || !ENTRY_TYPES.has(r[1] as string)) return undefined;
-    const [name, type, mode, uid, gid, mtime, linkname, devmajor, devminor, size, digest] = r as FactRecord;
+    if (!isFactRecord(r)) return undefined;
+    const [name, type, mode, uid, gid, mtime, linkname, devmajor, devminor, size, digest] = r;
     facts.push({
       name, type, mode, uid, gid, mtime,
       linkname: linkname ?? undefined, devmajor: devmajor ?? undefined, devminor: devminor ?? undefined,

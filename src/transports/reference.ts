@@ -51,6 +51,11 @@ export class ImageReference {
     return this.transport.mutable?.(this.value) ?? false;
   }
 
+  /** The registry host it is in, for a registry reference. */
+  get registry(): string | undefined {
+    return this.transport.registry?.(this.value);
+  }
+
   get holdsIndexes(): boolean {
     return this.transport.holdsIndexes;
   }

@@ -89,6 +89,8 @@ export interface Transport<R> {
   checkWritable?(ref: R, opts: WriteOptions): Promise<void>;
   /** Whether the reference can name other content tomorrow (a tag, not a digest); local files are taken as they are. */
   mutable?(ref: R): boolean;
+  /** The registry host the reference is in, for a transport whose places are in registries (blobs there can be mounted). */
+  registry?(ref: R): string;
   /** Whether it can hold an image index (a multi-platform image) as an index. */
   readonly holdsIndexes: boolean;
   /**

@@ -5,6 +5,10 @@ import { parseRepoTag } from "../../transports/image-name.js";
 import { globalOptions, platformOption, printJson, progressPrinter, runOptions, stopProgress } from "../context.js";
 import { formatSize } from "../../util/format.js";
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 /** A --tag value, checked as an image name before any work (a bad one is a usage error). */
 function collectRepoTag(value: string, previous: string[]): string[] {
   try {
@@ -24,13 +28,17 @@ export function registerBuild(program: Command): void {
     .option("--tag <name:tag>", "another name for the image (repeatable)", collectRepoTag, [] as string[])
     .option("--load", "load the image into the Docker engine ($DOCKER_HOST) under its name and every --tag, instead of -o")
     .addOption(platformOption("build this one platform (one of the spec's platforms, or in place of its architecture)"))
-    .option("--no-cache", "do not read or write the cache")
-    .action(async (spec: string, o: { output?: string; tag: string[]; load?: boolean; platform?: string; cache: boolean }, cmd: Command) => {
+    .option("--no-cache", "do not read or write the cache (the registry cache neither)")
+    .option("--cache-from <docker://HOST/REPO>", "take layers from this registry cache by their content key (repeatable; default $GANTRY_CACHE_FROM); reads only", collect, [] as string[])
+    .option("--cache-to <docker://HOST/REPO>", "record this build's layers in this registry cache, and read from it (repeatable; default $GANTRY_CACHE_TO)", collect, [] as string[])
+    .action(async (spec: string, o: { output?: string; tag: string[]; load?: boolean; platform?: string; cache: boolean; cacheFrom: string[]; cacheTo: string[] }, cmd: Command) => {
       const g = globalOptions(cmd);
       const opts: BuildOptions = { spec, tags: o.tag, noCache: !o.cache, onProgress: progressPrinter(g), ...runOptions(g) };
       if (o.load) opts.load = true;
       if (o.platform !== undefined) opts.platform = o.platform;
       if (o.output !== undefined) opts.output = o.output;
+      if (o.cacheFrom.length > 0) opts.cacheFrom = o.cacheFrom;
+      if (o.cacheTo.length > 0) opts.cacheTo = o.cacheTo;
       const started = Date.now();
       const r = await buildImage(opts);
       const summary = {

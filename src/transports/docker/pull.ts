@@ -32,13 +32,14 @@ export async function readRegistry(reference: RegistryReference, opts: RegistryO
   return readDocument(registryReader(client, reference, opts), { bytes: top.bytes, hint: top.contentType, repoTags, what: `the manifest of ${name}` }, opts.signal);
 }
 
-interface FetchedManifest { bytes: Buffer; digest: Digest; contentType: string | undefined }
+/** A manifest as the registry served it: its bytes, their digest, and the media type it was served as. */
+export interface FetchedManifest { bytes: Buffer; digest: Digest; contentType: string | undefined }
 
 /**
  * A manifest by tag or digest; by digest, the store answers first and the bytes must hash
  * to it. With a `size` (a descriptor's), an answer of another length is fetched again.
  */
-async function fetchManifest(
+export async function fetchManifest(
   client: RegistryClient, reference: RegistryReference, selector: string,
   pinned: Digest | undefined, store: ContentStore | undefined, what: string, size?: number,
 ): Promise<FetchedManifest> {

@@ -156,7 +156,7 @@ async function pushBlobs(client: RegistryClient, image: Image, reference: Regist
 }
 
 /** PUTs a manifest or index as it is, by tag (or by digest), and checks the digest the registry reports. */
-async function putManifest(client: RegistryClient, reference: RegistryReference, doc: { bytes: Buffer; digest: Digest; mediaType: string }): Promise<void> {
+export async function putManifest(client: RegistryClient, reference: RegistryReference, doc: { bytes: Buffer; digest: Digest; mediaType: string }): Promise<void> {
   const name = formatReference(reference);
   const { repository } = reference;
   const action = `store the manifest of ${name}`;

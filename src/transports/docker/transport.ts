@@ -16,6 +16,7 @@ export const dockerTransport: Transport<RegistryReference> = {
   prefix: DOCKER_TRANSPORT,
   holdsIndexes: true,
   mutable: (ref) => ref.digest === undefined,
+  registry: (ref) => ref.registry,
   parse: (_body, spelled) => parseRegistryReference(spelled),
   format: (ref) => `${DOCKER_TRANSPORT}${formatReference(ref)}`,
   read: (ref, opts) => readRegistry(ref, registryOptionsFrom(opts, opts.cache)),
