@@ -7,8 +7,8 @@ import { storedLayer, type BlobStore, type StoredLayerBlob } from "../cache/blob
 import type { LayerIndex } from "../cache/layer-index.js";
 import { keyOfWalk, walkForKey, type LayerKey, type LayerRecipe } from "../cache/content-key.js";
 import type { StatIndex } from "../cache/stat-index.js";
-import type { LayerFactsIndex } from "../cache/layer-facts.js";
-import { packedFacts, type LayerFacts } from "../layer/apply-layer.js";
+import type { FactsStore } from "../layer/merged-tree.js";
+import { packedFacts } from "../layer/apply-layer.js";
 import type { SharedCache } from "./shared-cache.js";
 import type { LayerEntry } from "../layer/differ.js";
 import { mergedTree, rememberPackedLayer } from "../layer/merged-tree.js";
@@ -31,7 +31,7 @@ export interface LayerContext {
   plan: ExpandedPlan;
   store: BlobStore;
   index: LayerIndex | undefined;
-  facts: LayerFactsIndex | undefined;
+  facts: FactsStore | undefined;
   /** Content digests of source files by their fingerprint (with `index`). */
   stat: StatIndex | undefined;
   /** The registry cache (`--cache-from`, `--cache-to`), looked in after the local index. */
@@ -141,10 +141,10 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
     // Read (and verified) only when the output is written; a damaged blob is named there.
     const layer = storedLayer(store, hit, `the cached ${store.pathOf(hit.digest)} of new ${job.what} (delete it to pack the layer again)`);
     out.cached.add(layer);
-    ctx.shared?.remember(key!, layer, await ctx.facts?.load(layer.diffId), job.what);
+    ctx.shared?.remember(key!, layer, job.what);
     return layer;
   }
-  const shared = index !== undefined && key !== undefined ? await ctx.shared?.find(key, job.what, { store, index, facts: ctx.facts }) : undefined;
+  const shared = index !== undefined && key !== undefined ? await ctx.shared?.find(key, job.what, { store, index }) : undefined;
   if (shared !== undefined) {
     out.cached.add(shared);
     return shared;
@@ -155,7 +155,7 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
     const changed = packed.fileDigests && changedSince(key, packed.entries, packed.fileDigests);
     if (changed === undefined) {
       await index.record(key, packed.layer);
-      ctx.shared?.remember(key, packed.layer, packed.facts, job.what);
+      ctx.shared?.remember(key, packed.layer, job.what);
     } else {
       progress({ step: "layer", message: `${job.what} not cached: ${changed} changed while the layer was built; the next build packs it again` });
     }
@@ -187,8 +187,6 @@ interface Packed {
   entries: readonly LayerEntry[];
   /** The content digest of each file as packed, by layer path, when asked for. */
   fileDigests: ReadonlyMap<string, Digest> | undefined;
-  /** What the layer says, entry by entry (with `fileDigests`). */
-  facts: LayerFacts | undefined;
 }
 
 /**
@@ -206,7 +204,7 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
     const same = ctx.packed.get(signature);
     if (same) {
       progress({ step: "layer", message: `${job.what}: the same entries as a layer already packed for another platform` });
-      return { layer: same, entries: content.entries, fileDigests: undefined, facts: undefined };
+      return { layer: same, entries: content.entries, fileDigests: undefined };
     }
     progress({ step: "layer", message: `packing ${job.what}: ${content.entries.length} entries (${plan.compression})` });
     const fileDigests = learn ? new Map<string, Digest>() : undefined;
@@ -214,15 +212,14 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
     if (plan.level !== undefined) packOpts.level = plan.level;
     if (signal) packOpts.signal = signal;
     const layer = await packLayer(content.entries, packOpts);
-    let facts: LayerFacts | undefined;
     if (fileDigests) {
-      facts = packedFacts(content.entries, fileDigests, `new ${job.what}`);
+      const facts = packedFacts(content.entries, fileDigests, `new ${job.what}`);
       // The tree below this layer in the image (not what a bin was compared with) gets it on top.
       const chainTree = job.comparedWith.length === below.length ? tree : await mergedTree(below, { signal, store: ctx.facts });
       await rememberPackedLayer(below, layer, chainTree, facts, ctx.facts);
     }
     ctx.packed.set(signature, layer);
-    return { layer, entries: content.entries, fileDigests, facts };
+    return { layer, entries: content.entries, fileDigests };
   } finally {
     // A staged layer's files are read while packing; its staging directory goes after.
     await content.dispose();

@@ -180,12 +180,13 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   let stat: StatIndex | undefined;
   try {
     const expanded = await expandPlan(plan, join(tempStore ?? cacheDir, "generated"), signal, progress);
+    const localFacts = opts.noCache ? undefined : new LayerFactsIndex(join(cacheDir, "facts"));
     const ctx: BuildContext = {
       opts, plan: expanded.plan, programs: expanded.programs, signal, progress, packed: new Map(),
       store: new BlobStore(tempStore ?? join(cacheDir, "blobs")),
       // --no-cache neither reads nor writes the indexes.
       index: opts.noCache ? undefined : new LayerIndex(join(cacheDir, "layers")),
-      facts: opts.noCache ? undefined : new LayerFactsIndex(join(cacheDir, "facts")),
+      facts: localFacts && (shared?.factsOver(localFacts) ?? localFacts),
       stat: opts.noCache ? undefined : new StatIndex(join(cacheDir, "stat")),
       shared,
     };

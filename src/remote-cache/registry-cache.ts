@@ -64,10 +64,9 @@ interface CacheRepository {
   off: boolean;
 }
 
-/** A record found and checked: where it is, what it says, and the layer's facts. */
+/** A record found and checked: where it is and what it says (its facts are read when needed: facts()). */
 export interface CacheHit {
   record: CacheRecord;
-  facts: LayerFacts;
   registry: string;
   repository: string;
   display: string;
@@ -120,10 +119,10 @@ export class RegistryLayerCache {
   }
 
   /** A repository that failed as a whole (unreachable, refused) is warned about once and left alone. */
-  private fail(repo: CacheRepository, err: unknown, doing: string): void {
+  private fail(repo: CacheRepository, err: unknown, doing: string, instead = "building the layer instead"): void {
     const message = err instanceof GantryError ? err.message : String(err);
     if (err instanceof GantryError && (err.code === "FORMAT_INVALID" || err.code === "DIGEST_MISMATCH")) {
-      this.warn(repo, `${message}; building the layer instead`);
+      this.warn(repo, `${message}; ${instead}`);
       return;
     }
     repo.off = true;
@@ -149,15 +148,31 @@ export class RegistryLayerCache {
           this.warn(repo, `the record ${tag} names the layer ${record.layer.digest}, which the registry no longer holds; building the layer instead`);
           continue;
         }
-        const factsBytes = await fetchSmallBlob(repo.client, repo.repository, { ...record.facts, describe: `the facts of ${where}` });
-        const facts = readFactsBlob(factsBytes, `of ${where}`);
         await this.book.remember(repo.registry, repo.repository, record.layer.digest);
-        return { record, facts, registry: repo.registry, repository: repo.repository, display: repo.display };
+        return { record, registry: repo.registry, repository: repo.repository, display: repo.display };
       } catch (err) {
         this.fail(repo, err, `reading the record ${tag}`);
       }
     }
     return undefined;
+  }
+
+  /**
+   * The facts of a hit's layer, fetched when a build needs them (a layer above it is
+   * packed, or the layer is recorded elsewhere), which a build whose every layer hits never
+   * does. Undefined, with a warning, when they cannot be had or are not facts: the layer is
+   * then read instead.
+   */
+  async facts(hit: CacheHit): Promise<LayerFacts | undefined> {
+    const repo = this.repositoryOf(hit);
+    const where = `${hit.display}:${recordTag(hit.record.key)}`;
+    try {
+      const bytes = await fetchSmallBlob(repo.client, repo.repository, { ...hit.record.facts, describe: `the facts of ${where}` });
+      return readFactsBlob(bytes, `of ${where}`);
+    } catch (err) {
+      this.fail(repo, err, `reading the facts of ${where}`, "reading the layer instead");
+      return undefined;
+    }
   }
 
   private repositoryOf(hit: CacheHit): CacheRepository {
@@ -207,27 +222,35 @@ export class RegistryLayerCache {
   /**
    * Records `layer` under `keyHex` in every `--cache-to` repository that has no record of
    * it yet: the layer blob (a mount where its location is known), the facts, the manifest.
+   * The facts are asked for only when a repository lacks the record; a layer without
+   * facts gets no record.
    */
-  async write(keyHex: string, layer: Layer, facts: LayerFacts, describe: string): Promise<void> {
+  async write(keyHex: string, layer: Layer, factsOf: () => Promise<LayerFacts | undefined>, describe: string): Promise<void> {
     const tag = recordTag(keyHex);
-    const factsOf = factsBlob(facts);
-    const manifest = recordManifest({
-      key: keyHex,
-      layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId, compression: layer.compression },
-      facts: { digest: factsOf.digest, size: factsOf.bytes.length },
-    });
+    let blob: ReturnType<typeof factsBlob> | undefined;
     for (const repo of this.writeTo) {
       if (repo.off) continue;
       try {
         if (await hasManifest(repo.client, repo.repository, tag, `the cache record ${repo.display}:${tag}`)) continue;
+        if (blob === undefined) {
+          const facts = await factsOf();
+          if (facts === undefined) return;
+          blob = factsBlob(facts);
+        }
+        const facts = blob;
+        const manifest = recordManifest({
+          key: keyHex,
+          layer: { digest: layer.digest, size: layer.size, diffId: layer.diffId, compression: layer.compression },
+          facts: { digest: facts.digest, size: facts.bytes.length },
+        });
         const settings = { chunkThreshold: DEFAULT_CHUNK_THRESHOLD, chunkSize: DEFAULT_CHUNK_SIZE, book: this.book };
         await pushBlob(repo.client, repo.repository, {
           digest: layer.digest, size: layer.size, locations: locationsOf(layer), describe: `${describe} for the registry cache`,
           open: (signal) => layer.open(signal),
         }, settings);
         await pushBlob(repo.client, repo.repository, {
-          digest: factsOf.digest, size: factsOf.bytes.length, locations: [], describe: `the facts of ${describe}`,
-          open: () => Promise.resolve(Readable.from([factsOf.bytes])),
+          digest: facts.digest, size: facts.bytes.length, locations: [], describe: `the facts of ${describe}`,
+          open: () => Promise.resolve(Readable.from([facts.bytes])),
         }, settings);
         await putManifest(repo.client, { registry: repo.registry, repository: repo.repository, tag }, { bytes: manifest, digest: sha256(manifest), mediaType: MediaType.ociManifest });
         this.progress({ step: "cache", message: `${describe} recorded in the registry cache ${repo.display} (${tag.slice(0, 25)}…)` });
