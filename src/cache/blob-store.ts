@@ -3,6 +3,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ownerTag, sweepStale } from "../util/temp-names.js";
+import { touchUsed } from "./prune.js";
 import type { Readable } from "node:stream";
 import { digestHex, type Digest } from "../model/digest.js";
 import { ioError } from "../model/errors.js";
@@ -34,8 +35,15 @@ export class BlobStore implements ContentStore {
     }
   }
 
-  open(digest: Digest): Promise<Readable> {
-    return Promise.resolve(fileReader(this.pathOf(digest)));
+  /** The blob's bytes; reading it is a use, which `gantry cache prune` goes by (prune.ts). */
+  async open(digest: Digest): Promise<Readable> {
+    await this.touch(digest);
+    return fileReader(this.pathOf(digest));
+  }
+
+  /** Marks the blob used now, so pruning by age or size keeps it longest. */
+  touch(digest: Digest): Promise<void> {
+    return touchUsed(this.pathOf(digest));
   }
 
   /** A fresh temporary path inside the store, for a writer that learns the digest at the end. */

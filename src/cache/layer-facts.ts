@@ -5,6 +5,7 @@ import { factRecords, factsFromRecords, type LayerFacts } from "../layer/apply-l
 import type { FactsStore } from "../layer/merged-tree.js";
 import { writeFileAtomically } from "../util/atomic.js";
 import { gantryVersion } from "./versions.js";
+import { touchUsed } from "./prune.js";
 
 /**
  * The layer facts index: `<cache>/facts/<key>.json` holds what one layer says, entry by
@@ -45,7 +46,9 @@ export class LayerFactsIndex implements FactsStore {
       const header = JSON.parse(bytes.subarray(0, newline).toString("utf8")) as Partial<Header>;
       if (header.format !== FACTS_FORMAT || header.sha256 !== sha256(body)) return undefined;
       const facts = factsFromRecords(JSON.parse(body.toString("utf8")));
-      return facts !== undefined && facts.length === header.entries ? facts : undefined;
+      if (facts === undefined || facts.length !== header.entries) return undefined;
+      await touchUsed(this.pathOf(diffId));
+      return facts;
     } catch {
       return undefined;
     }

@@ -44,7 +44,9 @@ export class LayerIndex {
     }
     const blob = asStoredLayerBlob(parsed);
     if (blob === undefined) return undefined;
-    return (await store.has(blob.digest)) === blob.size ? blob : undefined;
+    if ((await store.has(blob.digest)) !== blob.size) return undefined;
+    await store.touch(blob.digest);
+    return blob;
   }
 
   /** Records `blob` under `key`, atomically. */

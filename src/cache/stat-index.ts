@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { digestHex, sha256, type Digest } from "../model/digest.js";
 import type { HostFingerprint } from "../layer/sources.js";
 import { writeFileAtomically } from "../util/atomic.js";
+import { touchUsed } from "./prune.js";
 
 /**
  * The stat index: what git's index is to git. For each host file a build has read, the
@@ -110,7 +111,10 @@ export class StatIndex {
   table(dir: string): Promise<DirectoryTable> {
     let table = this.tables.get(dir);
     if (table === undefined) {
-      table = readFile(this.fileOf(dir), "utf8").then((text) => DirectoryTable.parse(dir, text), () => new DirectoryTable(dir));
+      table = readFile(this.fileOf(dir), "utf8").then(async (text) => {
+        await touchUsed(this.fileOf(dir));
+        return DirectoryTable.parse(dir, text);
+      }, () => new DirectoryTable(dir));
       this.tables.set(dir, table);
     }
     return table;

@@ -64,7 +64,14 @@ export async function main(argv: string[]): Promise<void> {
       outputError: () => {},
     });
   registerCommands(program);
-  for (const c of program.commands) c.exitOverride().configureOutput({ outputError: () => {} });
+  // Every command, nested ones (cache prune) included, reports its usage errors as one line.
+  const quiet = (cmd: Command): void => {
+    for (const c of cmd.commands) {
+      c.exitOverride().configureOutput({ outputError: () => {} });
+      quiet(c);
+    }
+  };
+  quiet(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -7,6 +7,7 @@ import { registerCopy } from "./copy.js";
 import { registerPull } from "./pull.js";
 import { registerPush } from "./push.js";
 import { registerDiff } from "./diff.js";
+import { registerCache } from "./cache.js";
 
 /** Every command, one module each; main.ts knows only this list. */
 export function registerCommands(program: Command): void {
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerPush(program);
   registerCopy(program);
   registerDiff(program);
+  registerCache(program);
 }
