@@ -96,7 +96,7 @@ function binsFor(plan: ExpandedPlan, baseLayers: number): number {
 
 /** One job per bin of units (units.ts), each over its part of one walk of the sources. */
 async function splitJobs(layerPlan: ExpandedLayer, bins: number, baseLayers: readonly Layer[], signal: AbortSignal | undefined): Promise<LayerJob[]> {
-  const walk = await walkForKey(layerPlan.sources, signal);
+  const { tree: walk } = await walkForKey(layerPlan.sources, { signal });
   const parts = assignBins(findUnits(walk), bins);
   if (parts.length === 0) return [{ plan: layerPlan, what: "layer 1/1", walk, comparedWith: baseLayers }];
   return parts.map((units, b) => ({
@@ -133,7 +133,8 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
   let key: LayerKey | undefined;
   let hit: StoredLayerBlob | undefined;
   if (index !== undefined && isCacheable(job.plan)) {
-    key = await keyOfWalk(layerRecipe(ctx.plan, job.plan, job.comparedWith), job.walk ?? await walkForKey(job.plan.sources, signal), { stat: ctx.stat, signal });
+    const walked = job.walk !== undefined ? { tree: job.walk } : await walkForKey(job.plan.sources, { signal, stat: ctx.stat });
+    key = await keyOfWalk(layerRecipe(ctx.plan, job.plan, job.comparedWith), walked.tree, { stat: ctx.stat, signal, prehashed: walked.prehashed });
     hit = await index.lookup(key, store);
   }
   if (hit !== undefined) {

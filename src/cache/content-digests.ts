@@ -1,7 +1,7 @@
 import { basename, dirname } from "node:path";
 import type { Digest } from "../model/digest.js";
-import type { HostFingerprint, SourceSpec, SourceTree } from "../layer/sources.js";
-import { hashFiles } from "./hash-pool.js";
+import { walkSources, type HostFingerprint, type SourceSpec, type SourceTree } from "../layer/sources.js";
+import { HashQueue } from "./hash-pool.js";
 import type { DirectoryTable, StatIndex } from "./stat-index.js";
 
 export interface ContentDigests {
@@ -11,12 +11,45 @@ export interface ContentDigests {
   hashed: number;
 }
 
+/** A walk for a key, with the hashing of what the stat index cannot vouch for already under way. */
+export interface KeyWalk {
+  tree: SourceTree;
+  /** The files the walk queued for hashing (with a stat index). */
+  prehashed?: HashQueue | undefined;
+}
+
+/**
+ * Walks `sources` with each file's fingerprint and, given the stat index, queues every file
+ * it does not vouch for to be hashed while the walk goes on (on worker threads when there
+ * is much to hash): a fresh checkout's walk and hashing overlap instead of following each
+ * other. contentDigests() then takes the digests from the queue.
+ */
+export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal): Promise<KeyWalk> {
+  if (stat === undefined) return { tree: await walkSources(sources, { signal, fingerprint: true }) };
+  // Every table a file of these sources can be kept in (statPlace): each source and its parent.
+  const tables = new Map<string, DirectoryTable>();
+  for (const dir of new Set(sources.flatMap((s) => [s.from, dirname(s.from)]))) tables.set(dir, await stat.table(dir));
+  const queue = new HashQueue();
+  const onFile = (hostPath: string, size: number, fingerprint: HostFingerprint): void => {
+    const place = statPlace(hostPath, sources);
+    if (place !== undefined && tables.get(place.dir)?.lookup(place.path, fingerprint) !== undefined) return;
+    queue.add({ path: hostPath, size });
+  };
+  try {
+    return { tree: await walkSources(sources, { signal, fingerprint: true, onFile }), prehashed: queue };
+  } catch (err) {
+    await queue.finish().catch(() => {}); // stops its workers
+    throw err;
+  }
+}
+
 /**
  * The content digest of every regular file of a walked tree: from the stat index where the
- * file's fingerprint is unchanged, else read and hashed (and recorded). Each host file is
- * hashed at most once, however many image paths it fills.
+ * file's fingerprint is unchanged, else read and hashed (and recorded), by `prehashed` when
+ * the walk queued it. Each host file is hashed at most once, however many image paths it
+ * fills.
  */
-export async function contentDigests(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal): Promise<ContentDigests> {
+export async function contentDigests(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, prehashed?: HashQueue): Promise<ContentDigests> {
   const digests = new Map<string, Digest>();
   const byHostPath = new Map<string, Digest>();
   const tables = new Map<string, DirectoryTable>();
@@ -47,16 +80,14 @@ export async function contentDigests(tree: SourceTree, sources: readonly SourceS
     pending.push([path, host]);
     if (!toHash.has(host)) toHash.set(host, { size: node.size, table, path: place?.path ?? "", fingerprint });
   }
-  if (toHash.size > 0) {
-    const hosts = [...toHash.keys()];
-    const hashedAtNs = BigInt(Date.now()) * 1_000_000n;
-    const hashed = await hashFiles(hosts.map((path) => ({ path, size: toHash.get(path)!.size })), signal);
-    hosts.forEach((host, i) => {
-      const digest = hashed[i]!;
-      byHostPath.set(host, digest);
-      const where = toHash.get(host)!;
-      where.table?.record(where.path, where.fingerprint!, digest, hashedAtNs);
-    });
+  // What the walk queued (started before anything here), plus anything it did not.
+  const queue = prehashed ?? new HashQueue();
+  for (const [host, { size }] of toHash) queue.add({ path: host, size });
+  const hashed = await queue.finish(signal);
+  for (const [host, where] of toHash) {
+    const digest = hashed.get(host)!;
+    byHostPath.set(host, digest);
+    where.table?.record(where.path, where.fingerprint!, digest, queue.startedAtNs);
   }
   for (const [path, host] of pending) digests.set(path, byHostPath.get(host)!);
   return { digests, hashed: toHash.size };

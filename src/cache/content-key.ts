@@ -2,9 +2,10 @@ import { digestHex, hasherDigest, newHasher, type Digest } from "../model/digest
 import type { Compression } from "../model/mediatypes.js";
 import { DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL } from "../compression/compression.js";
 import type { PermRule } from "../layer/differ.js";
-import { walkSources, type SourceNode, type SourceSpec, type SourceTree } from "../layer/sources.js";
+import { type SourceNode, type SourceSpec, type SourceTree } from "../layer/sources.js";
 import { compressorEngine, gantryVersion } from "./versions.js";
-import { contentDigests } from "./content-digests.js";
+import { contentDigests, walkAndPrehash, type KeyWalk } from "./content-digests.js";
+import type { HashQueue } from "./hash-pool.js";
 import type { StatIndex } from "./stat-index.js";
 
 /**
@@ -60,19 +61,25 @@ export interface LayerKey {
   hashed: number;
 }
 
-/** Walks sources for a key: lstat only, with each file's fingerprint for the stat index. */
-export async function walkForKey(sources: readonly SourceSpec[], signal?: AbortSignal): Promise<SourceTree> {
-  return walkSources(sources, { signal, fingerprint: true });
+/**
+ * Walks sources for a key: lstat only, with each file's fingerprint for the stat index;
+ * with the index, the files it cannot vouch for are hashed while the walk goes on.
+ */
+export async function walkForKey(sources: readonly SourceSpec[], opts: { signal?: AbortSignal | undefined; stat?: StatIndex | undefined } = {}): Promise<KeyWalk> {
+  return walkAndPrehash(sources, opts.stat, opts.signal);
 }
 
 export interface KeyOptions {
   stat?: StatIndex | undefined;
   signal?: AbortSignal | undefined;
+  /** The hashing the walk started (walkForKey). */
+  prehashed?: HashQueue | undefined;
 }
 
 /** Walks the recipe's sources and hashes everything into a key. */
 export async function layerKey(recipe: LayerRecipe, opts: KeyOptions = {}): Promise<LayerKey> {
-  return keyOfWalk(recipe, await walkForKey(recipe.sources, opts.signal), opts);
+  const walked = await walkForKey(recipe.sources, opts);
+  return keyOfWalk(recipe, walked.tree, { ...opts, prehashed: walked.prehashed });
 }
 
 /**
@@ -80,7 +87,7 @@ export async function layerKey(recipe: LayerRecipe, opts: KeyOptions = {}): Prom
  * of one `maxLayers` layer).
  */
 export async function keyOfWalk(recipe: LayerRecipe, tree: SourceTree, opts: KeyOptions = {}): Promise<LayerKey> {
-  const { digests, hashed } = await contentDigests(tree, recipe.sources, opts.stat, opts.signal);
+  const { digests, hashed } = await contentDigests(tree, recipe.sources, opts.stat, opts.signal, opts.prehashed);
   const hash = newHasher();
   hash.update(`${JSON.stringify(canonical({
     format: KEY_FORMAT,

@@ -1,17 +1,21 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { Digest } from "../model/digest.js";
-import { GantryError, SourceUnreadableError, throwIfAborted } from "../model/errors.js";
+import { SourceUnreadableError, throwIfAborted } from "../model/errors.js";
 import { hashFileSync } from "../layer/hash-file.js";
 import { READ_CHUNK } from "../util/io.js";
 import type { HashJob, HashReply } from "./hash-worker.js";
 
 /**
- * The sha256 of many host files at once: a fresh checkout's first build hashes every source
- * file (stat-index.ts), hundreds of megabytes that one thread reads and hashes at about
- * 1 GB/s. Above HASH_IN_WORKERS_BYTES the files are split into batches of about
- * BATCH_BYTES and hashed by one worker per core; below, starting workers (~70 ms) costs
- * more than it saves, and the calling thread hashes them.
+ * The sha256 of many host files: a fresh checkout's first build hashes every source file
+ * (stat-index.ts), hundreds of megabytes that one thread reads and hashes at about 1 GB/s.
+ *
+ * A HashQueue takes files as they are found (the source walk adds them while it goes on:
+ * content-key.ts), and once HASH_IN_WORKERS_BYTES are queued it starts one worker per core
+ * and sends them batches of about BATCH_BYTES as they fill, so the hashing overlaps the
+ * walk. Below that, starting workers (~70 ms) costs more than it saves: finish() hashes
+ * the files on the calling thread. Workers are unref'd until finish() awaits them: a queue
+ * left unfinished after a failed walk never keeps the process alive.
  */
 
 const HASH_IN_WORKERS_BYTES = 64 * 1024 * 1024;
@@ -26,16 +30,111 @@ export interface FileToHash {
   size: number;
 }
 
-export async function hashFiles(files: readonly FileToHash[], signal?: AbortSignal): Promise<Digest[]> {
-  const total = files.reduce((sum, f) => sum + f.size, 0);
-  const threads = Math.min(availableParallelism(), 8);
-  if (total < HASH_IN_WORKERS_BYTES || threads < 2) return hashHere(files, signal);
-  try {
-    return await hashInWorkers(files, threads, signal);
-  } catch (err) {
-    if (err instanceof GantryError) throw err;
-    // A worker that could not start or died: the same work, here.
-    return hashHere(files, signal);
+/** One hashing thread; it answers batches in the order they were sent. */
+class HashWorker {
+  private readonly worker = new Worker(WORKER_URL, { execArgv: [] });
+  private readonly waiting: Array<{ resolve: (r: HashReply) => void; reject: (e: unknown) => void }> = [];
+
+  constructor() {
+    this.worker.unref();
+    this.worker.on("message", (reply: HashReply) => this.waiting.shift()?.resolve(reply));
+    const failAll = (err: unknown): void => {
+      for (const w of this.waiting.splice(0)) w.reject(err);
+    };
+    this.worker.on("error", failAll);
+    this.worker.on("exit", (code) => failAll(new Error(`a hashing worker exited with code ${code}`)));
+  }
+
+  hash(paths: string[]): Promise<HashReply> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.worker.postMessage({ paths } satisfies HashJob);
+    });
+  }
+
+  /** Keeps the process alive while its answers are awaited (an unref'd thread would not). */
+  ref(): void {
+    this.worker.ref();
+  }
+
+  stop(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
+
+export class HashQueue {
+  private readonly seen = new Set<string>();
+  private batch: FileToHash[] = [];
+  private batchBytes = 0;
+  private queuedBytes = 0;
+  /** Files not sent to a worker (all of them until workers start). */
+  private readonly local: FileToHash[] = [];
+  private workers: HashWorker[] | undefined;
+  private turn = 0;
+  private readonly sent: Array<Promise<{ files: FileToHash[]; reply: HashReply | undefined }>> = [];
+  /** When the first file was queued: what a stat index records as the hashing time. */
+  readonly startedAtNs = BigInt(Date.now()) * 1_000_000n;
+
+  constructor(private readonly threads = Math.min(availableParallelism(), 8)) {}
+
+  /** Queues a host file (each path once). */
+  add(file: FileToHash): void {
+    if (this.seen.has(file.path)) return;
+    this.seen.add(file.path);
+    this.queuedBytes += file.size;
+    if (this.workers === undefined) {
+      this.local.push(file);
+      if (this.queuedBytes >= HASH_IN_WORKERS_BYTES && this.threads >= 2) this.startWorkers();
+      return;
+    }
+    this.batch.push(file);
+    this.batchBytes += file.size;
+    if (this.batchBytes >= BATCH_BYTES || this.batch.length >= BATCH_FILES) this.send();
+  }
+
+  private startWorkers(): void {
+    try {
+      this.workers = Array.from({ length: this.threads }, () => new HashWorker());
+    } catch {
+      return; // no workers here: finish() hashes on this thread
+    }
+    for (const f of this.local.splice(0)) {
+      this.batch.push(f);
+      this.batchBytes += f.size;
+      if (this.batchBytes >= BATCH_BYTES || this.batch.length >= BATCH_FILES) this.send();
+    }
+  }
+
+  private send(): void {
+    const files = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    if (files.length === 0) return;
+    const worker = this.workers![this.turn++ % this.workers!.length]!;
+    // A worker that fails leaves its files to finish(), which hashes them here.
+    this.sent.push(worker.hash(files.map((f) => f.path)).then((reply) => ({ files, reply }), () => ({ files, reply: undefined })));
+  }
+
+  /** Every queued file's digest, by path; the workers are stopped. */
+  async finish(signal?: AbortSignal): Promise<Map<string, Digest>> {
+    const out = new Map<string, Digest>();
+    try {
+      this.send();
+      for (const w of this.workers ?? []) w.ref();
+      for (const done of await Promise.all(this.sent)) {
+        const { files, reply } = done;
+        // The worker's error already names the file (layer/source-error.ts).
+        if (reply !== undefined && "error" in reply) throw new SourceUnreadableError(reply.error);
+        if (reply === undefined) this.local.push(...files);
+        else reply.digests.forEach((d, i) => out.set(files[i]!.path, d as Digest));
+      }
+      throwIfAborted(signal);
+      const here = await hashHere(this.local, signal);
+      this.local.forEach((f, i) => out.set(f.path, here[i]!));
+      return out;
+    } finally {
+      await Promise.all((this.workers ?? []).map((w) => w.stop()));
+    }
   }
 }
 
@@ -54,59 +153,4 @@ async function hashHere(files: readonly FileToHash[], signal: AbortSignal | unde
     }
   }
   return out;
-}
-
-/** Consecutive runs of files of about BATCH_BYTES (or BATCH_FILES), as index ranges. */
-function batches(files: readonly FileToHash[]): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  let start = 0;
-  let bytes = 0;
-  for (let i = 0; i < files.length; i++) {
-    bytes += files[i]!.size;
-    if (bytes >= BATCH_BYTES || i - start + 1 >= BATCH_FILES) {
-      out.push([start, i + 1]);
-      start = i + 1;
-      bytes = 0;
-    }
-  }
-  if (start < files.length) out.push([start, files.length]);
-  return out;
-}
-
-async function hashInWorkers(files: readonly FileToHash[], threads: number, signal: AbortSignal | undefined): Promise<Digest[]> {
-  const out = new Array<Digest>(files.length);
-  const queue = batches(files);
-  const workers = Array.from({ length: Math.min(threads, queue.length) }, () => new Worker(WORKER_URL, { execArgv: [] }));
-  try {
-    await Promise.all(workers.map(async (worker) => {
-      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-        throwIfAborted(signal);
-        const [from, to] = next;
-        const reply = await ask(worker, { paths: files.slice(from, to).map((f) => f.path) });
-        // The worker's error already names the file (layer/source-error.ts).
-        if ("error" in reply) throw new SourceUnreadableError(reply.error);
-        reply.digests.forEach((d, i) => { out[from + i] = d as Digest; });
-      }
-    }));
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
-  }
-  return out;
-}
-
-function ask(worker: Worker, job: HashJob): Promise<HashReply> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (reply: HashReply): void => { cleanup(); resolve(reply); };
-    const onError = (err: unknown): void => { cleanup(); reject(err); };
-    const onExit = (code: number): void => { cleanup(); reject(new Error(`a hashing worker exited with code ${code}`)); };
-    const cleanup = (): void => {
-      worker.off("message", onMessage);
-      worker.off("error", onError);
-      worker.off("exit", onExit);
-    };
-    worker.on("message", onMessage);
-    worker.on("error", onError);
-    worker.on("exit", onExit);
-    worker.postMessage(job);
-  });
 }

@@ -137,6 +137,7 @@ interface WalkState {
   owners: boolean;
   /** Each walked regular file's fingerprint by node, when asked for; resolved to paths once the overlay is final. */
   fingerprints: WeakMap<SourceNode, HostFingerprint> | undefined;
+  onFile: WalkOptions["onFile"];
 }
 
 export interface WalkOptions {
@@ -145,6 +146,8 @@ export interface WalkOptions {
   owners?: boolean;
   /** Fill `tree.fingerprints` (for the layer cache's key). */
   fingerprint?: boolean;
+  /** Told of each regular file as it is found, with its fingerprint (with `fingerprint`), so its hashing can start. */
+  onFile?: ((hostPath: string, size: number, fingerprint: HostFingerprint) => void) | undefined;
 }
 
 /**
@@ -162,6 +165,7 @@ export async function walkSources(sources: readonly SourceSpec[], opts: WalkOpti
     signal: opts.signal,
     owners: opts.owners === true,
     fingerprints: opts.fingerprint === true ? new WeakMap() : undefined,
+    onFile: opts.onFile,
   };
   for (const source of sources) {
     if (!isAbsolute(source.from)) {
@@ -222,7 +226,11 @@ function addEntry(state: WalkState, hostPath: string, imagePath: string, st: Big
   const walked = nodeOf(hostPath, st);
   if (walked === undefined) return;
   const node = state.owners ? { ...walked, uid: Number(st.uid), gid: Number(st.gid) } : walked;
-  if (node.type === "file") state.fingerprints?.set(node, fingerprintOf(st));
+  if (node.type === "file" && state.fingerprints !== undefined) {
+    const fingerprint = fingerprintOf(st);
+    state.fingerprints.set(node, fingerprint);
+    state.onFile?.(hostPath, node.size, fingerprint);
+  }
   // A later directory over an earlier one merges into it; anything else replaces.
   state.tree.set(imagePath, node);
   if (node.type === "file" && st.nlink > 1n) {
