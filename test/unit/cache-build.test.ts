@@ -70,8 +70,9 @@ test("a second build of the same spec reuses the stored layer: same bytes, blob 
   assert.deepEqual(newLayers(second).map((l) => l.cached), [true]);
   assert.deepEqual(await readFile(join(c.dir, "second.tar")), await readFile(join(c.dir, "first.tar")));
   const after = await lstat(blobPath, { bigint: true });
+  // Blobs are only ever written to a temporary name and renamed: the same inode is the same write.
   assert.equal(after.ino, before.ino, "the blob was not replaced");
-  assert.equal(after.mtimeNs, before.mtimeNs, "the blob was not written");
+  assert.ok(after.mtimeNs >= before.mtimeNs, "the hit marks the blob used, for cache prune");
   assert.ok(!second.messages.some((m) => /^(comparing|packing)/.test(m)), `no comparing or packing: ${second.messages.join(" | ")}`);
 });
 
