@@ -1,3 +1,4 @@
+import { Transform, type TransformCallback } from "node:stream";
 /** What long operations report while they run; the CLI renders it, the library never prints. */
 export interface ProgressEvent {
   /** A short stable name of the step: "base", "layer", "write", "push", "pull"... */
@@ -62,4 +63,22 @@ export function byteMeter(listener: ProgressListener | undefined, step: string, 
     },
     end() { report(true); },
   };
+}
+
+/**
+ * A pass-through that counts what flows on a meter of its own and ends it with the stream:
+ * a blob sent or fetched gets a live bar (`byteMeter`). Without a listener it only passes.
+ */
+export function meteringStream(listener: ProgressListener | undefined, step: string, id: string, message: string, total?: number): Transform {
+  const meter = byteMeter(listener, step, id, message, total);
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      meter.add(chunk.length);
+      cb(null, chunk);
+    },
+    flush(cb: TransformCallback) {
+      meter.end();
+      cb();
+    },
+  });
 }

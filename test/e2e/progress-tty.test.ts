@@ -2,7 +2,8 @@
  * What a person watching a build sees. On a terminal (a pseudo-terminal made by
  * `script -qec`), the layer being packed and the archive being written each get a bar that
  * is redrawn in place, the cursor is hidden while they run and given back after, and the
- * build ends with one summary line. Off a terminal the same build prints plain lines with
+ * build ends with one summary line; a push draws a bar per layer sent, a pull one per layer
+ * fetched. Off a terminal the same build prints plain lines with
  * no escape codes; --quiet prints nothing at all.
  */
 import assert from "node:assert/strict";
@@ -13,6 +14,7 @@ import { join } from "node:path";
 import { runGantry, runGantryOnTty } from "../helpers/gantry.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { requireTools } from "../helpers/tools.js";
+import { startRegistry } from "../helpers/registry.js";
 
 const ESC = "\x1b";
 const HIDE_CURSOR = `${ESC}[?25l`;
@@ -99,4 +101,23 @@ test("an error on a terminal leaves the cursor shown and one gantry: line", asyn
   assert.equal(gantryLines.length, 1, transcript);
   assert.match(gantryLines[0]!, /missing/);
   if (transcript.includes(HIDE_CURSOR)) assert.ok(transcript.lastIndexOf(SHOW_CURSOR) > transcript.lastIndexOf(HIDE_CURSOR));
+});
+
+test("on a terminal, a push draws a bar per layer sent and a pull one per layer fetched", async (t) => {
+  requireTools("script", "docker-registry");
+  const registry = await startRegistry();
+  t.after(() => registry.stop());
+  const { dir, spec } = await slowSpec(t);
+  const env = { GANTRY_CACHE: join(dir, "cache") };
+  const push = await runGantryOnTty(["build", spec, "-o", `docker://${registry.host}/progress:1`], { cwd: dir, env });
+  const pushed = push.stdout.toString("utf8");
+  assert.equal(push.code, 0, pushed);
+  assert.ok(drawsOf(pushed, "sending layer 1 of ").length >= 1, `no bar for the layer sent:\n${JSON.stringify(pushed)}`);
+  assert.match(pushed, /sending layer 1 of \S+: [\d.]+ MB in [\d.]+ s/, "the finished upload leaves its size and time");
+
+  const pull = await runGantryOnTty(["pull", `docker://${registry.host}/progress:1`, "-o", join(dir, "pulled.tar")], { cwd: dir, env: { GANTRY_CACHE: join(dir, "cache-pull") } });
+  const pulled = pull.stdout.toString("utf8");
+  assert.equal(pull.code, 0, pulled);
+  assert.ok(drawsOf(pulled, "fetching layer").length >= 1, `no bar for the layer fetched:\n${JSON.stringify(pulled)}`);
+  assert.match(pulled, /fetching layer \S+: [\d.]+ MB in [\d.]+ s/);
 });

@@ -1,4 +1,6 @@
-import type { Readable } from "node:stream";
+import type { Readable, Transform } from "node:stream";
+import { chain } from "../../model/verify.js";
+import { meteringStream } from "../../model/progress.js";
 import type { ContentStore } from "../../model/content-store.js";
 import { sha256, type Digest } from "../../model/digest.js";
 import { DigestMismatchError } from "../../model/errors.js";
@@ -103,16 +105,17 @@ function registryReader(client: RegistryClient, reference: RegistryReference, op
   const openLayer = async (desc: Descriptor, signal?: AbortSignal): Promise<Readable> => {
     const blob = blobRef(desc);
     await seen(desc);
+    const meter = (): Transform => meteringStream(opts.onProgress, "pull", `pull ${desc.digest}`, `fetching layer ${shortDigest(desc.digest)}`, desc.size);
     if (!store) {
       announce(desc);
-      return openBlobStream(client, reference.repository, blob, signal);
+      return chain(await openBlobStream(client, reference.repository, blob, signal), meter());
     }
     // Two readers of one layer share one download into the store.
     let pending = inFlight.get(desc.digest);
     if (!pending) {
       pending = (async () => {
         if ((await store.has(desc.digest)) !== desc.size) announce(desc);
-        await fetchIntoStore(store, blob, () => openBlobStream(client, reference.repository, blob));
+        await fetchIntoStore(store, blob, async () => chain(await openBlobStream(client, reference.repository, blob), meter()));
       })();
       inFlight.set(desc.digest, pending);
       pending.catch(() => inFlight.delete(desc.digest));

@@ -1,4 +1,6 @@
 import { Readable } from "node:stream";
+import { chain } from "../../model/verify.js";
+import { meteringStream } from "../../model/progress.js";
 import type { Digest } from "../../model/digest.js";
 import { DigestMismatchError } from "../../model/errors.js";
 import { mapLimited } from "../../util/concurrency.js";
@@ -142,7 +144,9 @@ async function pushBlobs(client: RegistryClient, image: Image, reference: Regist
     },
     ...image.layers.map((layer, i): BlobToPush => ({
       digest: layer.digest, size: layer.size, locations: locationsOf(layer),
-      describe: `layer ${i + 1} of ${name}`, open: (signal) => layer.open(signal),
+      describe: `layer ${i + 1} of ${name}`,
+      // A bar per layer sent (the config is small); a retried upload starts its bar again.
+      open: async (signal) => chain(await layer.open(signal), meteringStream(opts.onProgress, "push", `push ${layer.digest}`, `sending layer ${i + 1} of ${name}`, layer.size)),
     })),
   ];
   const counts = emptyCounts();
