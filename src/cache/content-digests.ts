@@ -14,8 +14,15 @@ export interface ContentDigests {
 /** A walk for a key, with the hashing of what the stat index cannot vouch for already under way. */
 export interface KeyWalk {
   tree: SourceTree;
-  /** The files the walk queued for hashing (with a stat index). */
-  prehashed?: HashQueue | undefined;
+  /** With a stat index: what it vouched for during the walk, and the rest, queued. */
+  prehashed?: Prehashed | undefined;
+}
+
+export interface Prehashed {
+  /** Host path → digest, for the files the stat index vouched for. */
+  known: Map<string, Digest>;
+  /** The files it did not vouch for, being hashed. */
+  queue: HashQueue;
 }
 
 /**
@@ -30,13 +37,15 @@ export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatI
   const tables = new Map<string, DirectoryTable>();
   for (const dir of new Set(sources.flatMap((s) => [s.from, dirname(s.from)]))) tables.set(dir, await stat.table(dir));
   const queue = new HashQueue();
+  const known = new Map<string, Digest>();
   const onFile = (hostPath: string, size: number, fingerprint: HostFingerprint): void => {
     const place = statPlace(hostPath, sources);
-    if (place !== undefined && tables.get(place.dir)?.lookup(place.path, fingerprint) !== undefined) return;
-    queue.add({ path: hostPath, size });
+    const digest = place === undefined ? undefined : tables.get(place.dir)?.lookup(place.path, fingerprint);
+    if (digest !== undefined) known.set(hostPath, digest);
+    else queue.add({ path: hostPath, size });
   };
   try {
-    return { tree: await walkSources(sources, { signal, fingerprint: true, onFile }), prehashed: queue };
+    return { tree: await walkSources(sources, { signal, fingerprint: true, onFile }), prehashed: { known, queue } };
   } catch (err) {
     await queue.finish().catch(() => {}); // stops its workers
     throw err;
@@ -49,7 +58,7 @@ export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatI
  * the walk queued it. Each host file is hashed at most once, however many image paths it
  * fills.
  */
-export async function contentDigests(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, prehashed?: HashQueue): Promise<ContentDigests> {
+export async function contentDigests(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, prehashed?: Prehashed): Promise<ContentDigests> {
   const digests = new Map<string, Digest>();
   const byHostPath = new Map<string, Digest>();
   const tables = new Map<string, DirectoryTable>();
@@ -59,7 +68,7 @@ export async function contentDigests(tree: SourceTree, sources: readonly SourceS
   for (const [path, node] of tree.entries()) {
     if (node.type !== "file" || node.hostPath === undefined) continue;
     const host = node.hostPath;
-    const known = byHostPath.get(host);
+    const known = byHostPath.get(host) ?? prehashed?.known.get(host);
     if (known !== undefined) {
       digests.set(path, known);
       continue;
@@ -81,7 +90,7 @@ export async function contentDigests(tree: SourceTree, sources: readonly SourceS
     if (!toHash.has(host)) toHash.set(host, { size: node.size, table, path: place?.path ?? "", fingerprint });
   }
   // What the walk queued (started before anything here), plus anything it did not.
-  const queue = prehashed ?? new HashQueue();
+  const queue = prehashed?.queue ?? new HashQueue();
   for (const [host, { size }] of toHash) queue.add({ path: host, size });
   const hashed = await queue.finish(signal);
   for (const [host, where] of toHash) {

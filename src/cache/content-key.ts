@@ -4,8 +4,7 @@ import { DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL } from "../compression/compressi
 import type { PermRule } from "../layer/differ.js";
 import { type SourceNode, type SourceSpec, type SourceTree } from "../layer/sources.js";
 import { compressorEngine, gantryVersion } from "./versions.js";
-import { contentDigests, walkAndPrehash, type KeyWalk } from "./content-digests.js";
-import type { HashQueue } from "./hash-pool.js";
+import { contentDigests, walkAndPrehash, type KeyWalk, type Prehashed } from "./content-digests.js";
 import type { StatIndex } from "./stat-index.js";
 
 /**
@@ -73,7 +72,7 @@ export interface KeyOptions {
   stat?: StatIndex | undefined;
   signal?: AbortSignal | undefined;
   /** The hashing the walk started (walkForKey). */
-  prehashed?: HashQueue | undefined;
+  prehashed?: Prehashed | undefined;
 }
 
 /** Walks the recipe's sources and hashes everything into a key. */
