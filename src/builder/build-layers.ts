@@ -45,9 +45,11 @@ export interface LayerContext {
   packed: Map<string, Layer>;
 }
 
+/** The new layers of one image, bottom first, with the history record of each. */
 export interface NewLayers {
   layers: Layer[];
   records: NewLayerRecord[];
+  /** The layers taken from the local index or the registry cache rather than packed. */
   cached: Set<Layer>;
 }
 
@@ -61,6 +63,10 @@ interface LayerJob {
   comparedWith: readonly Layer[];
 }
 
+/**
+ * Makes the new layers of one image on `base` (none: from scratch), as described above.
+ * Throws SpecError when `maxLayers` leaves no layer for the split one.
+ */
 export async function buildNewLayers(base: Image | undefined, ctx: LayerContext): Promise<NewLayers> {
   const baseLayers = base?.layers ?? [];
   const layers: Layer[] = [...baseLayers];

@@ -33,6 +33,10 @@ import { GeneratedFiles } from "./generated-files.js";
 import { configBytes, imageConfig } from "./config.js";
 import { buildNewLayers, type LayerContext } from "./build-layers.js";
 
+/**
+ * What buildImage builds (a spec), where the image goes, and which caches it uses; the network,
+ * credentials and progress come from AccessOptions.
+ */
 export interface BuildOptions extends AccessOptions {
   /** A spec file (JSON, or a TS/JS module), or a spec object. */
   spec: string | ImageSpecInput;
@@ -63,10 +67,12 @@ export interface BuildOptions extends AccessOptions {
   cacheTo?: readonly string[];
 }
 
+/** One layer of a built image, the base's included: its blob digest, diff_id and size in bytes. */
 export interface BuiltLayer {
   digest: Digest;
   diffId: Digest;
   size: number;
+  /** A layer of the base image, not made by this build. */
   base: boolean;
   /** A new layer found in the layer index: not walked against the base, packed or compressed. */
   cached: boolean;
@@ -82,9 +88,14 @@ export interface BuiltImage {
   image: Image;
 }
 
+/**
+ * What buildImage made and where it went; for a multi-platform build, the first platform's image
+ * stands in the single-image fields.
+ */
 export interface BuildResult {
   /** Where the image went, as a reference. */
   output: string;
+  /** The names given: the spec's NAME:TAG (the tag, when the spec has none, from the digest), then `tags`. */
   repoTags: string[];
   /** The image's manifest digest, or the index's for a multi-platform build. */
   manifestDigest: Digest;
@@ -157,6 +168,11 @@ async function expandPlan(plan: BuildPlan, generatedDir: string, signal: AbortSi
   return expanded;
 }
 
+/**
+ * Builds the image a spec describes (one per platform, under an OCI index, for a multi-platform spec)
+ * and writes it to the output, or loads it into the engine. Throws SpecError for an invalid spec or
+ * conflicting options, InvalidReferenceError for an output that cannot hold the result.
+ */
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const { signal } = opts;
   const progress = opts.onProgress ?? (() => {});

@@ -41,12 +41,17 @@ const IMAGE_CA_LINKS: Array<{ path: string; target: string }> = [
   { path: "/etc/pki/tls/certs/ca-bundle.crt", target: IMAGE_CA_BUNDLE },
 ];
 
+/** What builtinSources needs: where generated files go, and how host program closures are resolved. */
 export interface BuiltinContext extends ClosureOptions {
   generated: GeneratedFiles;
   /** Where to look for the host's CA bundle (default HOST_CA_BUNDLES; for tests). */
   caBundles?: readonly string[];
 }
 
+/**
+ * The sources of one builtin. Throws SourceUnreadableError for caCertificates when the host has no
+ * readable CA bundle, and for binSh or usrBinEnv as resolveClosure does.
+ */
 export async function builtinSources(name: BuiltinName, ctx: BuiltinContext): Promise<BuiltinSources> {
   switch (name) {
     case "fakeNss":

@@ -19,6 +19,7 @@ export function mergeEnv(base: readonly string[] | undefined, spec: readonly str
   return out;
 }
 
+/** The runtime config of the new image: the base's, each field the spec sets replacing it, Env merged by mergeEnv. */
 export function mergeContainerConfig(base: ContainerConfig | undefined, spec: ContainerConfig | undefined): ContainerConfig {
   const merged: ContainerConfig = { ...(base ?? {}) };
   for (const [key, value] of Object.entries(spec ?? {})) {
@@ -28,8 +29,13 @@ export function mergeContainerConfig(base: ContainerConfig | undefined, spec: Co
   return merged;
 }
 
+/** A new layer as the config records it: its diff_id, and the history entry's `created_by`. */
 export interface NewLayerRecord { diffId: Digest; createdBy: string }
 
+/**
+ * The new image's config: the base's, with the plan's platform, runtime config and `created`, and the
+ * new layers' diff_ids and history entries appended (a base with fewer history entries than layers gets placeholders).
+ */
 export function imageConfig(base: ImageConfigJson | undefined, plan: BuildPlan, newLayers: readonly NewLayerRecord[]): ImageConfigJson {
   const host = hostPlatform();
   const architecture = plan.architecture ?? base?.architecture ?? host.architecture;
@@ -59,6 +65,7 @@ export function imageConfig(base: ImageConfigJson | undefined, plan: BuildPlan, 
   return out;
 }
 
+/** The config's bytes as written: compact JSON, keys in the order the object holds them. */
 export function configBytes(config: ImageConfigJson): Buffer {
   return Buffer.from(JSON.stringify(config), "utf8");
 }

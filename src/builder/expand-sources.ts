@@ -20,10 +20,15 @@ export interface Expanded {
   notes: string[];
 }
 
+/** What expandSources needs to expand builtins and closures, and the signal that stops it. */
 export interface ExpandOptions extends BuiltinContext {
   signal?: AbortSignal | undefined;
 }
 
+/**
+ * The plan with every closureOf and builtin source replaced by the host paths it stands for, with the
+ * programs and notes found. Throws as resolveClosure and builtinSources do.
+ */
 export async function expandSources(plan: BuildPlan, opts: ExpandOptions): Promise<Expanded> {
   const programs: ClosureProgram[] = [];
   const notes = new Set<string>();

@@ -24,6 +24,10 @@ export type GeneratedNode =
   | { type: "symlink"; target: string }
   | { type: "dir"; mode: number };
 
+/**
+ * The generated files kept in `dir` (`<cache>/generated`), each under the hash of what it is.
+ * place() throws IoError when the directory or a file cannot be written.
+ */
 export class GeneratedFiles {
   private made: Promise<void> | undefined;
 

@@ -23,6 +23,10 @@ export interface BuiltinSource { builtin: BuiltinName }
  * them as they are; the build turns them into CopySources before any layer is made.
  */
 export type PlannedSource = CopySource | ClosureSource | BuiltinSource;
+/**
+ * A perms rule as planned: the glob of image paths it applies to, and the mode (parsed from octal) and
+ * owner to give them; what a rule leaves out stays as it was.
+ */
 export interface PlannedPerm { path: string; mode?: number; uid?: number; gid?: number }
 
 /** A layer to make; `S` is CopySource once the closures and builtins are expanded. */
@@ -68,8 +72,10 @@ export interface BuildPlan<S extends PlannedSource = PlannedSource> {
 
 /** A plan whose layers hold only host paths: what the layers are made from. */
 export type ExpandedPlan = BuildPlan<CopySource>;
+/** A layer whose sources are all host paths. */
 export type ExpandedLayer = PlannedLayer<CopySource>;
 
+/** The `created` time of a spec that gives none: fixed, so the same spec makes the same config. */
 export const DEFAULT_CREATED = "1970-01-01T00:00:01Z";
 
 function isoSeconds(d: Date): string {
@@ -127,6 +133,10 @@ function topLevelLayers(spec: ParsedSpec, specDir: string): PlannedLayer[] {
   return hasScript ? [split, { sources: [], perms, ...scripts }] : [split];
 }
 
+/**
+ * Turns a validated spec into a plan, `specDir` anchoring its relative paths. `mtime` defaults to
+ * SOURCE_DATE_EPOCH in `env`, else `created`. Throws SpecError for a bad time or a fromImageDigest without fromImage.
+ */
 export function planBuild(spec: ParsedSpec, specDir: string, env: NodeJS.ProcessEnv = process.env, now: () => Date = () => new Date()): BuildPlan {
   const created = resolveTime(spec.created ?? DEFAULT_CREATED, "created", now);
   let mtime: number;

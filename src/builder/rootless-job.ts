@@ -12,6 +12,10 @@ import { SourceTree, type SourceNode, type SourceSpec } from "../layer/sources.j
 /** An owner to give a path of the extracted root: [path, uid, gid, mode, isSymlink]. */
 export type OwnerRecord = [path: string, uid: number, gid: number, mode: number, isSymlink: boolean];
 
+/**
+ * The job the agent runs: give the stage's paths their owners, lay the sources, run the scripts,
+ * walk the root, and write an AgentResult to `resultFile`.
+ */
 export interface AgentJob {
   /** The staging root, extracted by gantry (every path owned by the user, i.e. 0 inside). */
   stage: string;
@@ -20,13 +24,17 @@ export interface AgentJob {
   sources: SourceSpec[];
   /** The owner of laid sources, inside the namespace. */
   owner: { uid: number; gid: number };
+  /** The runAsRoot script, run with the image's /bin/sh in the stage. */
   script: string;
+  /** The image's Env, NAME=VALUE, for the script; runInRoot adds PATH and HOME when missing. */
   env: string[];
+  /** The extraCommands script, run after runAsRoot in the stage, not chrooted. */
   extraCommands?: string;
   /** Where the agent writes its AgentResult. */
   resultFile: string;
 }
 
+/** What the agent hands back: the walked root, or the code and message of the GantryError it met. */
 export type AgentResult =
   | {
     ok: true;
@@ -37,10 +45,12 @@ export type AgentResult =
   }
   | { ok: false; code: string; message: string };
 
+/** A walked tree as the [path, node] pairs an AgentResult carries. */
 export function treeToJson(tree: SourceTree): Array<[string, SourceNode]> {
   return [...tree.entries()];
 }
 
+/** The walked tree an AgentResult carries, back as a SourceTree. */
 export function treeFromJson(entries: ReadonlyArray<[string, SourceNode]>): SourceTree {
   const tree = new SourceTree();
   for (const [path, node] of entries) tree.set(path, node);

@@ -23,6 +23,7 @@ export interface CollapsedOwner {
   gid?: number;
 }
 
+/** What ownersToApply found: the owners the agent gives, and those it cannot. */
 export interface OwnerPlan {
   /** Owners the agent gives, inside the namespace, in tree order. */
   records: OwnerRecord[];

@@ -34,6 +34,7 @@ import type { Stage } from "./stage.js";
 /** The agent, beside this module in dist (the CLI bundle sits in dist/src/cli, one level away as well). */
 const AGENT = fileURLToPath(new URL("../builder/rootless-agent.js", import.meta.url));
 
+/** A runAsRoot layer to stage and run without root: what it is laid over, its sources and its scripts. */
 export interface RootlessRunAsRoot {
   stage: Stage;
   /** The merged tree of `lowerLayers`: what the layer is compared with. */
@@ -42,13 +43,16 @@ export interface RootlessRunAsRoot {
   sources: readonly SourceSpec[];
   /** The spec's owner of copyToRoot files. */
   owner: { uid: number; gid: number };
+  /** The runAsRoot script, run with the image's /bin/sh. */
   script: string;
+  /** The image's Env, NAME=VALUE, for the script. */
   env: string[];
   extraCommands?: string | undefined;
   signal?: AbortSignal | undefined;
   progress: ProgressListener;
 }
 
+/** A runAsRoot layer staged and run: its root as walked. The caller must dispose() it once the layer is packed. */
 export interface RootlessStaged {
   /** The staged root as walked, owners as the image has them. */
   tree: SourceTree;

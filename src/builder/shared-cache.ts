@@ -26,6 +26,10 @@ interface PendingRecord {
   what: string;
 }
 
+/**
+ * The registry cache as one build uses it (open() makes it): layers found by key, and the build's
+ * layers recorded once the image is written. A failing cache is a warning; the layer is then packed.
+ */
 export class SharedCache {
   private readonly pending: PendingRecord[] = [];
   /** The hits of this build by diffId: their facts are fetched only if a build needs them. */

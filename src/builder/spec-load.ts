@@ -179,6 +179,7 @@ export function specRelative(specDir: string, p: string): string {
   return isAbsolute(p) ? p : resolve(specDir, p);
 }
 
+/** The directory a spec file's relative paths start from: its own, absolute. */
 export function specDirOf(specPath: string): string {
   return dirname(resolve(specPath));
 }

@@ -36,6 +36,7 @@ export const copySourceSchema = z.union([
   z.object({ builtin: z.enum(BUILTIN_NAMES) }).strict(),
 ], { errorMap: () => ({ message: COPY_SOURCE_FORMS }) });
 
+/** A perms rule: a glob of image paths, and the octal mode, uid and gid to give them. */
 export const permRuleSchema = z.object({
   path: z.string().min(1),
   mode: octalMode.optional(),
@@ -47,6 +48,7 @@ const stringMap = z.record(z.string());
 const emptyObjectMap = z.record(z.object({}).passthrough());
 const stringList = z.array(z.string());
 
+/** The spec's `config`: the runtime fields of an image config, Docker's capitalised names; no other field. */
 export const containerConfigSchema = z.object({
   Cmd: stringList.nullable().optional(),
   Entrypoint: stringList.nullable().optional(),
@@ -71,10 +73,12 @@ const timestamp = z.union([
   z.string().refine((s) => !Number.isNaN(Date.parse(s)), "an ISO-8601 time or \"now\""),
 ]);
 
+/** The spec's `compressor`. */
 export const compressorSchema = z.enum(["gzip", "zstd", "none"]);
 
 const copyToRoot = z.union([copySourceSchema, z.array(copySourceSchema)], { errorMap: () => ({ message: `${COPY_SOURCE_FORMS}, or a list of them` }) });
 
+/** One entry of the spec's `layers`: what one layer holds. */
 export const layerSpecSchema = z.object({
   copyToRoot: copyToRoot.optional(),
   perms: z.array(permRuleSchema).optional(),
@@ -86,6 +90,7 @@ export const layerSpecSchema = z.object({
 const imageName = z.string().refine(isImageName, "an image name: lowercase letters, digits and separators, like \"my-app\" or \"registry:5000/team/app\"");
 const imageTag = (what: string) => z.string().refine(isTag, what);
 
+/** A whole build spec; docs/spec.md describes each field and its default. */
 export const specSchema = z.object({
   name: imageName,
   tag: imageTag("a tag of letters, digits, '_', '.', '-' (at most 128)").optional(),

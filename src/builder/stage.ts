@@ -19,6 +19,7 @@ export interface Stage {
   dispose(): Promise<void>;
 }
 
+/** A new empty stage in the system's temporary directory, named from `prefix`; IoError when it cannot be made. */
 export async function makeStage(prefix: string): Promise<Stage> {
   let dir: string;
   try {

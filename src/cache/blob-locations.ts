@@ -22,9 +22,14 @@ const MAX_LISTED = 16;
 /** The longest file name most file systems take. */
 const MAX_NAME = 255;
 
+/**
+ * The book of blob locations kept in `root` (`<cache>/locations`). Nothing here throws: a fact
+ * that cannot be read is unknown, one that cannot be written is left out.
+ */
 export class BlobLocationsFile {
   constructor(readonly root: string) {}
 
+  /** The repositories of `registry` known to hold `digest`, most recently seen first (16 at most). */
   async repositoriesWith(registry: string, digest: Digest): Promise<readonly string[]> {
     const dir = this.dirOf(registry, digest);
     if (dir === undefined) return [];
@@ -43,6 +48,7 @@ export class BlobLocationsFile {
     }
   }
 
+  /** Records that `repository` of `registry` holds `digest`, as seen now. */
   async remember(registry: string, repository: string, digest: Digest): Promise<void> {
     const path = this.pathOf(registry, repository, digest);
     if (path === undefined) return;
@@ -59,6 +65,7 @@ export class BlobLocationsFile {
     }
   }
 
+  /** Forgets that `repository` holds `digest` (a mount of it was declined). */
   async forget(registry: string, repository: string, digest: Digest): Promise<void> {
     const path = this.pathOf(registry, repository, digest);
     if (path !== undefined) await rm(path, { force: true }).catch(() => {});

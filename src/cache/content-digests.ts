@@ -4,6 +4,7 @@ import { walkSources, type HostFingerprint, type SourceSpec, type SourceTree } f
 import { HashQueue } from "./hash-pool.js";
 import type { DirectoryTable, StatIndex } from "./stat-index.js";
 
+/** What contentDigests found: a digest per regular file, and how many files it had to read. */
 export interface ContentDigests {
   /** Image path of every regular file of the tree → the sha256 of its bytes. */
   digests: Map<string, Digest>;

@@ -49,6 +49,7 @@ export interface LayerRecipe {
   level?: number;
 }
 
+/** A new layer's content key, with what making it learnt about the sources. */
 export interface LayerKey {
   /** 64 hex digits. */
   hex: string;
@@ -68,6 +69,7 @@ export async function walkForKey(sources: readonly SourceSpec[], opts: { signal?
   return walkAndPrehash(sources, opts.stat, opts.signal);
 }
 
+/** How a key is made: with the stat index (none: every file is read), and the hashing a walk began. */
 export interface KeyOptions {
   stat?: StatIndex | undefined;
   signal?: AbortSignal | undefined;

@@ -25,6 +25,7 @@ const BATCH_FILES = 2000;
 // Spelled from the cache folder so that it resolves the same from the CLI bundle (dist/src/cli).
 const WORKER_URL = new URL("../cache/hash-worker.js", import.meta.url);
 
+/** A host file to hash; `size`, in bytes, decides when workers start and how batches fill. */
 export interface FileToHash {
   path: string;
   size: number;
@@ -62,6 +63,10 @@ class HashWorker {
   }
 }
 
+/**
+ * Hashes host files as they are queued, on `threads` workers (by default one per core, 8 at most)
+ * once enough bytes wait. finish() throws SourceUnreadableError naming a file that cannot be read.
+ */
 export class HashQueue {
   private readonly seen = new Set<string>();
   private batch: FileToHash[] = [];

@@ -8,6 +8,7 @@ import { READ_CHUNK } from "../util/io.js";
  */
 
 export type HashJob = { paths: string[] };
+/** A worker's answer to one HashJob: every file's digest, in order, or the first failure (its message names the file). */
 export type HashReply = { digests: string[] } | { error: string; path: string };
 
 const port = parentPort;

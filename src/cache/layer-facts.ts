@@ -24,6 +24,10 @@ const FACTS_FORMAT = "gantry layer facts 1";
 
 interface Header { format: string; sha256: Digest; entries: number }
 
+/**
+ * The layer facts index in `root` (`<cache>/facts`), by diffId. load() is a miss (undefined) for a
+ * file that is missing, damaged or of another format, and marks a hit used; save() replaces a file atomically.
+ */
 export class LayerFactsIndex implements FactsStore {
   constructor(readonly root: string) {}
 

@@ -24,9 +24,11 @@ export interface PruneOptions {
   maxBytes?: number;
   /** Only count what would go. */
   dryRun?: boolean;
+  /** The time ages are measured from, in milliseconds since the epoch; now when absent. */
   now?: number;
 }
 
+/** What pruneCache removed (or, on a dry run, would remove) and the blobs it kept; bytes are blob bytes. */
 export interface PruneResult {
   cacheDir: string;
   removed: { blobs: number; bytes: number; indexEntries: number; facts: number; statTables: number };
@@ -58,6 +60,10 @@ async function filesIn(dir: string): Promise<CacheFile[]> {
   return out;
 }
 
+/**
+ * Prunes the cache at `opts.cacheDir` as described above; a limit not given is not applied.
+ * A missing cache directory counts as empty; one that cannot be listed throws IoError.
+ */
 export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
   const now = opts.now ?? Date.now();
   const dryRun = opts.dryRun === true;

@@ -98,6 +98,10 @@ export class DirectoryTable {
   }
 }
 
+/**
+ * The stat index kept in `root` (`<cache>/stat`): one DirectoryTable per source directory, read
+ * at most once per build and written back by save().
+ */
 export class StatIndex {
   private readonly tables = new Map<string, Promise<DirectoryTable>>();
 

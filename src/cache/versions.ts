@@ -15,6 +15,7 @@ export function compressorEngine(compression: Compression): string {
 }
 
 let ownVersion: string | undefined;
+/** gantry's own version, from its package.json (read once); "unknown" when it cannot be read. */
 export function gantryVersion(): string {
   ownVersion ??= packageVersion(() => JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")));
   return ownVersion;

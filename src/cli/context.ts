@@ -14,6 +14,7 @@ export interface GlobalOptions {
   creds?: string;
 }
 
+/** The global flags as `cmd` (any command, nested ones included) received them, with their defaults. */
 export function globalOptions(cmd: Command): GlobalOptions {
   const o = cmd.optsWithGlobals<{ quiet?: boolean; json?: boolean; tlsVerify?: boolean; creds?: string; progress?: GlobalOptions["progress"] }>();
   const g: GlobalOptions = { quiet: o.quiet === true, progress: o.progress ?? "auto", json: o.json === true, tlsVerify: o.tlsVerify !== false };
@@ -56,10 +57,12 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** Writes one line of requested data to stdout. */
 export function printLine(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
+/** Parses a flag's true/1/yes or false/0/no (any case); anything else is a usage error (InvalidArgumentError). */
 export function parseBoolFlag(value: string): boolean {
   if (/^(true|1|yes)$/i.test(value)) return true;
   if (/^(false|0|no)$/i.test(value)) return false;

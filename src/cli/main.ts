@@ -46,6 +46,10 @@ function reportAndExit(err: unknown): never {
   process.exit(EXIT_FAILED);
 }
 
+/**
+ * Runs the command line `argv` (as process.argv). A failure is reported as one `gantry:` line on
+ * stderr and ends the process: status 2 for a usage error, 1 for any other.
+ */
 export async function main(argv: string[]): Promise<void> {
   const program = new Command("gantry");
   program

@@ -11,6 +11,7 @@ import { formatSize } from "../util/format.js";
  */
 export type ProgressMode = "tty" | "plain" | "quiet";
 
+/** A way of showing progress: the listener to give the library, and how to stop showing it. */
 export interface ProgressView {
   listener: ProgressListener;
   /** Clears the bars still drawn and gives the terminal back (before a result or an error line). */
@@ -24,6 +25,7 @@ const FIGURES_WIDTH = BAR_SIZE + 40;
 const MIN_LABEL = 24;
 const REDRAW_MS = 100;
 
+/** The progress view for `mode`, drawn on `stream` (stderr by default). */
 export function progressView(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr): ProgressView {
   if (mode === "quiet") return { listener: () => {}, stop() {} };
   if (mode === "plain") return { listener: plainLines(stream), stop() {} };

@@ -30,6 +30,10 @@ export async function extractLayers(layers: readonly Layer[], dir: string, opts:
   return tree;
 }
 
+/**
+ * Lays out `tree`, the merged tree of `layers` (base first), in the existing empty directory `dir`.
+ * Returns the paths of the device nodes left out because only root can make them.
+ */
 export async function extractTree(layers: readonly Layer[], tree: FileTree, dir: string, signal: AbortSignal | undefined): Promise<string[]> {
   const links = planHardlinks(tree);
   const writer = new DirectoryWriter(dir);
@@ -42,6 +46,10 @@ export async function extractTree(layers: readonly Layer[], tree: FileTree, dir:
 /** `-o -`: the tar goes to standard output. */
 export const STDOUT = "-";
 
+/**
+ * Writes `tree`, the merged tree of `layers`, as one deterministic tar to `output` (atomically) or
+ * to standard output for STDOUT. File bytes are spooled first, in a temporary directory beside the output.
+ */
 export async function writeTar(layers: readonly Layer[], tree: FileTree, output: string, signal: AbortSignal | undefined): Promise<void> {
   const links = planHardlinks(tree);
   // The spool sits beside the output, on the file system the user chose for it.

@@ -26,6 +26,7 @@ export interface LinkGroup {
   orphan?: { target: string; digest: Digest | undefined };
 }
 
+/** The hardlink groups of a merged tree, as planHardlinks finds them. */
 export interface LinkPlan {
   groups: LinkGroup[];
   /** Orphan groups by the target path whose lower-layer entry carries their bytes. */
@@ -53,6 +54,10 @@ function survivingTarget(tree: FileTree, path: string, node: TreeNode): string |
   return undefined;
 }
 
+/**
+ * Groups the hardlinks of `tree` by the inode they share once flattened: a direct group per
+ * surviving target file, an orphan group per target whose bytes only a lower layer holds.
+ */
 export function planHardlinks(tree: FileTree): LinkPlan {
   const direct = new Map<string, LinkGroup>();
   const orphans = new Map<string, LinkGroup>();

@@ -35,6 +35,10 @@ function oneLine(message: string): string {
     .trim();
 }
 
+/**
+ * The base of every error gantry throws: `code` names the kind, `message` is one line
+ * (line breaks become "; ", control characters are escaped), `cause` keeps the underlying error.
+ */
 export abstract class GantryError extends Error {
   abstract readonly code: ErrorCode;
   /** Whether trying the same operation again could succeed (network hiccups, 5xx, 429). */
@@ -46,29 +50,38 @@ export abstract class GantryError extends Error {
   }
 }
 
+/** Raised when the build spec is malformed or a field has a bad value; code `SPEC_INVALID`. */
 export class SpecError extends GantryError {
   readonly code = "SPEC_INVALID";
 }
+/** Raised when a copyToRoot source or a spec file cannot be read; code `SOURCE_UNREADABLE`. */
 export class SourceUnreadableError extends GantryError {
   readonly code = "SOURCE_UNREADABLE";
 }
+/** Raised when an image reference cannot be parsed, or could mean several images; code `REFERENCE_INVALID`. */
 export class InvalidReferenceError extends GantryError {
   readonly code = "REFERENCE_INVALID";
 }
+/** Raised when the archive, layout, registry or engine does not hold the requested image; code `IMAGE_NOT_FOUND`. */
 export class ImageNotFoundError extends GantryError {
   readonly code = "IMAGE_NOT_FOUND";
 }
+/** Raised when an archive, layout or manifest is truncated, malformed or of an unknown kind; code `FORMAT_INVALID`. */
 export class FormatError extends GantryError {
   readonly code = "FORMAT_INVALID";
 }
+/** Raised when a blob's bytes do not match its declared digest or diff_id; code `DIGEST_MISMATCH`. */
 export class DigestMismatchError extends GantryError {
   readonly code = "DIGEST_MISMATCH";
 }
+/** Raised when a layer entry or link would escape its root, or a name is forbidden; code `UNSAFE_PATH`. */
 export class UnsafePathError extends GantryError {
   readonly code = "UNSAFE_PATH";
 }
+/** Raised when a registry refuses or fails a request; code `REGISTRY`. */
 export class RegistryError extends GantryError {
   readonly code = "REGISTRY";
+  /** The registry's HTTP status, when it answered at all. */
   readonly status: number | undefined;
   /** How long the registry asked to be left alone (its Retry-After), in milliseconds. */
   readonly retryAfterMs: number | undefined;
@@ -78,9 +91,11 @@ export class RegistryError extends GantryError {
     this.retryAfterMs = options?.retryAfterMs;
   }
 }
+/** Raised when registry credentials are missing or refused; code `AUTH`. */
 export class AuthError extends GantryError {
   readonly code = "AUTH";
 }
+/** Raised when the Docker engine (or podman's service) cannot be reached, refuses or fails a request; code `ENGINE`. */
 export class EngineError extends GantryError {
   readonly code = "ENGINE";
   /** The engine's HTTP status, when it answered at all. */
@@ -90,18 +105,22 @@ export class EngineError extends GantryError {
     this.status = options?.status;
   }
 }
+/** Raised when runAsRoot or extraCommands fail, or no sandbox can run them; code `RUNTIME`. */
 export class RuntimeError extends GantryError {
   readonly code = "RUNTIME";
 }
+/** Raised when a file system operation fails (see ioError); code `IO`. */
 export class IoError extends GantryError {
   readonly code = "IO";
 }
+/** Raised when the caller's AbortSignal fires; code `ABORTED`. The signal's reason, if any, is the `cause`. */
 export class AbortedError extends GantryError {
   readonly code = "ABORTED";
   constructor(reason?: unknown, message = "the operation was aborted") {
     super(message, reason === undefined ? undefined : { cause: reason });
   }
 }
+/** Raised for a valid request gantry does not implement; code `UNSUPPORTED`. */
 export class UnsupportedError extends GantryError {
   readonly code = "UNSUPPORTED";
 }
@@ -119,6 +138,7 @@ export function ioError(what: string, err: unknown): GantryError {
   return new IoError(`${what} ${reason}`, { cause: err });
 }
 
+/** Throws an AbortedError, carrying the signal's reason, if `signal` has fired; otherwise does nothing. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortedError(signal.reason);
 }

@@ -15,6 +15,7 @@ export const MediaType = {
   dockerForeignLayerGzip: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
 } as const;
 
+/** How a layer's tar is compressed; "none" is a plain tar. */
 export type Compression = "gzip" | "zstd" | "none";
 
 /** The layer media type for a compression, in the OCI or the Docker family. */
@@ -35,6 +36,7 @@ export function compressionOfMediaType(mediaType: string): Compression | undefin
   return undefined;
 }
 
+/** Whether a media type is an OCI image index or a Docker manifest list. */
 export function isIndexMediaType(mt: string | undefined): boolean {
   return mt === MediaType.ociIndex || mt === MediaType.dockerManifestList;
 }

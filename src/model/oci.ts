@@ -10,6 +10,7 @@ export interface Platform {
   "os.features"?: string[];
 }
 
+/** A reference to a blob: its media type, digest and size in bytes, as manifests and indexes hold them. */
 export interface Descriptor {
   mediaType: string;
   digest: Digest;
@@ -19,6 +20,7 @@ export interface Descriptor {
   urls?: string[];
 }
 
+/** An image manifest: one config blob and its layers, bottom layer first. */
 export interface ManifestJson {
   schemaVersion: 2;
   mediaType?: string;
@@ -27,6 +29,7 @@ export interface ManifestJson {
   annotations?: Record<string, string>;
 }
 
+/** An image index (or Docker manifest list): a manifest per platform, or the entries of an OCI layout's index.json. */
 export interface IndexJson {
   schemaVersion: 2;
   mediaType?: string;
@@ -55,6 +58,7 @@ export interface ContainerConfig {
   [key: string]: unknown;
 }
 
+/** One step of an image config's history; `empty_layer` steps have no entry in `rootfs.diff_ids`. */
 export interface HistoryEntry {
   created?: string;
   created_by?: string;
@@ -63,6 +67,7 @@ export interface HistoryEntry {
   empty_layer?: boolean;
 }
 
+/** An image config blob: platform, runtime config, and the diff_ids of the uncompressed layers, bottom first. */
 export interface ImageConfigJson {
   architecture: string;
   os: string;

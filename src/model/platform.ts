@@ -6,6 +6,7 @@ const GO_ARCH: Record<string, string> = {
   ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64", loong64: "loong64", mips: "mips", mipsel: "mipsle",
 };
 
+/** The platform of this machine as linux/<Go arch>, with variant v8 on arm64 and v7 on arm. */
 export function hostPlatform(): Platform {
   const architecture = GO_ARCH[process.arch] ?? process.arch;
   const p: Platform = { architecture, os: "linux" };
@@ -22,6 +23,7 @@ export function parsePlatform(s: string): Platform | undefined {
   return variant === undefined ? { os, architecture } : { os, architecture, variant };
 }
 
+/** A platform as `os/arch[/variant]`, the spelling parsePlatform reads. */
 export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
 }

@@ -13,6 +13,7 @@ export interface ProgressEvent {
   bytes?: ProgressBytes;
 }
 
+/** The byte counts of one piece of work under way, as a ProgressEvent carries them. */
 export interface ProgressBytes {
   /** Names the piece while it runs, unique among the pieces under way, e.g. "push sha256:...". */
   id: string;
@@ -30,6 +31,7 @@ export type ProgressListener = (event: ProgressEvent) => void;
 /** How often a meter reports at most; a terminal redraws no faster than people read. */
 const METER_INTERVAL_MS = 100;
 
+/** Counts the bytes of one piece of work and reports them to a listener; see byteMeter. */
 export interface ByteMeter {
   /** Counts bytes just done. */
   add(bytes: number): void;

@@ -26,6 +26,7 @@ export type { AccessOptions as RegistryAccess } from "../transports/transport.js
 /** `--format`: the manifest family written, spelled as skopeo spells it. */
 export type ManifestFormat = "oci" | "v2s2";
 
+/** What copyImage copies and where to; the network, credentials and progress come from AccessOptions. */
 export interface CopyImageOptions extends AccessOptions {
   /** Any readable reference. */
   src: string;
@@ -51,6 +52,7 @@ export interface CopyImageOptions extends AccessOptions {
   noCache?: boolean;
 }
 
+/** What copyImage read and wrote: the digests on both sides and, for a registry, what became of the blobs. */
 export interface CopyImageResult {
   src: string;
   dest: string;
@@ -58,9 +60,11 @@ export interface CopyImageResult {
   manifestDigest: Digest;
   /** The digest the source serves; equal to `manifestDigest` unless the copy converted it. */
   sourceDigest: Digest;
+  /** The media type of the manifest (or index) written. */
   mediaType: string;
   /** The config digest (the image ID) of an image; undefined for an index. */
   configDigest: Digest | undefined;
+  /** The NAME[:TAG] names the written image carries. */
   repoTags: string[];
   /** For a registry destination: blobs uploaded, already there, mounted. */
   blobs?: { uploaded: number; skipped: number; mounted: number };
@@ -132,6 +136,7 @@ function result(src: string, dest: string, read: ImageOrIndex, doc: ImageOrIndex
   return out;
 }
 
+/** What pullImage fetches and where it writes it; blobs pass through the local cache unless `noCache`. */
 export interface PullImageOptions extends AccessOptions {
   /** `docker://HOST/REPO[:TAG][@sha256:…]`; the `docker://` may be left out. */
   ref: string;
@@ -147,12 +152,15 @@ export interface PullImageOptions extends AccessOptions {
   noCache?: boolean;
 }
 
+/** What pullImage fetched and wrote. */
 export interface PullImageResult {
   /** The reference in full, e.g. "docker://docker.io/library/ubuntu:22.04". */
   ref: string;
+  /** The destination as it was given. */
   dest: string;
   /** The manifest digest in the registry (what `@sha256:` pins). */
   manifestDigest: Digest;
+  /** The config digest (the image ID) of an image; undefined for an index. */
   configDigest: Digest | undefined;
   repoTags: string[];
   /** Layers of the image pulled (0 for an index). */
@@ -182,6 +190,7 @@ export async function pullImage(options: PullImageOptions): Promise<PullImageRes
   };
 }
 
+/** What pushImage sends, and to which registry reference. */
 export interface PushImageOptions extends AccessOptions {
   /** Any readable reference. */
   src: string;
@@ -191,6 +200,7 @@ export interface PushImageOptions extends AccessOptions {
   format?: ManifestFormat;
   /** NAME[:TAG] of one image of a multi-image source. */
   pick?: string;
+  /** `os/arch[/variant]` picked from an index; the host's by default. */
   platform?: string;
   /** Every platform of an index, the index kept. */
   all?: boolean;
@@ -204,7 +214,12 @@ export interface PushImageOptions extends AccessOptions {
   noCache?: boolean;
 }
 
+/**
+ * Where pushImage wrote, and what became of the blobs: uploaded, already in the repository, or
+ * mounted from a sibling repository.
+ */
 export interface PushImageResult {
+  /** The destination in full, `docker://` included. */
   ref: string;
   /** The digest of the manifest as the registry stored it. */
   digest: Digest;

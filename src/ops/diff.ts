@@ -50,6 +50,7 @@ async function open(ref: string, opts: DiffOptions): Promise<Image> {
   return readImageFor(ref, { ...accessOf(opts), ...(opts.platform !== undefined ? { platform: opts.platform } : {}) });
 }
 
+/** How merged tree `b` differs from merged tree `a` (see DiffResult); contents are compared by digest and size. */
 export function compareTrees(a: FileTree, b: FileTree): DiffResult {
   const result: DiffResult = { added: [], removed: [], changed: [] };
   for (const [path, nodeA] of a.entries()) {

@@ -21,6 +21,7 @@ export interface InspectOptions extends AccessOptions {
   resolveIndex?: boolean;
 }
 
+/** One layer of an inspected image: its blob's digest, size in bytes and media type, and the diff_id of its uncompressed tar. */
 export interface InspectedLayer { digest: Digest; diffId: Digest; size: number; mediaType: string }
 
 /** What `inspect` says of one image. Digests and bytes are the source's own. */
@@ -43,6 +44,7 @@ export interface InspectedImage {
   image: Image;
 }
 
+/** One image an inspected index offers, as its descriptor names it. */
 export interface InspectedIndexEntry {
   digest: Digest;
   mediaType: string;

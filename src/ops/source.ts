@@ -19,6 +19,10 @@ function readOptions(opts: SourceOptions): ReadOptions {
   return rest;
 }
 
+/**
+ * The document `ref` names, as its source holds it (an image or an index), with the reference resolved.
+ * Throws InvalidReferenceError for a reference that does not parse, UnsupportedError for a place that cannot be read.
+ */
 export async function readSource(ref: string | ImageReference, opts: SourceOptions = {}): Promise<{ ref: ImageReference; doc: ImageOrIndex }> {
   const reference = typeof ref === "string" ? await resolveReference(ref, "read") : ref;
   return { ref: reference, doc: await reference.read(readOptions(opts)) };

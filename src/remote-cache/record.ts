@@ -25,8 +25,11 @@ import { factRecords, factsFromRecords, type LayerFacts } from "../layer/apply-l
  * order, no time), so two machines recording one key write the same manifest.
  */
 
+/** The artifactType of a record's manifest. */
 export const RECORD_ARTIFACT_TYPE = "application/vnd.gantry.layer-cache.v1+json";
+/** The media type of a record's config: the layer's facts, gzipped JSON. */
 export const FACTS_MEDIA_TYPE = "application/vnd.gantry.layer-facts.v1+json+gzip";
+/** The format annotation of a record; a record in any other format is not read. */
 export const RECORD_FORMAT = "gantry layer cache 1";
 const KEY_ANNOTATION = "org.gantry.cache.key";
 const FORMAT_ANNOTATION = "org.gantry.cache.format";
@@ -39,7 +42,9 @@ export function recordTag(keyHex: string): string {
   return `gantry-layer-${keyHex}`;
 }
 
+/** What a record says: the content key it is stored under, the packed layer blob, and the facts blob. */
 export interface CacheRecord {
+  /** The layer's content key, 64 hex digits. */
   key: string;
   layer: { digest: Digest; size: number; diffId: Digest; compression: Compression };
   facts: { digest: Digest; size: number };

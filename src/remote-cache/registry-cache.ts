@@ -45,12 +45,14 @@ import { factsBlob, parseRecord, readFactsBlob, recordManifest, recordTag, type 
 /** Faults of a cache registry are not worth the default minute of retries: the build goes on without it. */
 const CACHE_RETRY = { maxTries: 2, budgetMs: 5_000, stallMs: 10_000 };
 
+/** The repositories of the registry cache, and the registry client settings to reach them with. */
 export interface RegistryCacheOptions extends ClientOptions {
   /** Repositories read from (`--cache-from`), and written to (`--cache-to`, also read). */
   from: readonly string[];
   to: readonly string[];
   /** Where blobs seen in a cache repository are remembered, so the image's push mounts them. */
   blobLocations?: BlobLocationBook | undefined;
+  /** Where warnings about a failing repository, and each record written, are reported. */
   progress: ProgressListener;
 }
 
@@ -92,6 +94,10 @@ function parseCacheRepository(spelled: string, flag: string, opts: ClientOptions
   };
 }
 
+/**
+ * The registry cache of one build: looks up, fetches and writes layer records. Its methods report
+ * failures as warnings and never throw; only the constructor does, for a malformed repository reference.
+ */
 export class RegistryLayerCache {
   private readonly readFrom: CacheRepository[];
   private readonly writeTo: CacheRepository[];
@@ -110,6 +116,7 @@ export class RegistryLayerCache {
     this.progress = progress;
   }
 
+  /** Whether the build records its layers anywhere (a `--cache-to` was given). */
   get writes(): boolean {
     return this.writeTo.length > 0;
   }

@@ -15,6 +15,7 @@ export interface IdMapLine {
   count: number;
 }
 
+/** The uid and gid maps of one user namespace, as mappingFor makes them. */
 export interface IdMapping {
   uids: IdMapLine[];
   gids: IdMapLine[];

@@ -2,19 +2,24 @@ import { spawn } from "node:child_process";
 import { RuntimeError, AbortedError } from "../model/errors.js";
 import { OutputTail } from "./output-tail.js";
 
+/** How runCaptured starts a child: where, with what environment, and how to stop it. */
 export interface RunOptions {
+  /** The child's working directory; this process's when unset. */
   cwd?: string;
+  /** The child's whole environment; nothing of this process's is inherited. */
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   /** Called instead of killing the child when `signal` fires (e.g. `runc kill`); the child is killed after it anyway. */
   onAbort?: () => Promise<void>;
 }
 
+/** How a child ended, with the last lines it wrote. */
 export interface RunResult {
   /** Exit status, or undefined when the process was killed by a signal. */
   status: number | undefined;
   /** The signal that killed it, if one did. */
   killedBy: NodeJS.Signals | undefined;
+  /** The last lines of stdout and stderr, interleaved as they arrived. */
   tail: OutputTail;
   /** The last lines of standard error alone: runc copies a container's stdout and stderr
    *  in separate goroutines, so in the interleaved tail a script's last error message can

@@ -8,6 +8,7 @@ import { checkScriptResult, type RunResult } from "./process.js";
 import { runWithRunc } from "./runc.js";
 import { runWithUnshare } from "./unshare.js";
 
+/** The sandboxes runInRoot can use: runc, or util-linux's unshare with chroot. */
 export type RuntimeKind = "runc" | "unshare";
 
 /** What a runtime is asked to do: run `script` with `/bin/sh -c` as root in `rootfs`. */
@@ -19,9 +20,11 @@ export interface SandboxRequest {
   signal?: AbortSignal;
 }
 
+/** What runInRoot runs, where, and in which sandbox. */
 export interface RunInRootOptions {
   /** A root file system laid out on disk; the script's changes land in it. */
   rootfs: string;
+  /** The shell script, run with the image's `/bin/sh -c`. */
   script: string;
   /** The image config's Env; PATH and HOME are added when missing. */
   env?: readonly string[];
@@ -30,7 +33,9 @@ export interface RunInRootOptions {
   signal?: AbortSignal;
 }
 
+/** What a successful runInRoot reports. */
 export interface RunInRootResult {
+  /** The sandbox the script ran in. */
   runtime: RuntimeKind;
   /** The last lines the script wrote. */
   output: string[];

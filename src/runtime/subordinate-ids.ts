@@ -15,6 +15,7 @@ export interface HostIdRange {
 
 /** The files shadow's newuidmap and newgidmap read. */
 export const SUBUID_FILE = "/etc/subuid";
+/** The subordinate gid ranges, which newgidmap checks. */
 export const SUBGID_FILE = "/etc/subgid";
 
 /**

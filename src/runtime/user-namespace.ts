@@ -26,11 +26,13 @@ export interface NamespaceTools {
   newgidmap?: string | undefined;
 }
 
+/** What runInUserNamespace starts (`command` with `args`, like spawn) and how it maps the namespace's ids. */
 export interface UserNamespaceRun {
   tools: NamespaceTools;
   mapping: IdMapping;
   command: string;
   args: readonly string[];
+  /** The program's whole environment; nothing of this process's is inherited. */
   env: NodeJS.ProcessEnv;
   cwd?: string;
   signal?: AbortSignal;

@@ -31,11 +31,13 @@ export interface PlannedBlob {
   readonly what: string;
 }
 
+/** One item of a plan: its document, and its names parsed. */
 export interface PlannedItem {
   readonly doc: ImageOrIndex;
   readonly tags: readonly RepoTag[];
 }
 
+/** A layout computed by planLayout: its blobs, its index.json entries, and the items it holds. */
 export interface LayoutPlan {
   /** Unique by digest, sorted by digest. */
   readonly blobs: readonly PlannedBlob[];
@@ -44,6 +46,7 @@ export interface LayoutPlan {
   readonly items: readonly PlannedItem[];
 }
 
+/** How planLayout names the items in index.json. */
 export interface PlanOptions {
   /**
    * An explicit `org.opencontainers.image.ref.name` (oci:DIR:REF) for the one item
@@ -56,6 +59,7 @@ export interface PlanOptions {
 /** Indexes of indexes deeper than this are malformed (real ones nest once). */
 const MAX_DEPTH = 4;
 
+/** The `oci-layout` file every layout holds. */
 export const OCI_LAYOUT_BYTES = Buffer.from(JSON.stringify({ imageLayoutVersion: "1.0.0" }));
 
 function indexEntry(doc: ImageOrIndex, annotations?: Record<string, string>): Descriptor {
@@ -97,6 +101,11 @@ async function addDocument(set: BlobSet, doc: ImageOrIndex, what: string, depth:
   }
 }
 
+/**
+ * Plans the layout of `items`, as described above. Throws FormatError for no item or indexes nested too
+ * deep, InvalidReferenceError for a tag given to two items or a refName with several, DigestMismatchError
+ * for two blobs of one digest and different sizes.
+ */
 export async function planLayout(items: readonly WriteItem[], opts: PlanOptions = {}): Promise<LayoutPlan> {
   if (items.length === 0) throw new FormatError("an image archive or layout must hold at least one image; none was given");
   if (opts.refName !== undefined && items.length !== 1) {
@@ -122,6 +131,7 @@ export async function planLayout(items: readonly WriteItem[], opts: PlanOptions 
   return { blobs: blobs.sorted(), index, items: planned };
 }
 
+/** A layout's index.json (an OCI index) listing `manifests`, in the order given. */
 export function indexJsonBytes(manifests: readonly Descriptor[]): Buffer {
   const index: IndexJson = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...manifests] };
   return Buffer.from(JSON.stringify(index));

@@ -10,6 +10,10 @@ export function invalidReference(spelled: string, why: string): InvalidReference
   return new InvalidReferenceError(`the image reference "${spelled}" is invalid: ${why}`);
 }
 
+/**
+ * Splits `body` into PATH and what follows the first colon. `form` ("oci:PATH[:REF]") tells the
+ * user how to write it when PATH is empty or nothing follows the colon (InvalidReferenceError).
+ */
 export function splitPathAndRest(body: string, spelled: string, form: string): { path: string; rest: string | undefined } {
   const colon = body.indexOf(":");
   const path = colon === -1 ? body : body.slice(0, colon);
@@ -22,6 +26,7 @@ export function splitPathAndRest(body: string, spelled: string, form: string): {
 /** The OCI `org.opencontainers.image.ref.name` grammar. */
 const OCI_REF_NAME = /^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/;
 
+/** `ref` itself when it is a valid OCI reference name; InvalidReferenceError naming `spelled` otherwise. */
 export function checkOciRefName(ref: string, spelled: string): string {
   if (!OCI_REF_NAME.test(ref)) {
     throw invalidReference(spelled, `"${ref}" is not a valid OCI reference name (letters, digits and separators . _ - : @ + /)`);

@@ -25,6 +25,7 @@ export interface AccessOptions {
   blobLocations?: BlobLocationBook;
 }
 
+/** How a transport reads: the access settings, which image of a multi-image source, where blobs are kept. */
 export interface ReadOptions extends AccessOptions {
   /** NAME[:TAG] of one image of a multi-image source, when the reference names none. */
   pick?: string;
@@ -44,6 +45,7 @@ export interface WriteItem {
   readonly repoTags: readonly string[];
 }
 
+/** How a transport writes: the access settings, where `-` goes, and how registry uploads are made. */
 export interface WriteOptions extends AccessOptions {
   /** Where `-` writes; standard output when absent. */
   output?: Writable;
@@ -57,6 +59,7 @@ export interface WriteOptions extends AccessOptions {
   compressLayers?: boolean;
 }
 
+/** What a transport wrote. */
 export interface WriteResult {
   /** The manifest (or index) digest of each item as the destination holds it, in order. */
   digests: Digest[];
@@ -66,6 +69,10 @@ export interface WriteResult {
   blobs?: { uploaded: number; skipped: number; mounted: number };
 }
 
+/**
+ * One kind of place images live, its references parsed into `R`. An operation it lacks (read, list,
+ * write) is one it cannot do; ImageReference turns that into UnsupportedError.
+ */
 export interface Transport<R> {
   /** The name before the colon: "docker-archive", "oci", "docker" (spelled `docker://`). */
   readonly name: string;
@@ -81,9 +88,11 @@ export interface Transport<R> {
    * path (a registry, the engine) have none.
    */
   relativeTo?(body: string, dir: string): string;
+  /** The image or index `ref` names, as the place holds it. */
   read?(ref: R, opts: ReadOptions): Promise<ImageOrIndex>;
   /** What the place holds: one summary per image (or index) it names. */
   list?(ref: R, opts: ReadOptions): Promise<ImageSummary[]>;
+  /** Writes `items` to the place, each under its names; a file or directory written is replaced atomically. */
   write?(ref: R, items: readonly WriteItem[], opts: WriteOptions): Promise<WriteResult>;
   /** Checked before any work: a write to this place can go ahead (its shape, the engine answering). */
   checkWritable?(ref: R, opts: WriteOptions): Promise<void>;

@@ -27,9 +27,11 @@ function tempNameBeside(dest: string): string {
   return join(dirname(dest), `${tempPrefix(dest)}${ownerTag()}${randomBytes(4).toString("hex")}.tmp`);
 }
 
+/** An empty temporary file beside a destination: write it, then commit (rename into place) or discard. */
 export interface AtomicFile {
   /** Where to write. */
   readonly path: string;
+  /** A new write stream to `path`, truncating what was written before. */
   stream(): WriteStream;
   /** Rename into place. */
   commit(): Promise<void>;
@@ -37,6 +39,10 @@ export interface AtomicFile {
   discard(): Promise<void>;
 }
 
+/**
+ * Creates an AtomicFile for `dest`, first removing temporary files dead gantry processes left beside it.
+ * Throws IoError when the file cannot be created, blaming the directory when it is missing.
+ */
 export async function atomicFile(dest: string): Promise<AtomicFile> {
   await sweepStale(dirname(dest), tempPrefix(dest));
   const path = tempNameBeside(dest);

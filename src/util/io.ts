@@ -8,12 +8,15 @@ import { Transform } from "node:stream";
  * memory per stream.
  */
 export const READ_CHUNK = 1024 * 1024;
+/** The write buffer of fileWriter's streams, in bytes (4 MiB). */
 export const WRITE_BUFFER = 4 * 1024 * 1024;
 
+/** A write stream to `path` with a WRITE_BUFFER-sized buffer; truncates an existing file. `mode` applies when it creates one. */
 export function fileWriter(path: string, mode?: number): WriteStream {
   return createWriteStream(path, { highWaterMark: WRITE_BUFFER, ...(mode !== undefined ? { mode } : {}) });
 }
 
+/** A read stream of `path` in READ_CHUNK-sized chunks. */
 export function fileReader(path: string): ReadStream {
   return createReadStream(path, { highWaterMark: READ_CHUNK });
 }

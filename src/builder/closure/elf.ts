@@ -13,20 +13,35 @@ import { sourceUnreadable } from "../../layer/source-error.js";
  * Layout per the System V ABI, "Object Files" and "Program Loading and Dynamic Linking".
  */
 
+/** e_ident[EI_CLASS]: a 32-bit file. */
 export const ELFCLASS32 = 1;
+/** e_ident[EI_CLASS]: a 64-bit file. */
 export const ELFCLASS64 = 2;
+/** e_ident[EI_DATA]: little-endian. */
 export const ELFDATA2LSB = 1;
+/** e_ident[EI_DATA]: big-endian. */
 export const ELFDATA2MSB = 2;
+/** p_type: a loadable segment, which maps file offsets to addresses. */
 export const PT_LOAD = 1;
+/** p_type: the dynamic section. */
 export const PT_DYNAMIC = 2;
+/** p_type: the path of the program interpreter (the dynamic loader). */
 export const PT_INTERP = 3;
+/** d_tag: the end of the dynamic section. */
 export const DT_NULL = 0;
+/** d_tag: the name of a needed library, as a DT_STRTAB offset. */
 export const DT_NEEDED = 1;
+/** d_tag: the address of the dynamic string table. */
 export const DT_STRTAB = 5;
+/** d_tag: the size of the dynamic string table, in bytes. */
 export const DT_STRSZ = 10;
+/** d_tag: the object's own library name, as a DT_STRTAB offset. */
 export const DT_SONAME = 14;
+/** d_tag: the search path tried before LD_LIBRARY_PATH, as a DT_STRTAB offset; ignored with a DT_RUNPATH. */
 export const DT_RPATH = 15;
+/** d_tag: the search path tried after LD_LIBRARY_PATH, as a DT_STRTAB offset. */
 export const DT_RUNPATH = 29;
+/** d_tag: the DF_1_* flags. */
 export const DT_FLAGS_1 = 0x6ffffffb;
 /** DT_FLAGS_1: the loader must not search /etc/ld.so.cache or the default directories for this object's needs. */
 export const DF_1_NODEFLIB = 0x800;
@@ -41,9 +56,11 @@ export interface ByteSource {
   read(offset: number, length: number): Buffer;
 }
 
+/** What an object's dynamic section tells the loader: the libraries it needs, its own name, where to search. */
 export interface ElfDynamic {
   /** DT_NEEDED names, in order. */
   needed: string[];
+  /** DT_SONAME, when present. */
   soname?: string;
   /** DT_RPATH, verbatim (colon-separated, tokens unexpanded). */
   rpath?: string;
@@ -53,10 +70,12 @@ export interface ElfDynamic {
   flags1: number;
 }
 
+/** What parseElf reads of an ELF file: its class, byte order and machine, its loader, its dynamic section. */
 export interface ElfFile {
   elfClass: typeof ELFCLASS32 | typeof ELFCLASS64;
   /** ELFDATA2LSB or ELFDATA2MSB. */
   data: typeof ELFDATA2LSB | typeof ELFDATA2MSB;
+  /** e_ident[EI_OSABI] (0 System V, 3 Linux...). */
   osabi: number;
   /** ET_EXEC 2, ET_DYN 3... */
   type: number;
@@ -75,6 +94,7 @@ export function hasElfMagic(head: Buffer): boolean {
   return head.length >= 4 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46;
 }
 
+/** A ByteSource over bytes in memory. */
 export function bufferSource(buf: Buffer): ByteSource {
   return { size: buf.length, read: (offset, length) => buf.subarray(offset, offset + length) };
 }

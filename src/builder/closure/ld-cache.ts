@@ -35,6 +35,7 @@ export interface LdCacheEntry {
   hwcap: bigint;
 }
 
+/** Where the host's loader cache is read from. */
 export const LD_CACHE_PATH = "/etc/ld.so.cache";
 const OLD_MAGIC = "ld.so-1.7.0";
 const NEW_MAGIC = "glibc-ld.so.cache1.1";

@@ -51,6 +51,7 @@ export interface ClosureProgram {
   description: string;
 }
 
+/** What resolveClosure found: the host paths to copy, the ELF programs among them, and notes for the user. */
 export interface Closure {
   /** Host paths to copy at the same image paths, each a regular file or a symbolic link, sorted. */
   paths: string[];

@@ -11,7 +11,9 @@ import { sourceUnreadable } from "../../layer/source-error.js";
 /** The kernel's BINPRM_BUF_SIZE: it reads no more of a file to decide how to run it. */
 export const HEAD_BYTES = 256;
 
+/** A script's `#!` line as the kernel reads it. */
 export interface Shebang {
+  /** The interpreter's path, as written (the kernel does not search PATH). */
   interpreter: string;
   /** The one optional argument, as the kernel passes it. */
   argument?: string;

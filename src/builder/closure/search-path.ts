@@ -19,6 +19,10 @@ export interface SearchPath {
   skipped: string[];
 }
 
+/**
+ * The directories `list` (a DT_RPATH or DT_RUNPATH) names for an object whose `$ORIGIN` is `origin`,
+ * as described above; the elements that cannot be known at build time are in `skipped`.
+ */
 export function expandSearchPath(list: string, origin: string, target: LoaderTarget): SearchPath {
   const out: SearchPath = { dirs: [], skipped: [] };
   for (const element of list.split(":")) {

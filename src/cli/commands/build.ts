@@ -19,6 +19,7 @@ function collectRepoTag(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** `gantry build SPEC`: buildImage, then one summary line on stderr (or the result as JSON with --json). */
 export function registerBuild(program: Command): void {
   program
     .command("build")

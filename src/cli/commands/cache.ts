@@ -23,6 +23,10 @@ function parseSize(value: string): number {
   return Math.floor(Number(m[1]) * unit);
 }
 
+/**
+ * `gantry cache prune`: pruneCache, by age (30 days unless only --max-size is given) and by size;
+ * a malformed duration or size is a usage error.
+ */
 export function registerCache(program: Command): void {
   const cache = program.command("cache").description("look after the local cache (default $GANTRY_CACHE, $XDG_CACHE_HOME/gantry, ~/.cache/gantry)");
   cache

@@ -3,6 +3,7 @@ import { copyImage, type CopyImageOptions, type ManifestFormat } from "../../ops
 import { globalOptions, printJson, progressPrinter, runOptions, platformOption } from "../context.js";
 import { formatOption } from "./push.js";
 
+/** `gantry copy SRC DEST`: copyImage, then one line on stderr (or the result as JSON with --json). */
 export function registerCopy(program: Command): void {
   program
     .command("copy")

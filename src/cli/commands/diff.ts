@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { diffImages } from "../../ops/diff.js";
 import { globalOptions, platformOption, printJson, printLine, progressPrinter, runOptions } from "../context.js";
 
+/** `gantry diff A B`: diffImages, printed as `A|D|M /path` lines in byte order on stdout (or as JSON). */
 export function registerDiff(program: Command): void {
   program
     .command("diff")

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { exportImage, type ExportOptions } from "../../ops/export.js";
 import { globalOptions, platformOption, printJson, progressPrinter, runOptions } from "../context.js";
 
+/** `gantry export SRC -o DEST`: exportImage, then one line on stderr naming any device nodes left out. */
 export function registerExport(program: Command): void {
   program
     .command("export")

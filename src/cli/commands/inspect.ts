@@ -54,6 +54,10 @@ function showImage(r: InspectedImage, g: GlobalOptions): void {
   for (const l of r.layers) printLine(`  ${l.digest}  ${formatSize(l.size).padStart(9)}  ${l.mediaType}`);
 }
 
+/**
+ * `gantry inspect SRC`: inspectImage, printed as text or JSON on stdout; --raw and --config print
+ * the manifest or config bytes exactly as the source holds them.
+ */
 export function registerInspect(program: Command): void {
   program
     .command("inspect")

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { mergeImages, type MergeOptions } from "../../ops/merge.js";
 import { globalOptions, printJson, progressPrinter, runOptions } from "../context.js";
 
+/** `gantry merge SRC... -o DEST`: mergeImages, then one line on stderr (or the result as JSON). */
 export function registerMerge(program: Command): void {
   program
     .command("merge")

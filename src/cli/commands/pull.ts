@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { pullImage, type PullImageOptions } from "../../ops/copy.js";
 import { globalOptions, printJson, progressPrinter, runOptions, platformOption } from "../context.js";
 
+/** `gantry pull REF -o DEST`: pullImage, then one line on stderr (or the result as JSON). */
 export function registerPull(program: Command): void {
   program
     .command("pull")

@@ -8,6 +8,7 @@ export function formatOption(): Option {
     .choices(["oci", "v2s2"]);
 }
 
+/** `gantry push SRC REF`: pushImage, then one line on stderr counting the blobs uploaded, skipped and mounted (or JSON). */
 export function registerPush(program: Command): void {
   program
     .command("push")

@@ -93,6 +93,7 @@ async function isDirLayout(path: string): Promise<boolean> {
   return (await bag.has(VERSION_FILE)) && (await bag.has(MANIFEST_FILE));
 }
 
+/** The `dir:PATH` transport (see DirReference): one image or index, no names; never recognised for writing. */
 export const dirTransport: Transport<DirReference> = {
   name: "dir",
   prefix: "dir:",

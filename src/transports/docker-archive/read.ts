@@ -118,6 +118,11 @@ async function readEntry(bag: FileBag, entry: DockerArchiveManifestEntry, signal
   return imageFromParts({ configBytes: bytes, config, layers, repoTags }, what);
 }
 
+/**
+ * The image `sel` picks from a docker-archive with a manifest.json (the only one, or by NAME[:TAG]).
+ * Throws FormatError for an archive with no image, InvalidReferenceError for several and no name
+ * (unless `firstOfMany`), ImageNotFoundError for a name it does not hold.
+ */
 export async function readDockerArchive(bag: FileBag, sel: DockerArchiveSelection = {}, signal?: AbortSignal): Promise<Image> {
   const entry = pickCandidate(candidates(await readManifest(bag)), sel.pick, `the docker-archive ${bag.label}`, sel.firstOfMany);
   return readEntry(bag, entry, signal);

@@ -52,6 +52,7 @@ function named(ref: DockerArchiveReference, items: readonly WriteItem[]): readon
   return [{ doc: items[0]!.doc, repoTags: [ref.name] }];
 }
 
+/** The `docker-archive:PATH[:NAME:TAG]` transport (see DockerArchiveReference); it holds images, not indexes. */
 export const dockerArchiveTransport: Transport<DockerArchiveReference> = {
   name: "docker-archive",
   prefix: "docker-archive:",

@@ -57,6 +57,10 @@ export async function dockerArchiveEntries(items: readonly WriteItem[], signal?:
   return { entries, digests: plan.items.map((p) => p.doc.digest) };
 }
 
+/**
+ * Writes the archive of `items` to `dest` (replaced atomically), or to the output stream for `-`.
+ * Throws UnsupportedError for an index.
+ */
 export async function writeDockerArchive(dest: string, items: readonly WriteItem[], opts: ArchiveWriteOptions = {}): Promise<WriteResult> {
   const { entries, digests } = await dockerArchiveEntries(items, opts.signal);
   const bytes = await writeTarTo(dest, entries, opts);

@@ -11,6 +11,7 @@ export type EngineAddress =
   | { readonly kind: "unix"; readonly socketPath: string; readonly display: string }
   | { readonly kind: "tcp"; readonly host: string; readonly port: number; readonly display: string };
 
+/** The engine's address when DOCKER_HOST is unset or empty, as for the docker CLI. */
 export const DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock";
 /** The docker CLI's port for a tcp:// address without one (plain HTTP). */
 const DEFAULT_TCP_PORT = 2375;

@@ -24,6 +24,7 @@ export interface EngineRequest {
   readonly answerTimeoutMs?: number;
 }
 
+/** The engine's answer, once it has begun: status and headers, and the body still streaming. */
 export interface EngineResponse {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
@@ -155,6 +156,7 @@ function connectOptions(address: EngineAddress): RequestOptions {
     : { host: address.host, port: address.port };
 }
 
+/** The AbortedError of a fired signal, carrying its reason. */
 export function abortedError(signal: AbortSignal | undefined): GantryError {
   return new AbortedError(signal?.reason);
 }

@@ -16,6 +16,7 @@ import { JsonMessageSplitter, MessageStreamError, collectLoaded, messageFailure,
 export type { EngineAddress } from "./engine-address.js";
 export type { LoadedImages } from "./json-messages.js";
 
+/** Where the engine's address is read from, and how long a ping may wait. */
 export interface EngineClientOptions {
   /** Where DOCKER_HOST (and DOCKER_TLS_VERIFY, DOCKER_TLS) are read from; default process.env. */
   readonly env?: Readonly<Record<string, string | undefined>>;
@@ -23,6 +24,7 @@ export interface EngineClientOptions {
   readonly pingTimeoutMs?: number;
 }
 
+/** What the engine says of itself in its answer to a ping. */
 export interface EnginePing {
   /** The engine's newest API version, from the Api-Version header ("1.41"), if it sent one. */
   readonly apiVersion: string | undefined;
@@ -32,6 +34,10 @@ export interface EnginePing {
 
 const DEFAULT_PING_TIMEOUT_MS = 10_000;
 
+/**
+ * A client of one engine, its address read from DOCKER_HOST when made. Failures are GantryErrors
+ * naming the engine: mostly EngineError, ImageNotFoundError for an image it lacks, AbortedError on abort.
+ */
 export class EngineClient {
   readonly address: EngineAddress;
   private readonly pingTimeoutMs: number;

@@ -101,6 +101,7 @@ export function messageFailure(message: EngineMessage): string | undefined {
   return undefined;
 }
 
+/** What an image load reports it loaded: names for tagged images, IDs for untagged ones. */
 export interface LoadedImages {
   /** Names the engine gave the loaded images, as it reports them: "app:1", "localhost/app:1". */
   readonly names: string[];

@@ -38,6 +38,10 @@ function tagged(ref: DaemonReference, items: readonly WriteItem[]): WriteItem {
   return ref.name === undefined ? item : { doc: item.doc, repoTags: [ref.name] };
 }
 
+/**
+ * The `docker-daemon:NAME[:TAG]` transport (see DaemonReference): one image at a time, no indexes.
+ * A write is checked first by pinging the engine.
+ */
 export const dockerDaemonTransport: Transport<DaemonReference> = {
   name: "docker-daemon",
   prefix: "docker-daemon:",

@@ -11,6 +11,7 @@ export interface Scope {
   readonly actions: readonly ("pull" | "push")[];
 }
 
+/** The token scope for `s`: `repository:NAME:pull,push`. */
 export function scopeString(s: Scope): string {
   return `repository:${s.repository}:${s.actions.join(",")}`;
 }

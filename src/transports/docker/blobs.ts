@@ -49,6 +49,7 @@ export async function fetchSmallBlob(client: RegistryClient, repository: string,
   return bytes;
 }
 
+/** Throws DigestMismatchError when `bytes` are not the blob's declared size or digest. */
 export function checkBytes(bytes: Buffer, blob: BlobRef): void {
   if (bytes.length !== blob.size) {
     throw new DigestMismatchError(`${blob.describe} is ${bytes.length} bytes, not its declared ${blob.size}`);
@@ -70,6 +71,7 @@ export async function readSmallFromStore(store: ContentStore, digest: Digest): P
   }
 }
 
+/** Keeps a small blob, already verified, in the store under `digest`, unless it is there; IoError when it cannot be written. */
 export async function saveSmallToStore(store: ContentStore, digest: Digest, bytes: Buffer): Promise<void> {
   if ((await store.has(digest)) !== undefined) return;
   const temp = await store.tempPath();

@@ -12,6 +12,7 @@ export interface Challenge {
 
 const TOKEN_CHAR = /[!#$%&'*+.^_`|~0-9A-Za-z-]/;
 
+/** The challenges of a `WWW-Authenticate` header, in order; none for an absent or empty one. */
 export function parseChallenges(header: string | null | undefined): Challenge[] {
   return header ? new ChallengeScanner(header).challenges() : [];
 }

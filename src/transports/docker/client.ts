@@ -7,6 +7,7 @@ import { registryBaseUrl } from "./endpoint.js";
 import { discard, send, type HttpMethod } from "./http.js";
 import { retryPolicy, StepRetries, type RetryPolicy } from "./retry.js";
 
+/** How a RegistryClient reaches its registry: credentials, TLS, retries, and the signal that stops it. */
 export interface ClientOptions {
   /** `USER:PASS`; otherwise the docker config files and credential helpers are asked. */
   creds?: string;
@@ -22,13 +23,16 @@ export interface ClientOptions {
   retry?: Partial<RetryPolicy>;
 }
 
+/** One request through a RegistryClient: what to send, the access it needs, and its step. */
 export interface ClientRequest {
   readonly method: HttpMethod;
   /** A path ("/v2/…") or an absolute URL the registry gave us (an upload's Location). */
   readonly url: string;
+  /** The repository access a token must grant for it. */
   readonly scopes: readonly Scope[];
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: Buffer | Readable;
+  /** Whether sending it twice is harmless; only such requests are retried after a fault. */
   readonly idempotent: boolean;
   /** The step this request is part of (see `step`). */
   readonly retries: StepRetries;

@@ -23,6 +23,10 @@ export interface CompressedLayers {
   dispose(): Promise<void>;
 }
 
+/**
+ * The layers with each uncompressed one gzipped into a temporary file (`describe(i)` names layer i in
+ * messages); as they are when none is uncompressed. IoError when a layer cannot be compressed.
+ */
 export async function gzipUncompressedLayers(layers: readonly Layer[], describe: (i: number) => string, signal?: AbortSignal): Promise<CompressedLayers> {
   if (layers.every((l) => l.compression !== "none")) return { layers: [...layers], dispose: async () => {} };
   let dir: string;

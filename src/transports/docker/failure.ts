@@ -23,6 +23,10 @@ interface DistributionError { code?: string; message?: string }
 
 const MAX_ERROR_BODY = 64 * 1024;
 
+/**
+ * The error for a non-success answer: ImageNotFoundError for a 404 of a named thing, AuthError for a 403,
+ * else RegistryError, retryable for 408, 429, 500, 502, 503 and 504.
+ */
 export async function registryFailure(response: Response, ctx: FailureContext): Promise<GantryError> {
   const errors = await readErrors(response, ctx.retries);
   const first = errors[0];

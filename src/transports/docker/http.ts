@@ -12,8 +12,10 @@ import { retryAfterMs, type StepRetries } from "./retry.js";
  */
 export type HttpMethod = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
 
+/** One request as sent, below authentication. */
 export interface HttpRequest {
   readonly method: HttpMethod;
+  /** An absolute URL. */
   readonly url: string;
   readonly headers?: Readonly<Record<string, string>>;
   /** A Buffer can be sent again; a stream cannot, so a request with one is never retried here. */
@@ -34,6 +36,7 @@ const RETRYABLE_NETWORK_CODES = new Set([
   "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CLOSED",
 ]);
 
+/** Whether a status is worth trying again: 408, 429, 500, 502, 503, 504. */
 export function isRetryableStatus(status: number): boolean {
   return RETRYABLE_STATUS.has(status);
 }
@@ -171,6 +174,7 @@ function gantryCause(err: unknown): GantryError | undefined {
   return undefined;
 }
 
+/** The first string `code` (errno or undici) on `err` or its causes, four deep. */
 export function errorCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 4; e = causeOf(e), depth++) {
     const code = (e as { code?: unknown }).code;
@@ -197,6 +201,7 @@ export async function discard(response: Response): Promise<void> {
   }
 }
 
+/** A URL's path alone, for messages (no host, no query). */
 export function pathOf(url: string): string {
   const u = new URL(url);
   return u.pathname;

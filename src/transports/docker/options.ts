@@ -28,6 +28,7 @@ export function registryOptionsFrom(access: AccessOptions, cache?: ContentStore)
   return out;
 }
 
+/** A digest cut to `sha256:` and 12 hex digits, for progress lines. */
 export function shortDigest(digest: string): string {
   return digest.slice(0, "sha256:".length + 12);
 }

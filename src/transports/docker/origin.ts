@@ -18,6 +18,7 @@ export interface LocatedLayer extends Layer {
 /** Layers pushed in this process, by object: a second push to a sibling repository mounts them. */
 const pushedTo = new WeakMap<Layer, BlobLocation[]>();
 
+/** Records that `layer`'s blob is now in `location` (it was pushed there), for later pushes of this process. */
 export function rememberLocation(layer: Layer, location: BlobLocation): void {
   const known = pushedTo.get(layer) ?? [];
   if (!known.some((l) => sameLocation(l, location))) pushedTo.set(layer, [...known, location]);

@@ -21,10 +21,12 @@ async function present(client: RegistryClient, repository: string, path: string,
   throw await registryFailure(response, { registry: client.registry, repository, action, retries });
 }
 
+/** Whether `repository` holds a manifest by that tag or digest (HEAD); `what` names it in errors. */
 export function hasManifest(client: RegistryClient, repository: string, tagOrDigest: string, what: string): Promise<boolean> {
   return present(client, repository, `manifests/${tagOrDigest}`, what);
 }
 
+/** Whether `repository` holds the blob `digest` (HEAD); `what` names it in errors. */
 export function hasBlob(client: RegistryClient, repository: string, digest: Digest, what: string): Promise<boolean> {
   return present(client, repository, `blobs/${digest}`, what);
 }

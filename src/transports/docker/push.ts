@@ -19,6 +19,7 @@ import {
   DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_THRESHOLD, pushBlob, type BlobOutcome, type BlobToPush,
 } from "./upload.js";
 
+/** How pushImage sends: the registry options, and the upload settings. */
 export interface PushOptions extends RegistryOptions {
   /** Blobs above this many bytes are uploaded in chunks (default 16 MiB). */
   chunkThreshold?: number;
@@ -30,6 +31,7 @@ export interface PushOptions extends RegistryOptions {
   compressLayers?: boolean;
 }
 
+/** What pushImage stored, and what became of the blobs. */
 export interface PushResult {
   /** The digest of the manifest (or index) as the registry stored it. */
   digest: Digest;

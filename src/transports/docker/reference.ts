@@ -15,7 +15,9 @@ export interface RegistryReference {
   readonly digest?: Digest;
 }
 
+/** The prefix of registry references. */
 export const DOCKER_TRANSPORT = "docker://";
+/** The registry a reference with no host means. */
 export const DOCKER_HUB = "docker.io";
 /** The host Docker Hub's distribution API is actually served from. */
 const DOCKER_HUB_API_HOST = "registry-1.docker.io";

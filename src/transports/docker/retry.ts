@@ -20,6 +20,7 @@ import { AbortedError } from "../../model/errors.js";
 /** Waits `ms` milliseconds (or until `signal` aborts, then rejects). */
 export type RetryWait = (ms: number, signal: AbortSignal | undefined) => Promise<void>;
 
+/** How long a step keeps trying through a run of faults, and how it waits between tries. */
 export interface RetryPolicy {
   /** Tries in one run of faults, the first included. */
   readonly maxTries: number;
@@ -27,6 +28,7 @@ export interface RetryPolicy {
   readonly budgetMs: number;
   /** The first backoff (ms); each next one is three times longer, ±25%, at most `maxBackoffMs`. */
   readonly backoffMs: number;
+  /** The longest backoff (ms). */
   readonly maxBackoffMs: number;
   /** A response that sends nothing (headers or body) for this long is abandoned as a fault (ms). */
   readonly stallMs: number;
@@ -40,6 +42,7 @@ const sleepFor: RetryWait = async (ms, signal) => {
   await sleep(ms, undefined, signal ? { signal } : undefined);
 };
 
+/** The defaults: 8 tries within a minute per run of faults, backoff from 250 ms to 10 s, a 30 s stall timeout. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxTries: 8,
   budgetMs: 60_000,
@@ -79,6 +82,7 @@ export function retryAfterMs(header: string | null | undefined, now: number = Da
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
+/** The retry budget of one step (see above), named in errors by `registry` and `action`. */
 export class StepRetries {
   /** Faults in this run. */
   private faults = 0;

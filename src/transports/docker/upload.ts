@@ -34,6 +34,7 @@ export interface BlobToPush {
   readonly describe: string;
 }
 
+/** How pushBlob uploads, and where it learns and records blob locations. */
 export interface UploadSettings {
   /** Blobs larger than this go up in chunks. */
   readonly chunkThreshold: number;
@@ -43,15 +44,22 @@ export interface UploadSettings {
   readonly book?: BlobLocationBook | undefined;
 }
 
+/** Blobs above this many bytes (16 MiB) are uploaded in chunks, by default. */
 export const DEFAULT_CHUNK_THRESHOLD = 16 * 1024 * 1024;
+/** Bytes per chunk (16 MiB), by default. */
 export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
 
+/** What pushBlob did: nothing (the blob was there), a mount, or an upload. */
 export type BlobOutcome = "skipped" | "mounted" | "uploaded";
 
 const OCTET_STREAM = "application/octet-stream";
 /** Answers about an upload session that a new try can mend: malformed state, unknown session, wrong offset. */
 const SESSION_FAULTS = new Set([400, 404, 416]);
 
+/**
+ * Puts `blob` into `repository`, the cheapest way (see above), and records where it now is. Throws
+ * RegistryError or AuthError when the registry refuses, DigestMismatchError when it stores other bytes.
+ */
 export async function pushBlob(client: RegistryClient, repository: string, blob: BlobToPush, settings: UploadSettings): Promise<BlobOutcome> {
   const book = hintsFrom(settings.book);
   const registry = client.registry;

@@ -18,6 +18,7 @@ export interface LayoutReference {
 
 type LayoutTransport = Transport<LayoutReference>;
 
+/** What sets `oci:` and `oci-archive:` apart, for layoutTransport. */
 export interface LayoutTransportParts {
   name: string;
   /** "the OCI layout", "the OCI archive": how messages name the place. */
@@ -28,6 +29,7 @@ export interface LayoutTransportParts {
   recognize: NonNullable<LayoutTransport["recognize"]>;
 }
 
+/** A layout transport from its parts: the `PATH[:REF]` spelling, reading and listing shared, the rest its own. */
 export function layoutTransport(parts: LayoutTransportParts): LayoutTransport {
   const prefix = `${parts.name}:`;
   const format = (ref: LayoutReference): string => `${prefix}${ref.path}${ref.refName === undefined ? "" : `:${ref.refName}`}`;

@@ -29,6 +29,10 @@ function replaces(added: Descriptor, existing: Descriptor): boolean {
   return name === undefined || existingName === undefined || name === existingName;
 }
 
+/**
+ * An existing layout's index entries with `added` appended; an existing entry of the same ref name (and
+ * image name, when both have one), or the same digest when neither has a ref name, gives way.
+ */
 export function mergeIndex(existing: readonly Descriptor[], added: readonly Descriptor[]): Descriptor[] {
   return [...existing.filter((e) => !added.some((a) => replaces(a, e))), ...added];
 }
@@ -67,6 +71,10 @@ export async function checkLayoutDestination(dir: string): Promise<void> {
   await existingIndex(dir);
 }
 
+/**
+ * Writes `items` into the OCI layout at `dir`, adding to an existing one, as a new directory swapped into
+ * place (files of the old one hard-linked). Throws FormatError when `dir` is a file or a non-empty non-layout.
+ */
 export async function writeOciLayout(dir: string, items: readonly WriteItem[], opts: OciWriteOptions = {}): Promise<WriteResult> {
   const plan = await planLayout(items, opts);
   const existing = await existingIndex(dir);
@@ -90,6 +98,7 @@ export async function writeOciLayout(dir: string, items: readonly WriteItem[], o
   return { digests: plan.items.map((i) => i.doc.digest), bytes };
 }
 
+/** Writes `items` as a tar of a new OCI layout to `path` (replaced atomically), or to the output stream for `-`. */
 export async function writeOciArchive(
   path: string, items: readonly WriteItem[], opts: OciWriteOptions & Pick<ArchiveWriteOptions, "output"> = {},
 ): Promise<WriteResult> {
