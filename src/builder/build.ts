@@ -74,7 +74,7 @@ export interface BuiltLayer {
   size: number;
   /** A layer of the base image, not made by this build. */
   base: boolean;
-  /** A new layer found in the layer index: not walked against the base, packed or compressed. */
+  /** A new layer found in the layer index or taken from the registry cache: not walked against the base, packed or compressed. */
   cached: boolean;
 }
 
