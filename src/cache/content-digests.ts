@@ -19,6 +19,7 @@ export interface KeyWalk {
   prehashed?: Prehashed | undefined;
 }
 
+/** The content digests a walk for a key already has, or has under way. */
 export interface Prehashed {
   /** Host path → digest, for the files the stat index vouched for. */
   known: Map<string, Digest>;
