@@ -11,6 +11,7 @@ import type { Compression } from "../model/mediatypes.js";
 import { MAX_JSON_BYTES, cleanEntryName, withSignal, type FileBag } from "./file-bag.js";
 import { parseJson } from "../image/parse.js";
 import { resolveLinks, type FollowRules, type RootEntry, type RootView } from "../model/root-resolve.js";
+import { BLOCK, checksumMatches, cString, headerName, isZeroBlock, numeric, parsePax } from "./tar-header.js";
 
 /**
  * Archives are indexed once, then read by range. tar-stream reads a tar front to back
@@ -29,9 +30,14 @@ export interface TarEntry {
   size: number;
   type: TarEntryType;
   linkname: string;
+  /**
+   * How many entries of the archive have this cleaned name (a directory repeated counts
+   * once: it holds nothing). Above 1 the archive is ambiguous: docker load extracts it and
+   * reads the last copy, skopeo reads the first, so two tools would see two images.
+   */
+  copies: number;
 }
 
-const BLOCK = 512;
 /** PAX and GNU long-name records are metadata; anything bigger is not a sane archive. */
 const MAX_META_BYTES = 1024 * 1024;
 
@@ -51,71 +57,6 @@ async function readAt(fd: number, pos: number, length: number): Promise<Buffer> 
   return buf.subarray(0, filled);
 }
 
-function cString(buf: Buffer, start: number, length: number): string {
-  const field = buf.subarray(start, start + length);
-  const nul = field.indexOf(0);
-  return field.subarray(0, nul === -1 ? field.length : nul).toString("utf8");
-}
-
-/** A numeric header field: octal text, or GNU base-256 when the high bit is set. */
-function numeric(buf: Buffer, start: number, length: number): number | undefined {
-  const first = buf[start] ?? 0;
-  if (first & 0x80) {
-    if (first === 0xff) return undefined; // negative: never a valid size
-    let value = first & 0x7f;
-    for (let i = start + 1; i < start + length; i++) value = value * 256 + (buf[i] ?? 0);
-    return Number.isSafeInteger(value) ? value : undefined;
-  }
-  const text = buf.subarray(start, start + length).toString("latin1").replace(/[\0 ]+$/, "").replace(/^[ ]+/, "");
-  if (text === "") return 0;
-  return /^[0-7]+$/.test(text) ? parseInt(text, 8) : undefined;
-}
-
-function checksumMatches(header: Buffer): boolean {
-  const stored = numeric(header, 148, 8);
-  if (stored === undefined) return false;
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : header[i]!;
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
-  }
-  return stored === unsigned || stored === signed;
-}
-
-function isZeroBlock(buf: Buffer): boolean {
-  for (const b of buf) if (b !== 0) return false;
-  return true;
-}
-
-/** The entry name: POSIX ustar joins `prefix/name`; the GNU header has no prefix field. */
-function headerName(header: Buffer): string {
-  const name = cString(header, 0, 100);
-  const isPosixUstar = header.toString("latin1", 257, 263) === "ustar\0";
-  const prefix = isPosixUstar ? cString(header, 345, 155) : "";
-  return prefix ? `${prefix}/${name}` : name;
-}
-
-/** PAX extended header records: `LEN key=value\n`, LEN counting the whole record. */
-function parsePax(data: Buffer, where: string): Map<string, string> {
-  const out = new Map<string, string>();
-  let pos = 0;
-  while (pos < data.length) {
-    const space = data.indexOf(0x20, pos);
-    const len = space === -1 ? NaN : Number(data.toString("latin1", pos, space));
-    if (!Number.isInteger(len) || len <= 0 || pos + len > data.length) {
-      if (data.subarray(pos).every((b) => b === 0)) break;
-      throw new FormatError(`${where} has a malformed PAX header; the archive is damaged`);
-    }
-    const record = data.toString("utf8", space + 1, pos + len - 1);
-    const eq = record.indexOf("=");
-    if (eq > 0) out.set(record.slice(0, eq), record.slice(eq + 1));
-    pos += len;
-  }
-  return out;
-}
-
 function entryType(flag: string): TarEntryType {
   switch (flag) {
     case "0": case "\0": case "7": return "file";
@@ -132,8 +73,9 @@ function hasDataBlocks(type: TarEntryType): boolean {
 }
 
 /**
- * Scans a tar's headers and returns its entries by cleaned name (a later entry of the
- * same name wins, as when extracting). `label` names the archive in errors.
+ * Scans a tar's headers and returns its entries by cleaned name. A name that occurs again
+ * keeps its last entry (as when extracting), counted in `copies` for the reader to refuse
+ * (see `refuseDuplicates`). `label` names the archive in errors.
  */
 export async function scanTar(fd: number, label: string): Promise<Map<string, TarEntry>> {
   const fileSize = (await fstatFd(fd)).size;
@@ -183,11 +125,28 @@ export async function scanTar(fd: number, label: string): Promise<Map<string, Ta
     const name = cleanEntryName(rawName);
     // A name that climbs out of the archive can never be asked for by a clean lookup: skip it.
     if (name !== undefined && name !== "") {
-      entries.set(name, { name, offset: dataStart, size: type === "file" ? size : 0, type, linkname });
+      const earlier = entries.get(name);
+      const copies = earlier === undefined ? 1 : earlier.type === "directory" && type === "directory" ? earlier.copies : earlier.copies + 1;
+      entries.set(name, { name, offset: dataStart, size: type === "file" ? size : 0, type, linkname, copies });
     }
     pos = next;
   }
   return entries;
+}
+
+/**
+ * Refuses an archive that holds a name twice (directories aside), whichever entry it is.
+ * Not only the names gantry reads: a duplicated `repositories` or layer file that gantry
+ * would skip is one that `docker load` or skopeo reads, each its own copy, so the archive
+ * means different images to different tools. No tool that writes image archives repeats
+ * a name; an archive that does was appended to or made to deceive.
+ */
+export function refuseDuplicates(entries: ReadonlyMap<string, TarEntry>, label: string): void {
+  for (const entry of entries.values()) {
+    if (entry.copies > 1) {
+      throw new FormatError(`${entry.name} in ${label} occurs ${entry.copies} times; an image archive holds each entry once, and tools disagree on which copy counts, so the archive is refused`);
+    }
+  }
 }
 
 /**
@@ -262,6 +221,7 @@ export class TarBag implements FileBag {
     private readonly fd: number,
     private readonly entries: Map<string, TarEntry>,
   ) {
+    refuseDuplicates(entries, label);
     closeOnCollect.register(this, fd, this);
     this.view = { name: label, lookup: (path) => asRootEntry(entries.get(path)) };
   }
