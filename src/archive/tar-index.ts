@@ -2,12 +2,12 @@ import { close, createWriteStream, fstat, open, read } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
-import { Readable } from "node:stream";
+import { Readable, type Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
-import { FormatError, UnsafePathError, ioError, IoError, AbortedError } from "../model/errors.js";
+import { FormatError, GantryError, UnsafePathError, ioError, IoError, AbortedError } from "../model/errors.js";
 import { decompressor, sniffCompression } from "../compression/compression.js";
-import type { Compression } from "../model/mediatypes.js";
+import { expansionBound } from "../compression/expansion.js";
 import { MAX_JSON_BYTES, cleanEntryName, withSignal, type FileBag } from "./file-bag.js";
 import { parseJson } from "../image/parse.js";
 import { resolveLinks, type FollowRules, type RootEntry, type RootView } from "../model/root-resolve.js";
@@ -235,12 +235,7 @@ export class TarBag implements FileBag {
       throw ioError(`the archive ${path}`, err);
     }
     try {
-      const compression = sniffCompression(await readAt(fd, 0, 4));
-      if (compression !== "none") {
-        const plain = await spool(new RangeStream(fd, 0, Infinity, path), path, signal, compression);
-        await closeFd(fd);
-        fd = plain;
-      }
+      fd = await uncompressed(fd, path, signal);
       return new TarBag(path, fd, await scanTar(fd, path));
     } catch (err) {
       close(fd, () => {});
@@ -252,12 +247,7 @@ export class TarBag implements FileBag {
   static async fromStream(input: Readable, label: string, signal?: AbortSignal): Promise<TarBag> {
     let fd = await spool(input, label, signal);
     try {
-      const compression = sniffCompression(await readAt(fd, 0, 4));
-      if (compression !== "none") {
-        const raw = fd;
-        fd = await spool(new RangeStream(raw, 0, Infinity, label), label, signal, compression);
-        await closeFd(raw);
-      }
+      fd = await uncompressed(fd, label, signal);
       return new TarBag(label, fd, await scanTar(fd, label));
     } catch (err) {
       close(fd, () => {});
@@ -339,10 +329,23 @@ export class TarBag implements FileBag {
 }
 
 /**
- * Copies a stream (decompressing it when asked) into a temporary file that is unlinked
+ * A descriptor on the archive's tar: `fd` itself, or, for a gzip or zstd compressed archive,
+ * a temporary file it is decompressed into (within the bomb bound of its size), `fd` closed.
+ */
+async function uncompressed(fd: number, label: string, signal: AbortSignal | undefined): Promise<number> {
+  const compression = sniffCompression(await readAt(fd, 0, 4));
+  if (compression === "none") return fd;
+  const bound = expansionBound((await fstatFd(fd)).size, label);
+  const plain = await spool(new RangeStream(fd, 0, Infinity, label), label, signal, decompressor(compression, bound));
+  await closeFd(fd);
+  return plain;
+}
+
+/**
+ * Copies a stream (through `decompress`, when given) into a temporary file that is unlinked
  * at once; returns a descriptor open on it.
  */
-async function spool(input: Readable, label: string, signal?: AbortSignal, compression: Compression = "none"): Promise<number> {
+async function spool(input: Readable, label: string, signal?: AbortSignal, decompress?: Duplex): Promise<number> {
   let dir: string;
   try {
     dir = await mkdtemp(join(tmpdir(), "gantry-spool-"));
@@ -352,11 +355,14 @@ async function spool(input: Readable, label: string, signal?: AbortSignal, compr
   const path = posix.join(dir, "archive.tar");
   try {
     try {
-      await pipeline(input, decompressor(compression), createWriteStream(path, { mode: 0o600 }), signal ? { signal } : {});
+      const out = createWriteStream(path, { mode: 0o600 });
+      await (decompress ? pipeline(input, decompress, out, signal ? { signal } : {}) : pipeline(input, out, signal ? { signal } : {}));
     } catch (err) {
       if (signal?.aborted) throw new AbortedError(signal.reason);
-      if ((err as NodeJS.ErrnoException).code?.startsWith("Z_") || (err as Error).message?.includes("header")) {
-        throw new FormatError(`${label} is a damaged compressed stream; the archive is corrupt`, { cause: err });
+      if (err instanceof GantryError) throw err;
+      // What is not the file system's (no syscall) is the decompressor's: zlib's or zstd's words.
+      if (decompress && (err as NodeJS.ErrnoException).syscall === undefined) {
+        throw new FormatError(`${label} is a damaged compressed stream (${(err as Error).message}); the archive is corrupt`, { cause: err });
       }
       throw ioError(`spooling ${label} to a temporary file`, err);
     }

@@ -6,6 +6,7 @@ import type { Descriptor } from "../model/oci.js";
 import { chain, sizing, verified, verifying } from "../model/verify.js";
 import { FormatError, GantryError } from "../model/errors.js";
 import { decompressor } from "../compression/compression.js";
+import { expansionBound } from "../compression/expansion.js";
 
 /**
  * The one way to make a Layer: give the stored bytes (an opener) and what they must
@@ -51,7 +52,7 @@ export function makeLayer(src: LayerSource): Layer {
     async openUncompressed(signal?: AbortSignal): Promise<Readable> {
       const stored = await open(signal);
       if (src.compression === "none" && src.digest === src.diffId) return stored;
-      const plain = chain(stored, decompressor(src.compression));
+      const plain = chain(stored, decompressor(src.compression, expansionBound(src.size, src.describe)));
       // A corrupt stream fails inside the decompressor, with zlib's or zstd's words: name the layer.
       return chain(plain, verifying(src.diffId, `${src.describe} (uncompressed)`), (err) => (err instanceof GantryError ? err
         : new FormatError(`${src.describe} cannot be decompressed as ${src.compression} (${err.message}); the layer is corrupt`, { cause: err })));
