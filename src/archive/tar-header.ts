@@ -1,11 +1,14 @@
 import { FormatError } from "../model/errors.js";
 
 /**
- * The fields of a tar header block, as the tar readers that do not extract need them
- * (the archive indexer, tar-index.ts): ustar names, GNU base-256 numbers and PAX records.
+ * The fields of a tar header block, as both tar readers that do not extract need them:
+ * the archive indexer (tar-index.ts) and the layer shape check (tar-shape.ts). ustar names,
+ * GNU base-256 numbers and PAX records.
  */
 
 export const BLOCK = 512;
+/** PAX and GNU long-name records are metadata; anything bigger is not a sane archive. */
+export const MAX_META_BYTES = 1024 * 1024;
 
 export function cString(buf: Buffer, start: number, length: number): string {
   const field = buf.subarray(start, start + length);

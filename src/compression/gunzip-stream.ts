@@ -8,7 +8,9 @@ import { ExpansionCounter, type ExpansionBound } from "./expansion.js";
  * (pigz); what it lets pass is zero bytes after the last member, which it silently skips.
  * Those are refused here, as Go's reader refuses them: a layer is exactly its gzip members.
  * Given a bound, output past it fails the stream (expansion.ts). zlib honours backpressure
- * itself: it inflates one 64 KiB chunk at a time, as its reader asks.
+ * itself: it inflates one chunk at a time, as its reader asks. The chunk is 256 KiB: at
+ * 64 KiB, inflating a 211 MB layer took twice as long (1.1 s against 0.5 s), which a copy
+ * that checks its layers on the way pays in full.
  */
 export class StrictGunzip extends Gunzip {
   private readonly counter: ExpansionCounter;
@@ -17,7 +19,7 @@ export class StrictGunzip extends Gunzip {
   private ended = false;
 
   constructor(bound?: ExpansionBound) {
-    super({ chunkSize: 64 * 1024 });
+    super({ chunkSize: 256 * 1024 });
     this.counter = new ExpansionCounter(bound);
   }
 
