@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import { FormatError, GantryError, UnsafePathError, ioError, IoError, AbortedError } from "../model/errors.js";
 import { decompressor, sniffCompression } from "../compression/compression.js";
 import { expansionBound } from "../compression/expansion.js";
-import { MAX_JSON_BYTES, cleanEntryName, withSignal, type FileBag } from "./file-bag.js";
+import { MAX_JSON_BYTES, cleanEntryName, tooLarge, withSignal, type FileBag } from "./file-bag.js";
 import { parseJson } from "../image/parse.js";
 import { resolveLinks, type FollowRules, type RootEntry, type RootView } from "../model/root-resolve.js";
 import { BLOCK, MAX_META_BYTES, checksumMatches, cString, headerName, isZeroBlock, numeric, parsePax } from "./tar-header.js";
@@ -311,7 +311,7 @@ export class TarBag implements FileBag {
   async readBytes(name: string, maxBytes = MAX_JSON_BYTES): Promise<Buffer> {
     this.assertOpen();
     const e = this.file(name);
-    if (e.size > maxBytes) throw new FormatError(`${this.describe(name)} is ${e.size} bytes, too large for a metadata file; the archive is malformed`);
+    if (e.size > maxBytes) throw tooLarge(this.describe(name), e.size, maxBytes);
     return readAt(this.fd, e.offset, e.size);
   }
 
