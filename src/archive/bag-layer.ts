@@ -7,6 +7,7 @@ import { makeLayer } from "../image/layer.js";
 import type { Compression } from "../model/mediatypes.js";
 import { measuring } from "../model/verify.js";
 import { decompressor, sniffCompression } from "../compression/compression.js";
+import { expansionBound } from "../compression/expansion.js";
 import type { FileBag } from "./file-bag.js";
 
 /**
@@ -57,8 +58,9 @@ export async function measureEntry(
 ): Promise<{ digest: Digest; diffId: Digest; size: number }> {
   const stored = measuring();
   const plain = measuring();
+  const bound = expansionBound(await bag.size(name), what);
   try {
-    await pipeline(await bag.open(name, signal), stored.stream, decompressor(compression), plain.stream, discard(), signal ? { signal } : {});
+    await pipeline(await bag.open(name, signal), stored.stream, decompressor(compression, bound), plain.stream, discard(), signal ? { signal } : {});
   } catch (err) {
     throw abortedOr(err, signal, what);
   }

@@ -3,7 +3,7 @@ import { open, realpath, stat } from "node:fs/promises";
 import { posix, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { FormatError, UnsafePathError, ioError, AbortedError } from "../model/errors.js";
-import { parseJson } from "../image/parse.js";
+import { MAX_DOCUMENT_BYTES, parseJson } from "../image/parse.js";
 
 /**
  * A set of named files that image readers look into: an image layout or unpacked
@@ -32,8 +32,13 @@ export interface FileBag {
   describe(name: string): string;
 }
 
-/** Small metadata files (manifests, configs, index.json) are read whole, up to this size. */
-export const MAX_JSON_BYTES = 16 * 1024 * 1024;
+/** Small metadata files (manifests, configs, index.json) are read whole, up to the size of an image document. */
+export const MAX_JSON_BYTES = MAX_DOCUMENT_BYTES;
+
+/** A metadata file larger than `maxBytes`, which no reader takes whole. */
+export function tooLarge(what: string, size: number, maxBytes: number): FormatError {
+  return new FormatError(`${what} is ${size} bytes, more than the ${maxBytes} a metadata file may have; the image is malformed`);
+}
 
 /**
  * The canonical spelling of an entry name: `./a//b/` → `a/b`. Returns undefined for a
@@ -131,7 +136,7 @@ export class DirBag implements FileBag {
 
   async readBytes(name: string, maxBytes = MAX_JSON_BYTES): Promise<Buffer> {
     const { path, size } = await this.resolveFile(name);
-    if (size > maxBytes) throw new FormatError(`${this.describe(name)} is ${size} bytes, too large for a metadata file; the image is malformed`);
+    if (size > maxBytes) throw tooLarge(this.describe(name), size, maxBytes);
     try {
       const fh = await open(path, "r");
       try {

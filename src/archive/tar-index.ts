@@ -2,15 +2,16 @@ import { close, createWriteStream, fstat, open, read } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
-import { Readable } from "node:stream";
+import { Readable, type Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
-import { FormatError, UnsafePathError, ioError, IoError, AbortedError } from "../model/errors.js";
+import { FormatError, GantryError, UnsafePathError, ioError, IoError, AbortedError } from "../model/errors.js";
 import { decompressor, sniffCompression } from "../compression/compression.js";
-import type { Compression } from "../model/mediatypes.js";
-import { MAX_JSON_BYTES, cleanEntryName, withSignal, type FileBag } from "./file-bag.js";
+import { expansionBound } from "../compression/expansion.js";
+import { MAX_JSON_BYTES, cleanEntryName, tooLarge, withSignal, type FileBag } from "./file-bag.js";
 import { parseJson } from "../image/parse.js";
 import { resolveLinks, type FollowRules, type RootEntry, type RootView } from "../model/root-resolve.js";
+import { BLOCK, MAX_META_BYTES, checksumMatches, cString, headerName, isZeroBlock, numeric, parsePax } from "./tar-header.js";
 
 /**
  * Archives are indexed once, then read by range. tar-stream reads a tar front to back
@@ -29,11 +30,14 @@ export interface TarEntry {
   size: number;
   type: TarEntryType;
   linkname: string;
+  /**
+   * How many entries of the archive have this cleaned name (a directory repeated counts
+   * once: it holds nothing). Above 1 the archive is ambiguous: docker load extracts it and
+   * reads the last copy, skopeo reads the first, so two tools would see two images.
+   */
+  copies: number;
 }
 
-const BLOCK = 512;
-/** PAX and GNU long-name records are metadata; anything bigger is not a sane archive. */
-const MAX_META_BYTES = 1024 * 1024;
 
 const openFd = promisify(open);
 const readFd = promisify(read);
@@ -49,71 +53,6 @@ async function readAt(fd: number, pos: number, length: number): Promise<Buffer> 
     filled += bytesRead;
   }
   return buf.subarray(0, filled);
-}
-
-function cString(buf: Buffer, start: number, length: number): string {
-  const field = buf.subarray(start, start + length);
-  const nul = field.indexOf(0);
-  return field.subarray(0, nul === -1 ? field.length : nul).toString("utf8");
-}
-
-/** A numeric header field: octal text, or GNU base-256 when the high bit is set. */
-function numeric(buf: Buffer, start: number, length: number): number | undefined {
-  const first = buf[start] ?? 0;
-  if (first & 0x80) {
-    if (first === 0xff) return undefined; // negative: never a valid size
-    let value = first & 0x7f;
-    for (let i = start + 1; i < start + length; i++) value = value * 256 + (buf[i] ?? 0);
-    return Number.isSafeInteger(value) ? value : undefined;
-  }
-  const text = buf.subarray(start, start + length).toString("latin1").replace(/[\0 ]+$/, "").replace(/^[ ]+/, "");
-  if (text === "") return 0;
-  return /^[0-7]+$/.test(text) ? parseInt(text, 8) : undefined;
-}
-
-function checksumMatches(header: Buffer): boolean {
-  const stored = numeric(header, 148, 8);
-  if (stored === undefined) return false;
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : header[i]!;
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
-  }
-  return stored === unsigned || stored === signed;
-}
-
-function isZeroBlock(buf: Buffer): boolean {
-  for (const b of buf) if (b !== 0) return false;
-  return true;
-}
-
-/** The entry name: POSIX ustar joins `prefix/name`; the GNU header has no prefix field. */
-function headerName(header: Buffer): string {
-  const name = cString(header, 0, 100);
-  const isPosixUstar = header.toString("latin1", 257, 263) === "ustar\0";
-  const prefix = isPosixUstar ? cString(header, 345, 155) : "";
-  return prefix ? `${prefix}/${name}` : name;
-}
-
-/** PAX extended header records: `LEN key=value\n`, LEN counting the whole record. */
-function parsePax(data: Buffer, where: string): Map<string, string> {
-  const out = new Map<string, string>();
-  let pos = 0;
-  while (pos < data.length) {
-    const space = data.indexOf(0x20, pos);
-    const len = space === -1 ? NaN : Number(data.toString("latin1", pos, space));
-    if (!Number.isInteger(len) || len <= 0 || pos + len > data.length) {
-      if (data.subarray(pos).every((b) => b === 0)) break;
-      throw new FormatError(`${where} has a malformed PAX header; the archive is damaged`);
-    }
-    const record = data.toString("utf8", space + 1, pos + len - 1);
-    const eq = record.indexOf("=");
-    if (eq > 0) out.set(record.slice(0, eq), record.slice(eq + 1));
-    pos += len;
-  }
-  return out;
 }
 
 function entryType(flag: string): TarEntryType {
@@ -132,8 +71,9 @@ function hasDataBlocks(type: TarEntryType): boolean {
 }
 
 /**
- * Scans a tar's headers and returns its entries by cleaned name (a later entry of the
- * same name wins, as when extracting). `label` names the archive in errors.
+ * Scans a tar's headers and returns its entries by cleaned name. A name that occurs again
+ * keeps its last entry (as when extracting), counted in `copies` for the reader to refuse
+ * (see `refuseDuplicates`). `label` names the archive in errors.
  */
 export async function scanTar(fd: number, label: string): Promise<Map<string, TarEntry>> {
   const fileSize = (await fstatFd(fd)).size;
@@ -183,11 +123,28 @@ export async function scanTar(fd: number, label: string): Promise<Map<string, Ta
     const name = cleanEntryName(rawName);
     // A name that climbs out of the archive can never be asked for by a clean lookup: skip it.
     if (name !== undefined && name !== "") {
-      entries.set(name, { name, offset: dataStart, size: type === "file" ? size : 0, type, linkname });
+      const earlier = entries.get(name);
+      const copies = earlier === undefined ? 1 : earlier.type === "directory" && type === "directory" ? earlier.copies : earlier.copies + 1;
+      entries.set(name, { name, offset: dataStart, size: type === "file" ? size : 0, type, linkname, copies });
     }
     pos = next;
   }
   return entries;
+}
+
+/**
+ * Refuses an archive that holds a name twice (directories aside), whichever entry it is.
+ * Not only the names gantry reads: a duplicated `repositories` or layer file that gantry
+ * would skip is one that `docker load` or skopeo reads, each its own copy, so the archive
+ * means different images to different tools. No tool that writes image archives repeats
+ * a name; an archive that does was appended to or made to deceive.
+ */
+export function refuseDuplicates(entries: ReadonlyMap<string, TarEntry>, label: string): void {
+  for (const entry of entries.values()) {
+    if (entry.copies > 1) {
+      throw new FormatError(`${entry.name} in ${label} occurs ${entry.copies} times; an image archive holds each entry once, and tools disagree on which copy counts, so the archive is refused`);
+    }
+  }
 }
 
 /**
@@ -262,6 +219,7 @@ export class TarBag implements FileBag {
     private readonly fd: number,
     private readonly entries: Map<string, TarEntry>,
   ) {
+    refuseDuplicates(entries, label);
     closeOnCollect.register(this, fd, this);
     this.view = { name: label, lookup: (path) => asRootEntry(entries.get(path)) };
   }
@@ -275,12 +233,7 @@ export class TarBag implements FileBag {
       throw ioError(`the archive ${path}`, err);
     }
     try {
-      const compression = sniffCompression(await readAt(fd, 0, 4));
-      if (compression !== "none") {
-        const plain = await spool(new RangeStream(fd, 0, Infinity, path), path, signal, compression);
-        await closeFd(fd);
-        fd = plain;
-      }
+      fd = await uncompressed(fd, path, signal);
       return new TarBag(path, fd, await scanTar(fd, path));
     } catch (err) {
       close(fd, () => {});
@@ -292,12 +245,7 @@ export class TarBag implements FileBag {
   static async fromStream(input: Readable, label: string, signal?: AbortSignal): Promise<TarBag> {
     let fd = await spool(input, label, signal);
     try {
-      const compression = sniffCompression(await readAt(fd, 0, 4));
-      if (compression !== "none") {
-        const raw = fd;
-        fd = await spool(new RangeStream(raw, 0, Infinity, label), label, signal, compression);
-        await closeFd(raw);
-      }
+      fd = await uncompressed(fd, label, signal);
       return new TarBag(label, fd, await scanTar(fd, label));
     } catch (err) {
       close(fd, () => {});
@@ -363,7 +311,7 @@ export class TarBag implements FileBag {
   async readBytes(name: string, maxBytes = MAX_JSON_BYTES): Promise<Buffer> {
     this.assertOpen();
     const e = this.file(name);
-    if (e.size > maxBytes) throw new FormatError(`${this.describe(name)} is ${e.size} bytes, too large for a metadata file; the archive is malformed`);
+    if (e.size > maxBytes) throw tooLarge(this.describe(name), e.size, maxBytes);
     return readAt(this.fd, e.offset, e.size);
   }
 
@@ -379,10 +327,23 @@ export class TarBag implements FileBag {
 }
 
 /**
- * Copies a stream (decompressing it when asked) into a temporary file that is unlinked
+ * A descriptor on the archive's tar: `fd` itself, or, for a gzip or zstd compressed archive,
+ * a temporary file it is decompressed into (within the bomb bound of its size), `fd` closed.
+ */
+async function uncompressed(fd: number, label: string, signal: AbortSignal | undefined): Promise<number> {
+  const compression = sniffCompression(await readAt(fd, 0, 4));
+  if (compression === "none") return fd;
+  const bound = expansionBound((await fstatFd(fd)).size, label);
+  const plain = await spool(new RangeStream(fd, 0, Infinity, label), label, signal, decompressor(compression, bound));
+  await closeFd(fd);
+  return plain;
+}
+
+/**
+ * Copies a stream (through `decompress`, when given) into a temporary file that is unlinked
  * at once; returns a descriptor open on it.
  */
-async function spool(input: Readable, label: string, signal?: AbortSignal, compression: Compression = "none"): Promise<number> {
+async function spool(input: Readable, label: string, signal?: AbortSignal, decompress?: Duplex): Promise<number> {
   let dir: string;
   try {
     dir = await mkdtemp(join(tmpdir(), "gantry-spool-"));
@@ -392,11 +353,14 @@ async function spool(input: Readable, label: string, signal?: AbortSignal, compr
   const path = posix.join(dir, "archive.tar");
   try {
     try {
-      await pipeline(input, decompressor(compression), createWriteStream(path, { mode: 0o600 }), signal ? { signal } : {});
+      const out = createWriteStream(path, { mode: 0o600 });
+      await (decompress ? pipeline(input, decompress, out, signal ? { signal } : {}) : pipeline(input, out, signal ? { signal } : {}));
     } catch (err) {
       if (signal?.aborted) throw new AbortedError(signal.reason);
-      if ((err as NodeJS.ErrnoException).code?.startsWith("Z_") || (err as Error).message?.includes("header")) {
-        throw new FormatError(`${label} is a damaged compressed stream; the archive is corrupt`, { cause: err });
+      if (err instanceof GantryError) throw err;
+      // What is not the file system's (no syscall) is the decompressor's: zlib's or zstd's words.
+      if (decompress && (err as NodeJS.ErrnoException).syscall === undefined) {
+        throw new FormatError(`${label} is a damaged compressed stream (${(err as Error).message}); the archive is corrupt`, { cause: err });
       }
       throw ioError(`spooling ${label} to a temporary file`, err);
     }

@@ -1,10 +1,11 @@
-import { createGunzip } from "node:zlib";
-import { PassThrough, type Transform } from "node:stream";
-import { createRequire } from "node:module";
+import { PassThrough, type Duplex, type Transform } from "node:stream";
 import { availableParallelism } from "node:os";
 import type { Compression } from "../model/mediatypes.js";
-import { UnsupportedError } from "../model/errors.js";
+import type { ExpansionBound } from "./expansion.js";
+import { StrictGunzip } from "./gunzip-stream.js";
 import { createParallelGzip } from "./parallel-gzip.js";
+import { zstdModule } from "./zstd-module.js";
+import { ZstdDecompressor } from "./zstd-stream.js";
 
 /**
  * Compression behind one interface: every writer and reader goes through
@@ -39,24 +40,6 @@ export const LEVELS: Record<Exclude<Compression, "none">, { min: number; max: nu
   zstd: { min: 1, max: 19 },
 };
 
-interface ZstdModule {
-  CompressStream: new (params?: Record<string, unknown>) => Transform;
-  DecompressStream: new () => Transform;
-  Compressor: unknown;
-}
-
-let zstdModule: ZstdModule | undefined;
-function zstd(): ZstdModule {
-  if (!zstdModule) {
-    try {
-      zstdModule = createRequire(import.meta.url)("zstd-napi") as ZstdModule;
-    } catch (err) {
-      throw new UnsupportedError("zstd support is not available: the zstd-napi package failed to load (reinstall gantry's dependencies)", { cause: err });
-    }
-  }
-  return zstdModule;
-}
-
 /**
  * A compressing stream. `threads` (default: every core, at most 8) changes the speed, never
  * the bytes: they depend on the input, the kind and the level alone.
@@ -69,8 +52,7 @@ export function compressor(kind: Compression, level?: number, threads?: number):
     case "zstd": {
       // zstd's own worker threads: its output is the same for any number of workers from one
       // up (zero is another mode, with other bytes), so at least one is always asked for.
-      const z = zstd();
-      return new z.CompressStream({
+      return new (zstdModule().CompressStream)({
         compressionLevel: level ?? DEFAULT_ZSTD_LEVEL,
         nbWorkers: Math.max(1, threads ?? zstdWorkers()),
         // Fixed, so part of the format like the level: zstd's default (4 windows) held 50 MiB
@@ -88,13 +70,18 @@ export function zstdWorkers(): number {
   return Math.max(1, Math.min(availableParallelism(), 8));
 }
 
-export function decompressor(kind: Compression): Transform {
+/**
+ * A decompressing stream: strict (a damaged or cut stream, or bytes after its end, fail it),
+ * bounded in memory (it waits for its reader), and, given a `bound`, refusing to expand past
+ * it (see expansion.ts).
+ */
+export function decompressor(kind: Compression, bound?: ExpansionBound): Duplex {
   switch (kind) {
     case "gzip":
       // Concatenated gzip members (pigz-style output) are valid; zlib handles them.
-      return createGunzip({ chunkSize: 64 * 1024 });
+      return new StrictGunzip(bound);
     case "zstd":
-      return new (zstd().DecompressStream)();
+      return new ZstdDecompressor(bound);
     case "none":
       return new PassThrough();
   }

@@ -3,14 +3,15 @@ import type { Digest } from "../model/digest.js";
 import type { Layer } from "../model/image.js";
 import { layerMediaType, type Compression } from "../model/mediatypes.js";
 import type { Descriptor } from "../model/oci.js";
-import { chain, sizing, verified, verifying } from "../model/verify.js";
-import { FormatError, GantryError } from "../model/errors.js";
-import { decompressor } from "../compression/compression.js";
+import { chain, sizing, verified } from "../model/verify.js";
+import { checkingLayer, uncompressedOf } from "./layer-check.js";
 
 /**
  * The one way to make a Layer: give the stored bytes (an opener) and what they must
  * hash to; verification and decompression are derived here, so every transport gets
- * them for free and none writes them again.
+ * them for free and none writes them again. The stored bytes, as every writer copies
+ * them, are checked whole on the way (layer-check.ts): digest, decompression, tar shape
+ * and diff_id.
  */
 export interface LayerSource {
   digest: Digest;
@@ -28,8 +29,8 @@ export interface LayerSource {
   describe: string;
   /**
    * The stored bytes were hashed as this process wrote them (a layer just packed): reading
-   * them back checks their size, not their digest again. Everything read from elsewhere,
-   * the cache included, is hashed as it is read.
+   * them back checks their size, not their digest and diff_id again. Everything read from
+   * elsewhere, the cache included, is checked as it is read.
    */
   hashedOnWrite?: boolean;
 }
@@ -37,7 +38,8 @@ export interface LayerSource {
 export function makeLayer(src: LayerSource): Layer {
   const descriptor: Descriptor = src.descriptor
     ?? { mediaType: layerMediaType(src.compression, "oci"), digest: src.digest, size: src.size };
-  const open = async (signal?: AbortSignal): Promise<Readable> => (src.hashedOnWrite
+  /** The stored bytes with their digest (or, hashed on write, their size) checked. */
+  const openStored = async (signal?: AbortSignal): Promise<Readable> => (src.hashedOnWrite
     ? chain(await src.openRaw(signal), sizing(src.size, src.describe))
     : verified(await src.openRaw(signal), src.digest, src.describe, src.size));
   return {
@@ -47,14 +49,12 @@ export function makeLayer(src: LayerSource): Layer {
     mediaType: descriptor.mediaType,
     compression: src.compression,
     descriptor,
-    open,
+    async open(signal?: AbortSignal): Promise<Readable> {
+      const stored = await openStored(signal);
+      return src.hashedOnWrite ? stored : chain(stored, checkingLayer(src));
+    },
     async openUncompressed(signal?: AbortSignal): Promise<Readable> {
-      const stored = await open(signal);
-      if (src.compression === "none" && src.digest === src.diffId) return stored;
-      const plain = chain(stored, decompressor(src.compression));
-      // A corrupt stream fails inside the decompressor, with zlib's or zstd's words: name the layer.
-      return chain(plain, verifying(src.diffId, `${src.describe} (uncompressed)`), (err) => (err instanceof GantryError ? err
-        : new FormatError(`${src.describe} cannot be decompressed as ${src.compression} (${err.message}); the layer is corrupt`, { cause: err })));
+      return uncompressedOf(await openStored(signal), src);
     },
   };
 }

@@ -54,16 +54,23 @@ export abstract class PathTree<N extends { readonly type: EntryType }> {
     this.put(path, node);
   }
 
-  /** Removes `path` and everything below it; nothing happens if it is absent. */
+  /**
+   * Removes `path` and everything below it; nothing happens if it is absent. The paths
+   * below are visited with a list of their own, not the call stack: a layer can hold a path
+   * tens of thousands of directories deep.
+   */
   deleteTree(path: string): void {
     if (!this.nodes.has(path)) return;
     const children = this.children();
-    const kids = children.get(path);
-    if (kids) {
-      for (const child of [...kids]) this.deleteTree(child);
-      children.delete(path);
+    const pending = [path];
+    for (let p = pending.pop(); p !== undefined; p = pending.pop()) {
+      const kids = children.get(p);
+      if (kids) {
+        for (const child of kids) pending.push(child);
+        children.delete(p);
+      }
+      this.nodes.delete(p);
     }
-    this.nodes.delete(path);
     children.get(parentPath(path))?.delete(path);
     this.sortedPaths = undefined;
   }

@@ -104,17 +104,50 @@ export class FileTree extends PathTree<TreeNode> {
     for (const child of this.childrenOf(dir)) this.removeLower(child, layerIndex);
   }
 
-  /** Returns whether anything of `layerIndex` (or above) survives at or below `path`. */
+  /**
+   * Returns whether anything of `layerIndex` (or above) survives at or below `path`. Each
+   * path is decided once its children are, depth first, with a stack of its own rather than
+   * the call stack: a whiteout can sit above a path 20,000 directories deep.
+   */
   private removeLower(path: string, layerIndex: number): boolean {
-    const node = this.get(path);
-    if (node === undefined) return false;
-    let survivors = false;
-    for (const child of this.childrenOf(path)) {
-      if (this.removeLower(child, layerIndex)) survivors = true;
+    if (this.get(path) === undefined) return false;
+    const visit = (p: string): Visit => ({ path: p, children: this.childrenOf(p), next: 0, survivors: false });
+    const stack = [visit(path)];
+    let survived = false;
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const child = top.children[top.next++];
+      if (child !== undefined) {
+        stack.push(visit(child));
+        continue;
+      }
+      stack.pop();
+      const kept = this.decideLower(top.path, top.survivors, layerIndex);
+      const parent = stack[stack.length - 1];
+      if (parent === undefined) survived = kept;
+      else if (kept) parent.survivors = true;
     }
+    return survived;
+  }
+
+  /**
+   * Decides one path once its children are decided: what `layerIndex` (or above) put there
+   * stays; a lower directory holding survivors becomes the directory a runtime would create
+   * for them; anything else goes. Returns whether something survives at or below it.
+   */
+  private decideLower(path: string, survivors: boolean, layerIndex: number): boolean {
+    const node = this.get(path)!;
     if (node.layerIndex >= layerIndex) return true;
     if (survivors) this.set(path, this.implicitDir({ ...node, layerIndex }));
     else this.deleteTree(path);
     return survivors;
   }
+}
+
+/** A path being visited by `removeLower`: its children, the next to visit, and whether any survived. */
+interface Visit {
+  path: string;
+  children: string[];
+  next: number;
+  survivors: boolean;
 }

@@ -32,7 +32,10 @@ export interface Layer {
   readonly compression: Compression;
   /** The layer's descriptor as its manifest states it: annotations and URLs are kept. */
   readonly descriptor: Descriptor;
-  /** The stored bytes, verified against `digest`. */
+  /**
+   * The stored bytes, verified against `digest` and, as they flow, decompressed and checked
+   * to be a tar hashing to `diffId` (what every writer copies; see image/layer-check.ts).
+   */
   open(signal?: AbortSignal): Promise<Readable>;
   /** The uncompressed tar, verified against `diffId`. */
   openUncompressed(signal?: AbortSignal): Promise<Readable>;

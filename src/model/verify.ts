@@ -1,4 +1,4 @@
-import { Transform, type Readable, type TransformCallback } from "node:stream";
+import { Transform, type Duplex, type Readable, type TransformCallback } from "node:stream";
 import { DigestMismatchError } from "./errors.js";
 import { newHasher, type Digest } from "./digest.js";
 
@@ -40,7 +40,7 @@ export function verifying(expected: Digest, what: string, maxSize?: number): Tra
  * source fails the result (as `mapError` turns it), and closing the result (done, failed or
  * abandoned) releases the source.
  */
-export function chain(source: Readable, transform: Transform, mapError: (err: Error) => Error = (err) => err): Readable {
+export function chain(source: Readable, transform: Duplex, mapError: (err: Error) => Error = (err) => err): Readable {
   source.on("error", (err) => transform.destroy(mapError(err)));
   transform.on("close", () => { if (!source.destroyed) source.destroy(); });
   return source.pipe(transform);

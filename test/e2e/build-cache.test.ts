@@ -99,7 +99,7 @@ async function layoutWithLyingLayer(dir: string): Promise<string> {
   return layout;
 }
 
-test("a hit reads none of the base's layers, only their diff_ids", async (t) => {
+test("a hit reads none of the base's layers to make its own; copying them into the image checks them", async (t) => {
   const c = await makeCase(t, { "app.txt": "app\n" });
   const lying = await layoutWithLyingLayer(c.dir);
   await settle(c.dir);
@@ -111,9 +111,16 @@ test("a hit reads none of the base's layers, only their diff_ids", async (t) => 
   assert.match(refused.stderr, /diff_id|sha256|digest/i);
 
   const honest = await c.build({ fromImage: `oci:${UMOCI_LAYOUT}:base` }, "honest.tar");
-  const reused = await c.build({ fromImage: `oci:${lying}:base` }, "reused.tar");
-  assert.deepEqual(cachedFlags(reused), [true]);
-  assert.equal(reused.layers.at(-1)?.digest, honest.layers.at(-1)?.digest);
+  assert.deepEqual(cachedFlags(honest), [false]);
+  // On the lying base, the new layer is a hit: its key needs only the base's diff_ids. The
+  // image then holds the base layer, and the copy of it checks it whole: the lie is refused
+  // there, and the image is not written.
+  await writeFile(specPath, JSON.stringify({ name: "cache-e2e", tag: "1", created: "2024-01-02T03:04:05Z", copyToRoot: "./root", fromImage: `oci:${lying}:base` }));
+  const reused = await runGantry(["build", specPath, "-o", join(c.dir, "reused.tar")], { env: { GANTRY_CACHE: c.cache } });
+  assert.match(reused.stderr, new RegExp(`layer 1/1 unchanged: ${honest.layers.at(-1)!.digest} from the cache`));
+  assert.equal(reused.code, 1, reused.stderr);
+  assert.match(reused.stderr, /gantry: layer 1 of 1 \(blobs\/sha256\/\w+ in .*lying\) \(uncompressed\) does not match its digest/);
+  await assert.rejects(lstat(join(c.dir, "reused.tar")));
 });
 
 test("an edit of the same size with its mtime restored is packed again", async (t) => {

@@ -8,7 +8,7 @@ import { TarBag } from "../../src/archive/tar-index.js";
 import { DirBag } from "../../src/archive/file-bag.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { run } from "../helpers/tools.js";
-import { drain, fixture, pythonTar } from "./formats-fixtures.js";
+import { drain, fixture, pythonTar, type PyMember } from "./formats-fixtures.js";
 
 function isCode(code: string, mention?: string): (err: unknown) => boolean {
   return (err: unknown) => {
@@ -138,4 +138,24 @@ test("a directory bag refuses names and symlinks that leave it", async (t) => {
   await assert.rejects(bag.readBytes("out"), isCode("UNSAFE_PATH", "out"));
   await assert.rejects(bag.readBytes("../etc/hostname"), isCode("UNSAFE_PATH"));
   await assert.rejects(bag.readBytes("nope"), isCode("FORMAT_INVALID", "nope"));
+});
+
+test("a name held twice is refused when the archive is opened; a directory repeated is not", async (t) => {
+  const dir = await tmpDir(t, "gantry-tarindex-");
+  const repeatedDir = join(dir, "dirs.tar");
+  await pythonTar(repeatedDir, [{ name: "blobs", dir: true }, { name: "blobs/x", data: "x" }, { name: "./blobs/", dir: true }]);
+  const bag = await TarBag.open(repeatedDir);
+  assert.equal((await bag.readBytes("blobs/x")).toString(), "x");
+  await bag.close();
+  const cases: { label: string; name: string; members: PyMember[] }[] = [
+    { label: "the same file", name: "manifest.json", members: [{ name: "manifest.json", data: "[]" }, { name: "manifest.json", data: "[]" }] },
+    { label: "one spelled with ./", name: "index.json", members: [{ name: "index.json", data: "{}" }, { name: "./index.json", data: "{}" }] },
+    { label: "a file and a symlink", name: "a", members: [{ name: "a", data: "1" }, { name: "b", data: "2" }, { name: "./b/../a", symlink: "b" }] },
+    { label: "a directory and a file", name: "oci-layout", members: [{ name: "oci-layout", dir: true }, { name: "oci-layout", data: "{}" }] },
+  ];
+  for (const [i, { label, name, members }] of cases.entries()) {
+    const archive = join(dir, `case-${i}.tar`);
+    await pythonTar(archive, members);
+    await assert.rejects(TarBag.open(archive), isCode("FORMAT_INVALID", `${name} in ${archive} occurs 2 times`), label);
+  }
 });

@@ -4,6 +4,7 @@ import { execFileSync } from "node:child_process";
 import { mkdir, writeFile, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { mergedTree } from "../../src/layer/merged-tree.js";
+import { FileTree } from "../../src/layer/tree.js";
 import { sha256 } from "../../src/model/digest.js";
 import { GantryError } from "../../src/model/errors.js";
 import type { Layer } from "../../src/model/image.js";
@@ -196,4 +197,32 @@ test("mergedTree refuses entries that escape the root and layers that fail their
   } finally {
     await cleanup();
   }
+});
+
+test("tree operations do not recurse on depth: a path 20,000 directories deep is whited out, hidden and deleted", () => {
+  const depth = 20_000;
+  const deep = `${"d/".repeat(depth)}leaf`;
+  const fileAt = (layerIndex: number) => ({ type: "file" as const, mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 0, layerIndex });
+  const grown = (): FileTree => {
+    const tree = new FileTree();
+    tree.set("keep", fileAt(0));
+    tree.set(deep, fileAt(0));
+    tree.set(`d/d/upper`, fileAt(1));
+    return tree;
+  };
+  assert.equal(grown().size, depth + 3);
+
+  const whitedOut = grown();
+  whitedOut.deleteLower("d", 1);
+  // What layer 1 put under d survives, in the bare directories a runtime makes for it.
+  assert.deepEqual([...whitedOut.paths()], ["d", "d/d", "d/d/upper", "keep"]);
+  assert.equal(whitedOut.get("d")?.layerIndex, 1);
+
+  const hidden = grown();
+  hidden.hideLowerChildren("d/d", 2);
+  assert.deepEqual([...hidden.paths()], ["d", "d/d", "keep"]);
+
+  const deleted = grown();
+  deleted.deleteTree("d");
+  assert.deepEqual([...deleted.paths()], ["keep"]);
 });

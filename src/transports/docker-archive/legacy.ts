@@ -108,9 +108,9 @@ async function readLegacyImage(bag: FileBag, picked: TaggedId, signal?: AbortSig
     const { digest, diffId, size } = await measureEntry(bag, name, compression, describe, signal);
     layers.push(makeLayer({ digest, diffId, size, compression, describe, openRaw: (s?: AbortSignal) => bag.open(name, s) }));
   }
-  const config = synthesizeConfig(chain, layers.map((l) => l.diffId));
-  const configBytes = Buffer.from(JSON.stringify(config));
-  return imageFromParts({ configBytes, config, layers, repoTags: picked.repoTags }, `the image of ${bag.label}`);
+  const configBytes = Buffer.from(JSON.stringify(synthesizeConfig(chain, layers.map((l) => l.diffId))));
+  // Parsed like any config: what the v1 json gave it must have the types other readers expect.
+  return imageFromParts({ configBytes, layers, repoTags: picked.repoTags }, `the image config made from ${bag.describe(`${picked.id}/json`)}`);
 }
 
 export async function readDockerLegacy(bag: FileBag, sel: DockerArchiveSelection = {}, signal?: AbortSignal): Promise<Image> {
