@@ -85,7 +85,10 @@ export interface StoredLayerBlob {
   compression: Compression;
 }
 
-/** A Layer over a blob in `store`; like every Layer, it is verified as it is read. */
+/**
+ * A Layer over a layer blob of the cache's layer index (packed here, or downloaded and
+ * checked whole): reading it checks its digest; its content was checked when it entered.
+ */
 export function storedLayer(store: BlobStore, blob: StoredLayerBlob, describe: string): Layer {
-  return makeLayer({ ...blob, openRaw: () => store.open(blob.digest), describe });
+  return makeLayer({ ...blob, openRaw: () => store.open(blob.digest), describe, contentChecked: true });
 }

@@ -7,7 +7,7 @@ import { MediaType } from "../model/mediatypes.js";
 import type { ProgressListener } from "../model/progress.js";
 import { makeLayer } from "../image/layer.js";
 import type { LayerFacts } from "../layer/apply-layer.js";
-import { storedLayer, type BlobStore, type StoredLayerBlob } from "../cache/blob-store.js";
+import { type BlobStore, type StoredLayerBlob } from "../cache/blob-store.js";
 import { RegistryClient, type ClientOptions } from "../transports/docker/client.js";
 import { fetchIntoStore, fetchSmallBlob, openBlobStream, type BlobRef } from "../transports/docker/blobs.js";
 import { hintsFrom, type BlobLocationBook } from "../transports/docker/blob-locations.js";
@@ -208,7 +208,7 @@ export class RegistryLayerCache {
 
   /**
    * Downloads the hit's layer into `store`, checked against its digest and, decompressed,
-   * its diff_id. Undefined (with a warning) when it does not check out or cannot be had.
+   * to be a tar hashing to its diff_id. Undefined (with a warning) when it does not check out or cannot be had.
    */
   async download(hit: CacheHit, store: BlobStore, describe: string): Promise<StoredLayerBlob | undefined> {
     const repo = this.repositoryOf(hit);
@@ -218,7 +218,8 @@ export class RegistryLayerCache {
         await fetchIntoStore(store, blob, () => openBlobStream(repo.client, repo.repository, blob));
       }
       const stored: StoredLayerBlob = { digest: hit.record.layer.digest, diffId: hit.record.layer.diffId, size: hit.record.layer.size, compression: hit.record.layer.compression };
-      await pipeline(await storedLayer(store, stored, blob.describe).openUncompressed(), discardAll());
+      // Checked whole, as any layer a writer copies (digest, decompression, tar, diff_id): from here on the cache vouches for it.
+      await pipeline(await makeLayer({ ...stored, openRaw: () => store.open(stored.digest), describe: blob.describe }).open(), discardAll());
       return stored;
     } catch (err) {
       this.fail(repo, err, `fetching ${blob.digest}`);
