@@ -17,8 +17,8 @@ export interface FileContentSink {
    * resolves with the digest of its bytes.
    */
   file(path: string, node: TreeNode, content: AsyncIterable<Buffer>): Promise<Digest>;
-  /** Stores at `path` (with `node`'s attributes) the bytes just stored at `from`; resolves with their digest. */
-  copy(from: string, path: string, node: TreeNode): Promise<Digest>;
+  /** Stores at `path` (with `node`'s attributes) the bytes just stored at `from`, whose digest is `digest`; resolves with it. */
+  copy(from: string, path: string, node: TreeNode, digest: Digest): Promise<Digest>;
 }
 
 /**
@@ -65,10 +65,10 @@ export async function streamSurvivingFiles(
       if (destinations.length === 0) return drain(entry);
       // Two places wanting one entry's bytes (a survivor and an orphan group) is rare
       // enough to copy from the first place written rather than buffer the bytes.
-      let from: string | undefined;
+      let from: { path: string; digest: Digest } | undefined;
       for (const d of destinations) {
-        const digest = from === undefined ? await sink.file(d.path, d.node, entry) : await sink.copy(from, d.path, d.node);
-        from ??= d.path;
+        const digest = from === undefined ? await sink.file(d.path, d.node, entry) : await sink.copy(from.path, d.path, d.node, from.digest);
+        from ??= { path: d.path, digest };
         if (d.group?.orphan?.digest !== undefined && digest === d.group.orphan.digest) materialized.add(d.group);
       }
     });

@@ -1,7 +1,7 @@
 import type { Header } from "tar-stream";
 import { drain, forEachLayerEntry, type TarEntry } from "./layer-entries.js";
 import type { Layer } from "../model/image.js";
-import { hasherDigest, isDigest, newHasher, type Digest } from "../model/digest.js";
+import { EMPTY_DIGEST, hasherDigest, isDigest, newHasher, type Digest } from "../model/digest.js";
 import { FormatError, IoError } from "../model/errors.js";
 import type { LayerEntry } from "./differ.js";
 import { classifyEntry } from "../whiteout/index.js";
@@ -19,15 +19,20 @@ import type { FileTree, TreeNode } from "./tree.js";
 /** What reading a layer's tar learned, entry by entry, to replay it without reading it again. */
 export type LayerFacts = readonly EntryFacts[];
 
-/** Applies a layer's tar to `tree` and returns what it says. */
-export async function applyLayer(tree: FileTree, layer: Layer, index: number, layerName: string, signal: AbortSignal | undefined): Promise<LayerFacts> {
-  const facts: EntryFacts[] = [];
+/**
+ * Applies a layer's tar to `tree`, handing what each entry says to `onFact` (for a store to
+ * keep) as it goes. Nothing is kept here: the facts of a layer of 800,000 files took about as
+ * much memory as the tree itself, for readers (diff, export) that keep none.
+ */
+export async function applyLayer(
+  tree: FileTree, layer: Layer, index: number, layerName: string, signal: AbortSignal | undefined,
+  onFact?: (facts: EntryFacts) => void,
+): Promise<void> {
   await forEachLayerEntry(layer, layerName, signal, async (entry) => {
     const f = await factsOf(entry, layerName);
     applyFacts(tree, f, index, layerName);
-    facts.push(f);
+    onFact?.(f);
   });
-  return facts;
 }
 
 /** Applies what a layer says, known from an earlier read or from packing it. */
@@ -75,11 +80,11 @@ function applyFacts(tree: FileTree, e: EntryFacts, layerIndex: number, layerName
   if (meaning.kind === "whiteout") tree.deleteLower(meaning.deleted, layerIndex);
   else if (meaning.kind === "opaque") tree.hideLowerChildren(meaning.dir, layerIndex);
   if (meaning.kind !== "plain" || meaning.path === "") return;
-  const node: TreeNode = { type: e.type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size: 0, mtime: e.mtime, layerIndex };
-  if (e.content) {
-    node.size = e.content.size;
-    node.contentDigest = e.content.digest;
-  }
+  // A file's node is made with its digest in one literal: added after, the digest costs
+  // another property store per file (a tree holds hundreds of thousands).
+  const node: TreeNode = e.content
+    ? { type: e.type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size: e.content.size, mtime: e.mtime, layerIndex, contentDigest: e.content.digest }
+    : { type: e.type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size: 0, mtime: e.mtime, layerIndex };
   if (e.type === "symlink") node.linkname = e.linkname ?? "";
   if (e.type === "hardlink") linkToTarget(tree, node, cleanPath(e.linkname ?? "", `the hardlink target of ${JSON.stringify(e.name)} in ${layerName}`));
   if (e.type === "char" || e.type === "block") {
@@ -88,6 +93,9 @@ function applyFacts(tree: FileTree, e: EntryFacts, layerIndex: number, layerName
   }
   tree.set(meaning.path, node);
 }
+
+/** What every empty file holds: one object, one digest string, shared. */
+const EMPTY_FILE = { size: 0, digest: EMPTY_DIGEST } as const;
 
 async function factsOf(entry: TarEntry, layerName: string): Promise<EntryFacts> {
   const h = entry.header;
@@ -98,7 +106,10 @@ async function factsOf(entry: TarEntry, layerName: string): Promise<EntryFacts> 
     throw new FormatError(`${JSON.stringify(h.name)} in ${layerName} has tar entry type ${String(h.type)}, which container layers do not use; the layer is malformed`);
   }
   let content: EntryFacts["content"];
-  if (type === "file") {
+  if (type === "file" && h.size === 0) {
+    await drain(entry);
+    content = EMPTY_FILE;
+  } else if (type === "file") {
     const hash = newHasher();
     let size = 0;
     for await (const chunk of entry as AsyncIterable<Buffer>) {

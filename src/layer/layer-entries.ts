@@ -38,6 +38,6 @@ export async function forEachLayerEntry(
 }
 
 /** Reads and discards an entry's body. */
-export async function drain(entry: TarEntry): Promise<void> {
+export async function drain(entry: AsyncIterable<Buffer>): Promise<void> {
   for await (const _ of entry) { /* discard */ }
 }

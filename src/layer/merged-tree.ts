@@ -1,7 +1,7 @@
 import type { Digest } from "../model/digest.js";
 import { GantryError, throwIfAborted } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
-import { applyLayer, replayFacts, type LayerFacts } from "./apply-layer.js";
+import { applyLayer, replayFacts, type EntryFacts, type LayerFacts } from "./apply-layer.js";
 import { FileTree } from "./tree.js";
 
 /**
@@ -38,6 +38,18 @@ function chainKey(layers: readonly Layer[], count: number): string {
  * caller gets its own copy and may change it.
  */
 export async function mergedTree(layers: readonly Layer[], opts: MergedTreeOptions = {}): Promise<FileTree> {
+  return (await memoizedTree(layers, opts)).clone();
+}
+
+/**
+ * The same tree, the memo's own, for a caller that only reads it (diff, export): it saves
+ * a copy of the tree's index, about 45 bytes a path. It must not be changed.
+ */
+export async function sharedMergedTree(layers: readonly Layer[], opts: MergedTreeOptions = {}): Promise<FileTree> {
+  return memoizedTree(layers, opts);
+}
+
+async function memoizedTree(layers: readonly Layer[], opts: MergedTreeOptions): Promise<FileTree> {
   const key = chainKey(layers, layers.length);
   for (;;) {
     let pending = chainCache.get(key);
@@ -46,7 +58,7 @@ export async function mergedTree(layers: readonly Layer[], opts: MergedTreeOptio
       remember(key, pending);
     }
     try {
-      return (await pending).clone();
+      return await pending;
     } catch (err) {
       // Someone else's abort must not fail this caller: build again under our own signal.
       const othersAbort = err instanceof GantryError && err.code === "ABORTED" && !opts.signal?.aborted;
@@ -94,9 +106,14 @@ async function buildChain(layers: readonly Layer[], signal: AbortSignal | undefi
       replayFacts(tree, known, i, name);
       continue;
     }
-    const facts = await applyLayer(tree, layer, i, name, signal);
+    if (store === undefined) {
+      await applyLayer(tree, layer, i, name, signal);
+      continue;
+    }
+    const facts: EntryFacts[] = [];
+    await applyLayer(tree, layer, i, name, signal, (f) => facts.push(f));
     // A cache that cannot be written costs the next build a read, never this build.
-    await store?.save(layer.diffId, facts).catch(() => {});
+    await store.save(layer.diffId, facts).catch(() => {});
   }
   return tree;
 }

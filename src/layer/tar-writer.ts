@@ -1,5 +1,5 @@
-import { Readable } from "node:stream";
-import { hasherDigest, newHasher, sha256, type Digest } from "../model/digest.js";
+import { PassThrough, type Readable, type Writable } from "node:stream";
+import { EMPTY_DIGEST, hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import { pack as tarPack, type Header, type Pack } from "tar-stream";
 import { SpecError, UnsafePathError, AbortedError, IoError, UnsupportedError } from "../model/errors.js";
 import type { LayerEntry } from "./differ.js";
@@ -83,8 +83,10 @@ function headerOf(e: LayerEntry): EntryHeader {
   return header;
 }
 
-/** Resolves when a tar-stream writable can take more; rejects if it fails or closes first. */
-function whenWritable(sink: Sink): Promise<void> {
+/** Resolves when a writable (a tar-stream body, the tar's reader) can take more; rejects if it fails or closes first. */
+function whenWritable(stream: Sink | Writable): Promise<void> {
+  // streamx's writables (tar-stream's) have Node's drain, error and close events.
+  const sink = stream as Writable;
   // A destroyed sink has already said "close"; waiting for it again would wait forever.
   if (sink.destroyed) return Promise.reject(new Error("the tar stream was closed"));
   return new Promise((resolve, reject) => {
@@ -141,7 +143,6 @@ async function writeFile(tar: Pack, header: EntryHeader, e: LayerEntry, signal: 
   if (hash) digests?.set(e.path, hasherDigest(hash));
 }
 
-const EMPTY_DIGEST = sha256("");
 
 export interface TarOptions {
   signal?: AbortSignal | undefined;
@@ -155,7 +156,7 @@ export interface TarOptions {
  * SOURCE_UNREADABLE error naming the host file if one cannot be read or changed size, and
  * with a DIGEST_MISMATCH error naming the stream if one runs short or long.
  */
-export function tarStream(entries: readonly LayerEntry[], opts: TarOptions = {}): Readable {
+export function tarStream(entries: Iterable<LayerEntry>, opts: TarOptions = {}): Readable {
   const tar = tarPack();
   // Once the tar is closed (finished, failed, aborted or dropped by its reader), content
   // still being read is released rather than left waiting for bytes nobody will take.
@@ -165,16 +166,66 @@ export function tarStream(entries: readonly LayerEntry[], opts: TarOptions = {})
   const onAbort = (): void => fail(new AbortedError(opts.signal?.reason));
   if (opts.signal?.aborted) onAbort();
   else opts.signal?.addEventListener("abort", onAbort, { once: true });
-  void feed(tar, entries, released.signal, opts.fileDigests).then(
+  const pacing = new Pacing(tar);
+  void feed(tar, pacing, entries, released.signal, opts.fileDigests).then(
     () => tar.finalize(),
     fail,
   ).finally(() => opts.signal?.removeEventListener("abort", onAbort));
-  return Readable.from(tar as AsyncIterable<Buffer>, { objectMode: false });
+  return pacing.out;
 }
 
-async function feed(tar: Pack, entries: readonly LayerEntry[], released: AbortSignal, digests: Map<string, Digest> | undefined): Promise<void> {
+/** How much of the tar may wait for its reader before the feed waits too. */
+const PACED_BUFFER = 1024 * 1024;
+
+/**
+ * The tar as a stream that holds its reader's pace. tar-stream holds an entry's body back
+ * while its reader is behind, but not a header: an entry without a body (a directory, an
+ * empty file) is queued at once, and the feed, which runs on promises alone, queued a layer
+ * of 800,000 empty files whole, 410 MB, before its reader got a byte. So the tar is copied
+ * into a stream of ours (`out`), the tar paused while that one is full (which holds the
+ * bodies back), and the feed waits between entries for `room`: for `out` to drain, or for
+ * the tar to pass on what it holds when the entries handed to it run more than a buffer
+ * ahead of what came out.
+ */
+class Pacing {
+  readonly out = new PassThrough({ highWaterMark: PACED_BUFFER });
+  /** Bytes handed to the tar not out of it yet; an estimate (PAX headers are not counted), never below 0. */
+  private ahead = 0;
+
+  constructor(private readonly tar: Pack) {
+    tar.on("data", (chunk: unknown) => {
+      const bytes = chunk as Buffer;
+      this.ahead = Math.max(0, this.ahead - bytes.length);
+      if (!this.out.write(bytes)) tar.pause();
+    });
+    this.out.on("drain", () => tar.resume());
+    tar.on("end", () => this.out.end());
+    tar.on("error", (err: Error) => this.out.destroy(err));
+    // The reader gone (done, failed or dropped): the tar goes too, and so does the feed.
+    this.out.on("close", () => { if (!tar.destroyed) tar.destroy(); });
+  }
+
+  /** Counts an entry going into the tar: its header and its body, padded. */
+  handed(e: LayerEntry): void {
+    this.ahead += TAR_BLOCK + (e.type === "file" ? Math.ceil(e.size / TAR_BLOCK) * TAR_BLOCK : 0);
+  }
+
+  /** Resolves once the tar's reader is near enough for another entry. */
+  async room(): Promise<void> {
+    for (;;) {
+      if (this.tar.destroyed || this.out.destroyed) throw new Error("the tar stream was closed");
+      if (this.out.writableNeedDrain) await whenWritable(this.out);
+      else if (this.ahead > PACED_BUFFER) await new Promise((resolve) => setImmediate(resolve));
+      else return;
+    }
+  }
+}
+
+async function feed(tar: Pack, pacing: Pacing, entries: Iterable<LayerEntry>, released: AbortSignal, digests: Map<string, Digest> | undefined): Promise<void> {
   for (const e of entries) {
+    await pacing.room();
     const header = headerOf(e);
+    pacing.handed(e);
     if (e.type === "file") await writeFile(tar, header, e, released, digests);
     else await addEntry(tar, header);
   }

@@ -17,7 +17,7 @@ export function digestHex(d: Digest): string {
 
 /** The digest of `data` (a string is hashed as UTF-8). */
 export function sha256(data: Buffer | string): Digest {
-  return `sha256:${createHash("sha256").update(data).digest("hex")}`;
+  return hasherDigest(createHash("sha256").update(data));
 }
 
 /** A fresh SHA-256 hash to feed incrementally; finish it with hasherDigest. */
@@ -25,7 +25,19 @@ export function newHasher(): Hash {
   return createHash("sha256");
 }
 
-/** Finishes `h` and returns its digest; the hash cannot be used afterwards. */
+const PREFIX = Buffer.from("sha256:", "latin1");
+
+/**
+ * The digest of what `h` hashed. A merged tree keeps one per regular file (800,000 in a
+ * large layer), so it is made as one flat string: a template literal makes a cons string
+ * (the prefix and the hex joined by pointers), 112 bytes where a flat one takes 88.
+ */
 export function hasherDigest(h: Hash): Digest {
-  return `sha256:${h.digest("hex")}`;
+  const out = Buffer.allocUnsafe(PREFIX.length + 64);
+  PREFIX.copy(out, 0);
+  out.write(h.digest("hex"), PREFIX.length, "latin1");
+  return out.toString("latin1") as Digest;
 }
+
+/** The digest of no bytes: every empty file's content digest, one string shared by all. */
+export const EMPTY_DIGEST: Digest = sha256("");

@@ -1,7 +1,7 @@
 import { throwIfAborted } from "../model/errors.js";
 import type { Image } from "../model/image.js";
 import type { ProgressListener } from "../model/progress.js";
-import { mergedTree } from "../layer/merged-tree.js";
+import { sharedMergedTree } from "../layer/merged-tree.js";
 import type { FileTree, TreeNode } from "../layer/tree.js";
 import { accessOf, type AccessOptions } from "../transports/transport.js";
 import { readImageFor } from "./source.js";
@@ -39,10 +39,10 @@ export async function diffImages(opts: DiffOptions): Promise<DiffResult> {
   const progress = opts.onProgress ?? (() => {});
   const [a, b] = [await open(opts.a, opts), await open(opts.b, opts)];
   progress({ step: "diff", message: `reading ${a.layers.length} layer(s) of ${opts.a}` });
-  const treeA = await mergedTree(a.layers, opts.signal ? { signal: opts.signal } : {});
+  const treeA = await sharedMergedTree(a.layers, opts.signal ? { signal: opts.signal } : {});
   throwIfAborted(opts.signal);
   progress({ step: "diff", message: `reading ${b.layers.length} layer(s) of ${opts.b}` });
-  const treeB = await mergedTree(b.layers, opts.signal ? { signal: opts.signal } : {});
+  const treeB = await sharedMergedTree(b.layers, opts.signal ? { signal: opts.signal } : {});
   return compareTrees(treeA, treeB);
 }
 

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { throwIfAborted, SpecError } from "../model/errors.js";
-import { mergedTree } from "../layer/merged-tree.js";
+import { sharedMergedTree } from "../layer/merged-tree.js";
 import { accessOf, type AccessOptions } from "../transports/transport.js";
 import { readImageFor } from "./source.js";
 import { writeDirAtomically } from "../util/atomic.js";
@@ -54,7 +54,7 @@ export async function exportImage(opts: ExportOptions): Promise<ExportResult> {
     ...accessOf(opts), ...(opts.pick !== undefined ? { pick: opts.pick } : {}), ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
   });
   progress({ step: "export", message: `reading ${image.layers.length} layer(s) of ${opts.ref}` });
-  const tree = await mergedTree(image.layers, signal ? { signal } : {});
+  const tree = await sharedMergedTree(image.layers, signal ? { signal } : {});
   throwIfAborted(signal);
 
   let skippedDevices: string[] = [];

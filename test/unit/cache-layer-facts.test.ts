@@ -11,7 +11,7 @@ import { buildImage } from "../../src/builder/build.js";
 import type { ImageSpecInput } from "../../src/builder/spec-schema.js";
 import { LayerFactsIndex } from "../../src/cache/layer-facts.js";
 import type { Layer } from "../../src/model/image.js";
-import { applyLayer, replayFacts } from "../../src/layer/apply-layer.js";
+import { applyLayer, replayFacts, type EntryFacts } from "../../src/layer/apply-layer.js";
 import { forgetMergedTrees } from "../../src/layer/merged-tree.js";
 import { FileTree } from "../../src/layer/tree.js";
 import { REPO_ROOT } from "../helpers/paths.js";
@@ -73,7 +73,8 @@ test("the facts a packed layer records are what reading the layer back gives", a
   // The build recorded the facts of the layer under the top one while packing it.
   const stored = await new LayerFactsIndex(join(cacheDir, "facts")).load(packed.diffId);
   assert.ok(stored, "the packed layer's facts are in the index");
-  const read = await applyLayer(new FileTree(), packed, 0, "the packed layer", undefined);
+  const read: EntryFacts[] = [];
+  await applyLayer(new FileTree(), packed, 0, "the packed layer", undefined, (f) => read.push(f));
   assert.equal(stored.length, read.length, "one fact per tar entry");
   assert.deepEqual(stored.map((f) => f.content), read.map((f) => f.content), "the same content digests, entry by entry");
   // Replayed over the base, they give the tree reading every layer gives.
