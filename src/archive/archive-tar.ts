@@ -69,6 +69,7 @@ function archiveEntries(entries: readonly ArchiveEntry[]): LayerEntry[] {
   return [...dirs, ...files].sort((a, b) => byteOrder(a.tarName, b.tarName)).map((x) => x.entry);
 }
 
+/** How writeTarArchive runs; a fired `signal` fails the write with an AbortedError. */
 export interface TarWriteOptions {
   signal?: AbortSignal | undefined;
   /** Told the bytes written so far (step "write"). */
@@ -101,6 +102,7 @@ export async function writeTarArchive(entries: readonly ArchiveEntry[], out: Wri
 /** `-` writes to standard output (or `output`). */
 const STDOUT = "-";
 
+/** Options for writeTarTo: those of writeTarArchive but `describe`, which writeTarTo takes from `dest`. */
 export interface ArchiveWriteOptions extends Omit<TarWriteOptions, "describe"> {
   /** Where `-` writes; standard output when absent. */
   output?: Writable;

@@ -29,6 +29,7 @@ export interface BagLayerInput {
   signal?: AbortSignal;
 }
 
+/** A file's compression, told from its first four bytes: "none" unless they are gzip's or zstd's magic. */
 export async function sniffEntry(bag: FileBag, name: string): Promise<Compression> {
   return sniffCompression(await bag.head(name, 4));
 }
@@ -68,6 +69,11 @@ export async function measureEntry(
   return { digest: s.digest, size: s.size, diffId: (await plain.result).digest };
 }
 
+/**
+ * The Layer stored as the bag's file `name`. An unstated compression is sniffed, an unstated digest
+ * hashed in one read (an uncompressed file's is its diff_id); reads verify the bytes as they flow.
+ * Throws a FormatError when the file is missing or not a regular file, an AbortedError on `signal`.
+ */
 export async function bagLayer(input: BagLayerInput): Promise<Layer> {
   const { bag, name } = input;
   const size = await bag.size(name);

@@ -10,6 +10,7 @@ export const BLOCK = 512;
 /** PAX and GNU long-name records are metadata; anything bigger is not a sane archive. */
 export const MAX_META_BYTES = 1024 * 1024;
 
+/** A text field of `length` bytes at `start`, up to its first NUL (the whole field when it has none), as UTF-8. */
 export function cString(buf: Buffer, start: number, length: number): string {
   const field = buf.subarray(start, start + length);
   const nul = field.indexOf(0);
@@ -30,6 +31,10 @@ export function numeric(buf: Buffer, start: number, length: number): number | un
   return /^[0-7]+$/.test(text) ? parseInt(text, 8) : undefined;
 }
 
+/**
+ * Whether a header block's checksum field matches its bytes, summed as unsigned or (as some old
+ * tars did) signed bytes, with the field itself counted as spaces. An unreadable field never matches.
+ */
 export function checksumMatches(header: Buffer): boolean {
   const stored = numeric(header, 148, 8);
   if (stored === undefined) return false;
@@ -43,6 +48,7 @@ export function checksumMatches(header: Buffer): boolean {
   return stored === unsigned || stored === signed;
 }
 
+/** Whether every byte is zero: a zero block where a header is due ends the archive. */
 export function isZeroBlock(buf: Buffer): boolean {
   for (const b of buf) if (b !== 0) return false;
   return true;

@@ -22,13 +22,16 @@ import { BLOCK, MAX_META_BYTES, checksumMatches, cString, headerName, isZeroBloc
 
 export type TarEntryType = "file" | "directory" | "symlink" | "hardlink" | "other";
 
+/** One entry of an indexed archive, with where its data lies so it can be read by range. */
 export interface TarEntry {
   /** Cleaned name: no leading `./`, no trailing `/`. */
   name: string;
   /** Byte offset of the entry's data in the archive. */
   offset: number;
+  /** Size in bytes of the data; 0 for every type but "file". */
   size: number;
   type: TarEntryType;
+  /** The link target as the archive states it (not cleaned); meaningful for symlinks and hardlinks only. */
   linkname: string;
   /**
    * How many entries of the archive have this cleaned name (a directory repeated counts

@@ -21,6 +21,10 @@ import { BLOCK, MAX_META_BYTES, checksumMatches, isZeroBlock, numeric, parsePax 
 
 const HEADER_ONLY = new Set(["1", "2", "3", "4", "5", "6"]);
 
+/**
+ * The check as a state machine, fed a stream's chunks in order: `feed` and `end` throw a FormatError
+ * naming the stream once its bytes cannot be a tar. It holds one header block and a PAX record, never data.
+ */
 export class TarShape {
   private readonly block = Buffer.alloc(BLOCK);
   private filled = 0;

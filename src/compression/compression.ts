@@ -16,6 +16,7 @@ import { ZstdDecompressor } from "./zstd-stream.js";
 const GZIP_MAGIC = [0x1f, 0x8b];
 const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 
+/** A stored blob's compression from its first bytes (four are needed to see zstd): gzip or zstd by magic number, "none" otherwise. */
 export function sniffCompression(head: Buffer): Compression {
   if (head.length >= 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1]) return "gzip";
   if (head.length >= 4 && ZSTD_MAGIC.every((b, i) => head[i] === b)) return "zstd";

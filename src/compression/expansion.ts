@@ -20,8 +20,10 @@ import { FormatError } from "../model/errors.js";
  * passes costs time and disk, never RAM.
  */
 export const MAX_EXPANSION_RATIO = 1024;
+/** 1 GiB of output, below which no stream is refused whatever its ratio. */
 export const EXPANSION_FLOOR = 1024 * 1024 * 1024;
 
+/** The limit one decompression is held to; made by expansionBound, passed to `decompressor`. */
 export interface ExpansionBound {
   /** Output bytes past which the stream is refused. */
   readonly maxBytes: number;
@@ -31,10 +33,12 @@ export interface ExpansionBound {
   readonly what: string;
 }
 
+/** The bound of a stream of `storedSize` stored bytes: the larger of `floor` and MAX_EXPANSION_RATIO times that size. */
 export function expansionBound(storedSize: number, what: string, floor = EXPANSION_FLOOR): ExpansionBound {
   return { maxBytes: Math.max(floor, storedSize * MAX_EXPANSION_RATIO), storedSize, what };
 }
 
+/** The FormatError, naming the stream, that a decompressor fails with once its output passes `bound`. */
 export function expansionError(bound: ExpansionBound): FormatError {
   return new FormatError(`${bound.what} expands past ${bound.maxBytes} bytes from ${bound.storedSize} stored (more than ${MAX_EXPANSION_RATIO} times its size); gantry refuses it as a decompression bomb`);
 }

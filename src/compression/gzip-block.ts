@@ -29,12 +29,15 @@ export const DICTIONARY_SIZE = 32 * 1024;
  */
 const OUTPUT_BUFFER_SIZE = BLOCK_SIZE + (BLOCK_SIZE >> 8) + 1024;
 
+/** One block to deflate, as the calling thread passes it to deflateBlock or a worker. */
 export interface BlockJob {
   /** At most BLOCK_SIZE bytes; less only for the last block. */
   input: Uint8Array;
   /** The DICTIONARY_SIZE bytes of input before this block; absent for the first. */
   dictionary: Uint8Array | undefined;
+  /** The final block of the input: it ends with Z_FINISH instead of a sync flush. */
   last: boolean;
+  /** The deflate level, the same for every block of a stream. */
   level: number;
 }
 

@@ -36,6 +36,11 @@ interface Slot {
 // Spelled from the compression folder so that it resolves the same from the CLI bundle (dist/src/cli).
 const WORKER_URL = new URL("../compression/gzip-worker.js", import.meta.url);
 
+/**
+ * `threads` deflate workers, started at construction, running jobs in the order given. A job fails with
+ * an IoError when zlib fails it, with DeflatePoolFailure (as does every job then pending) when a worker
+ * breaks, with an AbortedError once the pool is broken or closed. Its owner must `close` it.
+ */
 export class DeflatePool {
   private readonly slots: Slot[] = [];
   private readonly queue: QueuedJob[] = [];

@@ -29,6 +29,7 @@ const MAX_DEFAULT_THREADS = 8;
  */
 export const DEFAULT_PARALLEL_AFTER = 8 * BLOCK_SIZE;
 
+/** Options for createParallelGzip: only `level` changes the output bytes. */
 export interface ParallelGzipOptions {
   /** zlib level 0–9 (-1 means zlib's default, 6). */
   level: number;
@@ -38,10 +39,15 @@ export interface ParallelGzipOptions {
   parallelAfter?: number;
 }
 
+/** The worker threads a gzip stream uses unless told: the cores available, at least 1 and at most 8. */
 export function defaultGzipThreads(): number {
   return Math.max(1, Math.min(availableParallelism(), MAX_DEFAULT_THREADS));
 }
 
+/**
+ * A gzip stream whose bytes depend on the input and the level alone. Throws an UnsupportedError at
+ * once for a level outside 0–9 (-1 aside), or a thread count or threshold that is not a whole number.
+ */
 export function createParallelGzip(options: ParallelGzipOptions): Transform {
   return new ParallelGzip(options);
 }

@@ -15,10 +15,12 @@ export interface ZstdModule {
 /** `ZSTD_decompressStream`'s answer: its return value (0 once a frame is whole), bytes produced, bytes consumed. */
 export type ZstdStreamResult = [returnValue: number, produced: number, consumed: number];
 
+/** A zstd decompression context: it keeps the state of one stream across calls, so each stream needs its own. */
 export interface ZstdDCtx {
   decompressStream(dst: Uint8Array, src: Uint8Array): ZstdStreamResult;
 }
 
+/** What the decompressor (zstd-stream.ts) uses of zstd-napi's native binding. */
 export interface ZstdBinding {
   DCtx: new () => ZstdDCtx;
   /** The output buffer size zstd recommends for streaming decompression (one block, 128 KiB). */
@@ -37,10 +39,12 @@ function required<T>(id: string): T {
   }
 }
 
+/** zstd-napi, loaded on the first call; throws an UnsupportedError when the addon cannot be loaded. */
 export function zstdModule(): ZstdModule {
   return (module ??= required<ZstdModule>("zstd-napi"));
 }
 
+/** zstd-napi's native binding, loaded on the first call; throws an UnsupportedError when it cannot be loaded. */
 export function zstdBinding(): ZstdBinding {
   return (binding ??= required<ZstdBinding>("zstd-napi/binding"));
 }

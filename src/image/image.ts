@@ -113,7 +113,9 @@ async function imageOfManifest(reader: BlobReader, read: ManifestRead, what: str
   return { kind: "image", ...read, configBytes, configDigest: manifest.config.digest, config, layers };
 }
 
+/** What imageFromParts makes an image of: the config and the layers, in the order of its rootfs.diff_ids. */
 export interface ImageParts {
+  /** The config exactly as it is to be stored: its sha256 becomes the config digest. */
   configBytes: Buffer;
   /** The parsed config, when the caller has it; parsed from the bytes otherwise. */
   config?: ImageConfigJson;

@@ -11,6 +11,7 @@
  */
 export type Rule = (value: unknown) => string | undefined;
 
+/** Whether a JSON value is an object (not null, not a list). */
 export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
@@ -28,13 +29,17 @@ function typed(noun: string, test: (v: unknown) => boolean): Rule {
   return (v) => (test(v) ? undefined : `is ${kindOf(v)}, not ${noun}`);
 }
 
+/** Go's string: only a JSON string passes (a number is refused, not converted). */
 export const string = typed("a string", (v) => typeof v === "string");
+/** Go's bool: only true or false pass, not "true" or 0. */
 export const boolean = typed("a boolean", (v) => typeof v === "boolean");
+/** Go's integer types: a number with no fraction, within ±(2^53 − 1). */
 export const integer = typed("an integer", (v) => Number.isSafeInteger(v));
 
 /** RFC 3339, as Go's time.Time reads it: a T, seconds, an optional fraction, Z or an offset. */
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-](\d{2}):(\d{2}))$/;
 
+/** Go's time.Time: a string in RFC 3339 with a zone, naming a real date and time of day (2023-02-30 is refused). */
 export const rfc3339: Rule = (v) => {
   if (typeof v !== "string") return `is ${kindOf(v)}, not an RFC 3339 time`;
   const m = RFC3339.exec(v);
@@ -82,7 +87,9 @@ export function objectWith(fields: Readonly<Record<string, Rule>>): Rule {
   };
 }
 
+/** Go's []string (Env, Cmd, urls): a list of strings, null items refused. */
 export const stringList = listOf(string, "a list of strings");
+/** Go's map[string]string (Labels, annotations): every value a string. */
 export const stringMap = mapOf(string, "an object of strings");
 /** Go's map[string]struct{} (ExposedPorts, Volumes): every value an object. */
 export const setOfKeys = mapOf(objectWith({}), "an object of objects");

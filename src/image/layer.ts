@@ -43,6 +43,11 @@ export interface LayerSource {
   contentChecked?: boolean;
 }
 
+/**
+ * The Layer over `src`'s stored bytes, read only when a stream is opened. `open` checks their digest
+ * (their size alone when `hashedOnWrite`) and, unless `hashedOnWrite` or `contentChecked`, the whole
+ * layer as it flows; `openUncompressed` checks the tar against the diff_id. A failed check fails the stream.
+ */
 export function makeLayer(src: LayerSource): Layer {
   const descriptor: Descriptor = src.descriptor
     ?? { mediaType: layerMediaType(src.compression, "oci"), digest: src.digest, size: src.size };

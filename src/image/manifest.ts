@@ -13,21 +13,26 @@ import type { Descriptor, IndexJson, ManifestJson } from "../model/oci.js";
 
 export type ManifestFamily = "oci" | "docker";
 
+/** A manifest or index built here, with its media type. */
 export interface BuiltDocument<J> {
+  /** `json` serialised compactly: what is stored and pushed, and what `digest` is the sha256 of. */
   bytes: Buffer;
   digest: Digest;
   json: J;
   mediaType: string;
 }
 
+/** The image manifest media type of `family`: OCI's, or Docker's schema 2. */
 export function manifestMediaType(family: ManifestFamily): string {
   return family === "oci" ? MediaType.ociManifest : MediaType.dockerManifest;
 }
 
+/** The media type a manifest of `family` gives its config descriptor. */
 export function configMediaType(family: ManifestFamily): string {
   return family === "oci" ? MediaType.ociConfig : MediaType.dockerConfig;
 }
 
+/** The index media type of `family`: an OCI image index, or a Docker manifest list. */
 export function indexMediaType(family: ManifestFamily): string {
   return family === "oci" ? MediaType.ociIndex : MediaType.dockerManifestList;
 }
@@ -45,12 +50,20 @@ function layerDescriptor(layer: Layer, family: ManifestFamily): Descriptor {
   return d;
 }
 
+/**
+ * What buildManifest reads of an image: the config, whose `configDigest` must be the sha256 of
+ * `configBytes`, and the layers in the order of its diff_ids.
+ */
 export interface ManifestParts {
   readonly configDigest: Digest;
   readonly configBytes: Buffer;
   readonly layers: readonly Layer[];
 }
 
+/**
+ * The manifest of `image` in `family`, whose bytes depend on the image alone: each layer's media
+ * type is respelled for the family from its compression, its annotations and URLs are kept.
+ */
 export function buildManifest(image: ManifestParts, family: ManifestFamily): BuiltDocument<ManifestJson> {
   const mediaType = manifestMediaType(family);
   const config: Descriptor = { mediaType: configMediaType(family), digest: image.configDigest, size: image.configBytes.length };

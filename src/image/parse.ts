@@ -28,6 +28,7 @@ export const MAX_DOCUMENT_BYTES = 4 * 1024 * 1024;
 /** The limit as the registry reader names it. */
 export const MAX_MANIFEST_BYTES = MAX_DOCUMENT_BYTES;
 
+/** A manifest or an index as parseManifestDocument reads it; `mediaType` is the declared one or, when none is, inferred from the shape. */
 export type ManifestDocument =
   | { readonly kind: "index"; readonly mediaType: string; readonly index: IndexJson }
   | { readonly kind: "manifest"; readonly mediaType: string; readonly manifest: ManifestJson };

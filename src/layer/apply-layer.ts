@@ -159,6 +159,7 @@ export type FactRecord = [
   linkname: string | null, devmajor: number | null, devminor: number | null, size: number | null, digest: Digest | null,
 ];
 
+/** A layer's facts as records, in order, for a facts store to keep; factsFromRecords reads them back. */
 export function factRecords(facts: LayerFacts): FactRecord[] {
   return facts.map((f) => [f.name, f.type, f.mode, f.uid, f.gid, f.mtime, f.linkname ?? null, f.devmajor ?? null, f.devminor ?? null, f.content?.size ?? null, f.content?.digest ?? null]);
 }

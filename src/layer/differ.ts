@@ -18,10 +18,15 @@ export interface PermRule {
   gid?: number;
 }
 
+/**
+ * How diffLayer makes a layer's entries. It throws a SpecError for an owner, mtime or perms value that
+ * is not a whole number of 0 or more (a mode at most 0o7777), an AbortedError once `signal` fires.
+ */
 export interface DiffOptions {
   /** Owner of every new entry (a perms rule may override uid/gid). */
   uid: number;
   gid: number;
+  /** The names written with `uid` and `gid`; an entry whose owner a perms rule sets gets no name. */
   uname: string;
   gname: string;
   /** Timestamp of every new entry, seconds since the epoch. */

@@ -7,6 +7,10 @@ import { SpecError } from "../model/errors.js";
 //   `**`  as a whole component: any number of components. `a/**` is everything below `a`
 //         (not `a` itself), `**` alone is every path, and `a/**/b` is `a/b`, `a/x/b`, ...
 // Everything else matches itself.
+/**
+ * A matcher of canonical image paths for one `perms` glob, in the syntax above (`*`, `?`, and `**` as a
+ * whole component). Throws a SpecError for an empty pattern or one holding a NUL byte.
+ */
 export function compileGlob(pattern: string): (path: string) => boolean {
   const body = pattern.replace(/^\/+/, "");
   if (body === "" || body.includes("\0")) {

@@ -18,8 +18,10 @@ export interface FactsStore {
   save(diffId: Digest, facts: LayerFacts): Promise<void>;
 }
 
+/** How mergedTree reads the layers; a fired `signal` rejects with an AbortedError. */
 export interface MergedTreeOptions {
   signal?: AbortSignal | undefined;
+  /** Where each layer's facts are loaded from and saved to; without one, every layer not memoized is read. */
   store?: FactsStore | undefined;
 }
 

@@ -13,6 +13,7 @@ import type { LayerEntry } from "./differ.js";
 import { approximateTarSize, tarStream } from "./tar-writer.js";
 import { byteMeter, type ProgressListener } from "../model/progress.js";
 
+/** How packLayer stores a layer; a fired `signal` rejects with an AbortedError and leaves no file in the store. */
 export interface PackOptions {
   compression: Compression;
   /** Compressor level; the compressor's default when absent. The bytes depend on it alone. */

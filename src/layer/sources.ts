@@ -140,6 +140,7 @@ interface WalkState {
   onFile: WalkOptions["onFile"];
 }
 
+/** How walkSources walks; a fired `signal` rejects with an AbortedError. */
 export interface WalkOptions {
   signal?: AbortSignal | undefined;
   /** Keep the host owner of every node (a runAsRoot root file system). */

@@ -144,6 +144,7 @@ async function writeFile(tar: Pack, header: EntryHeader, e: LayerEntry, signal: 
 }
 
 
+/** Options for tarStream; a fired `signal` fails the stream with an AbortedError. */
 export interface TarOptions {
   signal?: AbortSignal | undefined;
   /** Filled with the sha256 of each regular file's content as it is written (for the tree index). */

@@ -17,10 +17,12 @@ import { baseName, cleanPath, joinPath, parentPath } from "../model/image-path.j
  */
 
 export const WHITEOUT_PREFIX = ".wh.";
+/** The opaque marker's name: in a directory, it hides every child of that directory in lower layers. */
 export const OPAQUE_MARKER = ".wh..wh..opq";
 /** Names AUFS kept for its own bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`); readers skip them. */
 export const WHITEOUT_META_PREFIX = ".wh..wh.";
 
+/** What classifyEntry says an entry is; its paths are canonical, "" being the root. */
 export type ClassifiedEntry =
   /** An ordinary entry at `path`. */
   | { kind: "plain"; path: string }

@@ -113,6 +113,11 @@ async function readLegacyImage(bag: FileBag, picked: TaggedId, signal?: AbortSig
   return imageFromParts({ configBytes, layers, repoTags: picked.repoTags }, `the image config made from ${bag.describe(`${picked.id}/json`)}`);
 }
 
+/**
+ * The image `sel` picks from a legacy archive, with its config synthesized and every layer read once
+ * for its diff_id. Throws an ImageNotFoundError when no image has the name asked for, an
+ * InvalidReferenceError when none is named and there are several, a FormatError for a damaged archive.
+ */
 export async function readDockerLegacy(bag: FileBag, sel: DockerArchiveSelection = {}, signal?: AbortSignal): Promise<Image> {
   const picked = pickCandidate(await readRepositories(bag), sel.pick, `the legacy docker archive ${bag.label}`, sel.firstOfMany);
   return readLegacyImage(bag, picked, signal);
