@@ -19,6 +19,7 @@ import { approximateTarSize } from "../layer/tar-writer.js";
  * shifting the tar.
  */
 
+/** One file of an archive: small ones held in memory, large ones opened on demand (`what` names them in errors). Two with one name fail the write (IoError). */
 export type ArchiveEntry =
   | { name: string; bytes: Buffer }
   | { name: string; size: number; open: (signal?: AbortSignal) => Promise<Readable>; what: string };

@@ -6,6 +6,7 @@ import { FormatError } from "../model/errors.js";
  * GNU base-256 numbers and PAX records.
  */
 
+/** Size in bytes of a tar block: headers take one, and every entry's data is padded to a multiple. */
 export const BLOCK = 512;
 /** PAX and GNU long-name records are metadata; anything bigger is not a sane archive. */
 export const MAX_META_BYTES = 1024 * 1024;

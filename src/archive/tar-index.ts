@@ -20,6 +20,7 @@ import { BLOCK, MAX_META_BYTES, checksumMatches, cString, headerName, isZeroBloc
  * positional reads and records where each entry's data lies.
  */
 
+/** What a tar entry is, as the indexer tells them apart; device nodes, FIFOs and the like are "other". */
 export type TarEntryType = "file" | "directory" | "symlink" | "hardlink" | "other";
 
 /** One entry of an indexed archive, with where its data lies so it can be read by range. */

@@ -8,6 +8,7 @@ import type { BuildPlan } from "./plan.js";
  * base's one by one, except `Env`, which is merged by variable name (the spec wins).
  */
 
+/** The base's `KEY=VALUE` list with each of the spec's set: replacing the base's entry of that name in place, else appended. */
 export function mergeEnv(base: readonly string[] | undefined, spec: readonly string[]): string[] {
   const nameOf = (kv: string) => kv.slice(0, kv.indexOf("=") === -1 ? kv.length : kv.indexOf("="));
   const out = [...(base ?? [])];

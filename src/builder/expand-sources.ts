@@ -12,6 +12,7 @@ import type { BuildPlan, ExpandedLayer, ExpandedPlan, PlannedSource } from "./pl
  * library) stops the build before anything is written.
  */
 
+/** What expandSources gives: the plan with only host paths left as sources, and what its closures found. */
 export interface Expanded {
   plan: ExpandedPlan;
   /** Every ELF program a closure brought, for the check against the image's architecture. */

@@ -19,6 +19,7 @@ import { ioError } from "../model/errors.js";
  * (0700): it holds a world-writable /tmp that nobody else must be able to fill.
  */
 
+/** A file, symbolic link or directory made by the build rather than copied from the host; `mode` holds the permission bits. */
 export type GeneratedNode =
   | { type: "file"; content: Buffer; mode: number }
   | { type: "symlink"; target: string }

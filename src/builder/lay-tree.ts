@@ -20,6 +20,7 @@ import { resolveInRoot } from "../runtime/root-path.js";
  * would (`lib/x` lands in `usr/lib/x` when `lib -> usr/lib`).
  */
 
+/** How a tree is laid down into a root; a fired `signal` stops the copy with an AbortedError. */
 export interface LayDownOptions {
   /** Owner to give every laid path (runAsRoot's root file system); the copier's own when absent. */
   owner?: { uid: number; gid: number };

@@ -16,6 +16,7 @@ import { cleanPath } from "../model/image-path.js";
  * Directories themselves belong to no unit: every layer restates the ones it needs.
  */
 
+/** A piece of a tree that changes as one (a package, a top-level entry), never split across layers. */
 export interface Unit {
   /** Stable across builds: what the unit is (a path-like name), never a size or an order. */
   readonly name: string;

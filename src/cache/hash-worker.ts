@@ -7,6 +7,7 @@ import { READ_CHUNK } from "../util/io.js";
  * each with the sha256 of every file (or the first error, naming the file), in order.
  */
 
+/** The host files a worker is to hash; the HashReply gives their digests in this order. */
 export type HashJob = { paths: string[] };
 /** A worker's answer to one HashJob: every file's digest, in order, or the first failure (its message names the file). */
 export type HashReply = { digests: string[] } | { error: string; path: string };

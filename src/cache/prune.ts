@@ -16,6 +16,7 @@ import { ioError } from "../model/errors.js";
  * blob it had just found and fail on reading it; prune when no build uses the cache.
  */
 
+/** What pruneCache removes from `cacheDir`; a limit left out is not applied. */
 export interface PruneOptions {
   cacheDir: string;
   /** Files unused for longer are removed. */

@@ -6,6 +6,7 @@ import { deflateBlock, type BlockJob } from "./gzip-block.js";
  * receives one BlockJob at a time and answers `{ output }` or `{ error }`.
  */
 
+/** What a deflate worker posts: once ready, then one output (or error) for each BlockJob it was sent. */
 export type WorkerMessage = { ready: true } | { output: Uint8Array } | { error: string };
 
 const port = parentPort;

@@ -8,6 +8,7 @@ import { UnsupportedError } from "../model/errors.js";
  * decompression context (zstd-stream.ts), since its DecompressStream ignores backpressure.
  */
 
+/** What the compressor uses of the zstd-napi package: its compressing stream, loaded by zstdModule. */
 export interface ZstdModule {
   CompressStream: new (params?: Record<string, unknown>) => Transform;
 }

@@ -18,6 +18,7 @@ import { parseImageConfig, parseManifestDocument } from "./parse.js";
  * (`imageFromParts`).
  */
 
+/** How an image reads the blobs of its source; each transport gives one. */
 export interface BlobReader {
   /** Where a blob lives, for messages: "blobs/sha256/ab… in ./layout", "127.0.0.1:5000/app@sha256:…". */
   where(desc: Descriptor): string;

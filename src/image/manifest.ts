@@ -11,6 +11,7 @@ import type { Descriptor, IndexJson, ManifestJson } from "../model/oci.js";
  * A manifest a source holds is never made again: its bytes are kept (model/image.ts).
  */
 
+/** Which media types an image's manifest, config and index take: OCI's, or Docker's schema 2. */
 export type ManifestFamily = "oci" | "docker";
 
 /** A manifest or index built here, with its media type. */

@@ -2,6 +2,7 @@ import type { Digest } from "./digest.js";
 
 /** JSON shapes of the OCI image spec / Docker v2s2, as they appear on disk and on the wire. */
 
+/** The platform an image runs on, with Go's names for `os` and `architecture` (linux, amd64; `variant` v8 for arm64). */
 export interface Platform {
   architecture: string;
   os: string;

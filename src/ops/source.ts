@@ -8,6 +8,7 @@ import type { ReadOptions } from "../transports/transport.js";
  * source holds it (an image or an index), or one image of it for a platform.
  */
 
+/** How readSource and readImageFor read a reference: the transport's read options and the platform to pick. */
 export interface SourceOptions extends ReadOptions {
   /** `os/arch[/variant]` picked from an index; the host's by default. */
   platform?: string | undefined;

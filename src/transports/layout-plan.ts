@@ -22,6 +22,7 @@ import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX_FILE, OCI_LA
  * writer and the OCI directory writer all lay out this one plan.
  */
 
+/** One blob of a layout plan, written at `blobs/sha256/HEX`; it has either `bytes` or `open`, and `what` names it in errors. */
 export interface PlannedBlob {
   readonly digest: Digest;
   readonly size: number;

@@ -6,6 +6,7 @@ import { InvalidReferenceError } from "../model/errors.js";
  * dir:), split at the first colon as skopeo does (so PATH cannot hold one).
  */
 
+/** The InvalidReferenceError for `spelled`, saying `why` it is not a valid reference. */
 export function invalidReference(spelled: string, why: string): InvalidReferenceError {
   return new InvalidReferenceError(`the image reference "${spelled}" is invalid: ${why}`);
 }

@@ -16,6 +16,7 @@ import { baseName, cleanPath, joinPath, parentPath } from "../model/image-path.j
  * `whiteoutPathFor` / `opaqueMarkerPathFor`. No other module spells these names.
  */
 
+/** The prefix of a whiteout's name: `.wh.NAME` deletes NAME from lower layers. */
 export const WHITEOUT_PREFIX = ".wh.";
 /** The opaque marker's name: in a directory, it hides every child of that directory in lower layers. */
 export const OPAQUE_MARKER = ".wh..wh..opq";

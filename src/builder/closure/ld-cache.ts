@@ -24,6 +24,7 @@ import { sourceUnreadable } from "../../layer/source-error.js";
  * and left to the caller.
  */
 
+/** One entry of the loader cache, as parseLdCache returns it. */
 export interface LdCacheEntry {
   /** The library name the loader looks up (libc.so.6). */
   name: string;

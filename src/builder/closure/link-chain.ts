@@ -12,6 +12,7 @@ import { SourceUnreadableError } from "../../model/errors.js";
  * (-> usr/lib), and the file /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2.
  */
 
+/** What linkChain found: the symbolic links on the way, and where the path ends up. */
 export interface LinkChain {
   /** Absolute paths of the symbolic links met, in the order met. */
   links: string[];

@@ -37,6 +37,7 @@ import { loaderTarget, type LoaderTarget } from "./target.js";
  * loader opens resolves inside the image as on the host.
  */
 
+/** What resolveClosure consults besides the programs' own search paths and the loader's default directories. */
 export interface ClosureOptions {
   /** The ld.so.cache entries to consult (default: the host's /etc/ld.so.cache). */
   ldCache?: readonly LdCacheEntry[];

@@ -13,6 +13,7 @@ import type { LoaderTarget } from "./target.js";
  * program), and `$PLATFORM` for a machine whose AT_PLATFORM depends on the CPU.
  */
 
+/** What expandSearchPath gives: the directories the loader searches, in order, and the elements left out. */
 export interface SearchPath {
   dirs: string[];
   /** Elements left out, each with why, for the build's notes. */

@@ -15,6 +15,7 @@ import { ELFCLASS64, ELFDATA2LSB, type ElfFile } from "./elf.js";
  * candidate is checked for the program's class and machine anyway.
  */
 
+/** The host's glibc loader conventions for one ELF class, byte order and machine. */
 export interface LoaderTarget {
   /** The multiarch triplet (x86_64-linux-gnu), or undefined for a machine not known here. */
   triplet: string | undefined;

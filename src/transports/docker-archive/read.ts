@@ -23,6 +23,7 @@ import { DOCKER_MANIFEST } from "./names.js";
  * everywhere. Otherwise the archive holds no manifest and one is made for the image.
  */
 
+/** Which image of a docker-archive to read; with several images and neither set, reading refuses (InvalidReferenceError). */
 export interface DockerArchiveSelection {
   /** NAME[:TAG] of one image. */
   pick?: string | undefined;

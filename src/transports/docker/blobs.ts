@@ -12,6 +12,7 @@ import { registryFailure } from "./failure.js";
 
 /** Reading blobs from a registry, and keeping them in a ContentStore so they are fetched once. */
 
+/** A blob to fetch: the digest and size in bytes its bytes are checked against. */
 export interface BlobRef {
   readonly digest: Digest;
   readonly size: number;

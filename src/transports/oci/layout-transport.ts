@@ -10,6 +10,7 @@ import { listLayout, readLayout } from "./read.js";
  * of the bag, how they write, and what a bare path of theirs looks like.
  */
 
+/** An `oci:` or `oci-archive:` reference: the layout's path, and the ref name of the entry it names, if any. */
 export interface LayoutReference {
   readonly path: string;
   /** org.opencontainers.image.ref.name */

@@ -2,6 +2,7 @@ import { digestHex, type Digest } from "../../model/digest.js";
 
 /** The fixed names of the OCI image layout spec, shared by its reader and writers. */
 
+/** The file at the layout's root that marks it as one and states its version. */
 export const OCI_LAYOUT_FILE = "oci-layout";
 /** The layout's top-level index, listing its images and indexes. */
 export const OCI_INDEX_FILE = "index.json";

@@ -17,6 +17,7 @@ import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX_FILE, OCI_LA
  * document is checked against its descriptor and every blob as it is read.
  */
 
+/** Which entry of a layout's index to read; with several entries and nothing set, reading refuses (InvalidReferenceError). */
 export interface LayoutSelection {
   /** `org.opencontainers.image.ref.name` of the wanted entry (oci:DIR:REF). */
   refName?: string | undefined;

@@ -17,6 +17,7 @@ import { readTopIndex } from "./read.js";
  * index entries stay, an entry with the same ref name is replaced.
  */
 
+/** How writeOciLayout writes: the names given to each item in index.json, and a listener told the bytes written. */
 export type OciWriteOptions = PlanOptions & { onProgress?: ProgressListener | undefined };
 
 /** Whether a new index entry takes the place of an existing one. */
