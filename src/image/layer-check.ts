@@ -37,6 +37,9 @@ export function corruptLayerError(layer: LayerClaims, err: Error): Error {
  */
 const checkedWhole = new Set<string>();
 
+/** How far a copy may run ahead of its check. */
+const TEE_BUFFER = 4 * 1024 * 1024;
+
 function keyOf(layer: LayerClaims): string {
   return `${layer.digest} ${layer.diffId}`;
 }
@@ -70,7 +73,8 @@ export function uncompressedOf(stored: Readable, layer: LayerClaims): Readable {
  */
 export function checkingLayer(layer: LayerClaims): Transform {
   if (checkedWhole.has(keyOf(layer))) return new PassThrough();
-  const tee = new PassThrough();
+  // A few MiB of slack, so the copy runs ahead of the decompressor instead of in step with it.
+  const tee = new PassThrough({ highWaterMark: TEE_BUFFER });
   let failure: Error | undefined;
   const checked = pipeline(uncompressedOf(tee, layer), discarding())
     .catch((err: unknown) => { failure = err as Error; });
