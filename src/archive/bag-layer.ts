@@ -1,4 +1,3 @@
-import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Digest } from "../model/digest.js";
 import { FormatError, GantryError, AbortedError } from "../model/errors.js";
@@ -8,6 +7,7 @@ import type { Compression } from "../model/mediatypes.js";
 import { measuring } from "../model/verify.js";
 import { decompressor, sniffCompression } from "../compression/compression.js";
 import { expansionBound } from "../compression/expansion.js";
+import { discarding } from "../util/io.js";
 import type { FileBag } from "./file-bag.js";
 
 /**
@@ -40,13 +40,12 @@ function abortedOr(err: unknown, signal: AbortSignal | undefined, what: string):
   return new FormatError(`${what} cannot be decompressed (${(err as Error).message}); the layer is corrupt`, { cause: err });
 }
 
-const discard = (): Writable => new Writable({ write(_chunk, _enc, cb) { cb(); } });
 
 /** The digest and size of a file's stored bytes, read once. */
 export async function hashEntry(bag: FileBag, name: string, what: string, signal?: AbortSignal): Promise<{ digest: Digest; size: number }> {
   const m = measuring();
   try {
-    await pipeline(await bag.open(name, signal), m.stream, discard(), signal ? { signal } : {});
+    await pipeline(await bag.open(name, signal), m.stream, discarding(), signal ? { signal } : {});
   } catch (err) {
     throw abortedOr(err, signal, what);
   }
@@ -61,7 +60,7 @@ export async function measureEntry(
   const plain = measuring();
   const bound = expansionBound(await bag.size(name), what);
   try {
-    await pipeline(await bag.open(name, signal), stored.stream, decompressor(compression, bound), plain.stream, discard(), signal ? { signal } : {});
+    await pipeline(await bag.open(name, signal), stored.stream, decompressor(compression, bound), plain.stream, discarding(), signal ? { signal } : {});
   } catch (err) {
     throw abortedOr(err, signal, what);
   }

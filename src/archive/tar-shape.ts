@@ -1,4 +1,4 @@
-import { Writable } from "node:stream";
+import { Transform } from "node:stream";
 import { FormatError } from "../model/errors.js";
 import { BLOCK, MAX_META_BYTES, checksumMatches, isZeroBlock, numeric, parsePax } from "./tar-header.js";
 
@@ -117,22 +117,30 @@ export class TarShape {
   }
 }
 
-/** A stream that takes a tar and fails (on a write, or at its end) as soon as it is not one. */
-export function tarShapeSink(what: string): Writable {
+/**
+ * A pass-through that fails at its end if what flowed is not a tar. A fault found early is
+ * held until then, so that a check upstream that speaks only at the end (a digest) is
+ * heard first: bytes that are not the blob named are a digest mismatch, whatever their
+ * shape. What flows is passed on unchanged either way.
+ */
+export function tarShapeChecking(what: string): Transform {
   const shape = new TarShape(what);
-  return new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      try {
-        shape.feed(chunk);
-        done();
-      } catch (err) {
-        done(err as Error);
+  let fault: Error | undefined;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (fault === undefined) {
+        try {
+          shape.feed(chunk);
+        } catch (err) {
+          fault = err as Error;
+        }
       }
+      done(null, chunk);
     },
-    final(done) {
+    flush(done) {
       try {
-        shape.end();
-        done();
+        if (fault === undefined) shape.end();
+        done(fault);
       } catch (err) {
         done(err as Error);
       }

@@ -8,9 +8,10 @@ import { ExpansionCounter, type ExpansionBound } from "./expansion.js";
  * (pigz); what it lets pass is zero bytes after the last member, which it silently skips.
  * Those are refused here, as Go's reader refuses them: a layer is exactly its gzip members.
  * Given a bound, output past it fails the stream (expansion.ts). zlib honours backpressure
- * itself: it inflates one chunk at a time, as its reader asks. The chunk is 256 KiB: at
- * 64 KiB, inflating a 211 MB layer took twice as long (1.1 s against 0.5 s), which a copy
- * that checks its layers on the way pays in full.
+ * itself: it inflates one chunk at a time, as its reader asks. The chunk is 1 MiB: a 211 MB
+ * layer inflated in 1.1 s with 64 KiB chunks, 0.53 s with 256 KiB and 0.46 s with 1 MiB
+ * (each chunk is a round trip to the thread pool), which a copy that checks its layers on
+ * the way pays in full.
  */
 export class StrictGunzip extends Gunzip {
   private readonly counter: ExpansionCounter;
@@ -19,7 +20,7 @@ export class StrictGunzip extends Gunzip {
   private ended = false;
 
   constructor(bound?: ExpansionBound) {
-    super({ chunkSize: 256 * 1024 });
+    super({ chunkSize: 1024 * 1024 });
     this.counter = new ExpansionCounter(bound);
   }
 

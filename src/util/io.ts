@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from "node:fs";
-import { Transform } from "node:stream";
+import { Transform, Writable } from "node:stream";
 
 /**
  * Buffer sizes for streaming blobs and layers to and from files. Node's defaults (64 KiB
@@ -19,6 +19,11 @@ export function fileWriter(path: string, mode?: number): WriteStream {
 /** A read stream of `path` in READ_CHUNK-sized chunks. */
 export function fileReader(path: string): ReadStream {
   return createReadStream(path, { highWaterMark: READ_CHUNK });
+}
+
+/** A stream that takes everything and keeps nothing: the end of a pipeline read only to be checked. */
+export function discarding(): Writable {
+  return new Writable({ write(_chunk, _enc, cb) { cb(); } });
 }
 
 /** A pass-through that tells `onBytes` the length of each chunk (a progress meter's feed). */
