@@ -11,7 +11,7 @@ import { expansionBound } from "../compression/expansion.js";
 import { MAX_JSON_BYTES, cleanEntryName, tooLarge, withSignal, type FileBag } from "./file-bag.js";
 import { parseJson } from "../image/parse.js";
 import { resolveLinks, type FollowRules, type RootEntry, type RootView } from "../model/root-resolve.js";
-import { BLOCK, MAX_META_BYTES, checksumMatches, cString, headerName, isZeroBlock, numeric, parsePax } from "./tar-header.js";
+import { BLOCK, MAX_META_BYTES, checksumMatches, cString, headerName, isZeroBlock, numeric, parsePax } from "../tar/header.js";
 
 /**
  * Archives are indexed once, then read by range. tar-stream reads a tar front to back

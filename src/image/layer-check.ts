@@ -6,7 +6,7 @@ import type { Compression } from "../model/mediatypes.js";
 import { chain, verifying } from "../model/verify.js";
 import { decompressor } from "../compression/compression.js";
 import { expansionBound } from "../compression/expansion.js";
-import { tarShapeChecking } from "../archive/tar-shape.js";
+import { tarShapeChecking } from "../tar/shape.js";
 import { discarding } from "../util/io.js";
 
 /**

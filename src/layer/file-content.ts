@@ -1,7 +1,7 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, readSync } from "node:fs";
 import { addAbortSignal, type Readable } from "node:stream";
 import { DigestMismatchError, GantryError, SourceUnreadableError } from "../model/errors.js";
-import { sourceUnreadable } from "./source-error.js";
+import { openSourceSync, sourceUnreadable } from "./source-error.js";
 import { READ_CHUNK } from "../util/io.js";
 
 /**
@@ -37,12 +37,7 @@ export function contentChunks(content: FileContent, size: number, signal: AbortS
  */
 async function* hostFileChunks(path: string, size: number): AsyncGenerator<Buffer> {
   const changed = (now: number): GantryError => new SourceUnreadableError(`the source file ${path} changed size while the layer was built (${size} bytes when walked, ${now} now); build again once it stops changing`);
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (err) {
-    throw sourceUnreadable(path, err);
-  }
+  const fd = openSourceSync(path);
   try {
     const now = fstatSync(fd).size;
     if (now !== size) throw changed(now);

@@ -1,3 +1,4 @@
+import { openSync } from "node:fs";
 import { GantryError, SourceUnreadableError } from "../model/errors.js";
 
 /**
@@ -13,4 +14,13 @@ export function sourceUnreadable(hostPath: string, err: unknown): GantryError {
     : code === "ELOOP" ? "is a symbolic link loop"
     : ((err as Error | undefined)?.message ?? String(err));
   return new SourceUnreadableError(`the source ${hostPath} ${reason}; check the copyToRoot sources of the spec`, { cause: err });
+}
+
+/** Opens a host source file for reading: its descriptor, or SOURCE_UNREADABLE naming it. */
+export function openSourceSync(hostPath: string): number {
+  try {
+    return openSync(hostPath, "r");
+  } catch (err) {
+    throw sourceUnreadable(hostPath, err);
+  }
 }

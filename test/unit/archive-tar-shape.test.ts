@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { TarShape } from "../../src/archive/tar-shape.js";
+import { TarShape } from "../../src/tar/shape.js";
 import { GantryError } from "../../src/model/errors.js";
 import { tmpDir } from "../helpers/tmp.js";
 import { have } from "../helpers/tools.js";

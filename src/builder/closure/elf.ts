@@ -1,6 +1,6 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, readSync } from "node:fs";
 import { FormatError } from "../../model/errors.js";
-import { sourceUnreadable } from "../../layer/source-error.js";
+import { openSourceSync, sourceUnreadable } from "../../layer/source-error.js";
 
 /**
  * Reads what the dynamic loader reads of an ELF file, and nothing more: the file header
@@ -232,12 +232,7 @@ function cString(b: Buffer, at: number): string {
 
 /** Reads a host file's ELF headers with positioned reads (a 100 MB program is not read whole). */
 export function readElfFile(hostPath: string): ElfFile {
-  let fd: number;
-  try {
-    fd = openSync(hostPath, "r");
-  } catch (err) {
-    throw sourceUnreadable(hostPath, err);
-  }
+  const fd = openSourceSync(hostPath);
   try {
     const size = fstatSync(fd).size;
     const src: ByteSource = {

@@ -1,5 +1,5 @@
-import { closeSync, openSync, readSync } from "node:fs";
-import { sourceUnreadable } from "../../layer/source-error.js";
+import { closeSync, readSync } from "node:fs";
+import { openSourceSync, sourceUnreadable } from "../../layer/source-error.js";
 
 /**
  * What the kernel runs for a script: the `#!` line's interpreter (binfmt_script reads the
@@ -21,12 +21,7 @@ export interface Shebang {
 
 /** The first HEAD_BYTES bytes of a host file (fewer if it is shorter). */
 export function readHead(hostPath: string): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(hostPath, "r");
-  } catch (err) {
-    throw sourceUnreadable(hostPath, err);
-  }
+  const fd = openSourceSync(hostPath);
   try {
     const buf = Buffer.alloc(HEAD_BYTES);
     const n = readSync(fd, buf, 0, HEAD_BYTES, 0);

@@ -2,7 +2,7 @@ import { FormatError } from "../model/errors.js";
 
 /**
  * The fields of a tar header block, as both tar readers that do not extract need them:
- * the archive indexer (tar-index.ts) and the layer shape check (tar-shape.ts). ustar names,
+ * the archive indexer (archive/tar-index.ts) and the layer shape check (shape.ts). ustar names,
  * GNU base-256 numbers and PAX records.
  */
 

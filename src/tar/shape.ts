@@ -1,6 +1,6 @@
 import { Transform } from "node:stream";
 import { FormatError } from "../model/errors.js";
-import { BLOCK, MAX_META_BYTES, checksumMatches, isZeroBlock, numeric, parsePax } from "./tar-header.js";
+import { BLOCK, MAX_META_BYTES, checksumMatches, isZeroBlock, numeric, parsePax } from "./header.js";
 
 /**
  * Whether a stream is a tar, checked as it flows without keeping it: every header's
