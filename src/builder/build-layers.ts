@@ -4,14 +4,16 @@ import { SpecError, throwIfAborted } from "../model/errors.js";
 import type { Image, Layer } from "../model/image.js";
 import type { ProgressListener } from "../model/progress.js";
 import { storedLayer, type BlobStore, type StoredLayerBlob } from "../cache/blob-store.js";
-import type { LayerIndex } from "../cache/layer-index.js";
-import { keyOfWalk, walkForKey, type LayerKey, type LayerRecipe } from "../cache/content-key.js";
+import type { IndexKey, LayerIndex } from "../cache/layer-index.js";
+import { keyOfWalk, recipeText, walkForKey, type LayerKey, type LayerRecipe } from "../cache/content-key.js";
+import { SnapshotHasher, type SourceSnapshots } from "../cache/source-snapshot.js";
 import type { StatIndex } from "../cache/stat-index.js";
 import type { FactsStore } from "../layer/merged-tree.js";
 import { packedFacts } from "../layer/apply-layer.js";
 import type { SharedCache } from "./shared-cache.js";
 import type { LayerEntry } from "../layer/differ.js";
-import { mergedTree, rememberPackedLayer } from "../layer/merged-tree.js";
+import { rememberPackedLayer } from "../layer/merged-tree.js";
+import { BelowTree, type LookupJournalStore } from "../layer/below-tree.js";
 import { packLayer } from "../layer/pack.js";
 import type { SourceTree } from "../layer/sources.js";
 import type { NewLayerRecord } from "./config.js";
@@ -34,6 +36,10 @@ export interface LayerContext {
   facts: FactsStore | undefined;
   /** Content digests of source files by their fingerprint (with `index`). */
   stat: StatIndex | undefined;
+  /** What comparisons asked of the trees below, by chain (with `facts`). */
+  journal: LookupJournalStore | undefined;
+  /** The keys of unchanged sources, found by an lstat walk (with `index`). */
+  snapshots: SourceSnapshots | undefined;
   /** The registry cache (`--cache-from`, `--cache-to`), looked in after the local index. */
   shared: SharedCache | undefined;
   signal: AbortSignal | undefined;
@@ -134,22 +140,25 @@ function layerRecipe(plan: ExpandedPlan, layer: ExpandedLayer, comparedWith: rea
 }
 
 async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | undefined, ctx: LayerContext, out: NewLayers, layerAbove: boolean): Promise<Layer> {
-  const { store, index, progress, signal } = ctx;
+  const { store, index, signal } = ctx;
   // The key needs only the diffIds compared with, so a hit never reads the layers below.
   let key: LayerKey | undefined;
   let hit: StoredLayerBlob | undefined;
+  let snapshot: SnapshotHasher | undefined;
+  const recipe = layerRecipe(ctx.plan, job.plan, job.comparedWith);
   if (index !== undefined && isCacheable(job.plan)) {
-    const walked = job.walk !== undefined ? { tree: job.walk } : await walkForKey(job.plan.sources, { signal, stat: ctx.stat });
-    key = await keyOfWalk(layerRecipe(ctx.plan, job.plan, job.comparedWith), walked.tree, { stat: ctx.stat, signal, prehashed: walked.prehashed });
+    // Sources unchanged since a build recorded their snapshot: the key without making it.
+    const unchanged = job.walk === undefined ? await ctx.snapshots?.unchangedKey(recipeText(recipe), recipe.sources, signal) : undefined;
+    hit = unchanged && await index.lookup(unchanged, store);
+    if (hit !== undefined) return cachedLayer(unchanged!, hit, job, ctx, out, " (its sources as the last build saw them)");
+    if (job.walk === undefined && ctx.snapshots !== undefined) snapshot = new SnapshotHasher();
+    const walked = job.walk !== undefined ? { tree: job.walk } : await walkForKey(job.plan.sources, { signal, stat: ctx.stat, onStat: snapshot?.visit });
+    key = await keyOfWalk(recipe, walked.tree, { stat: ctx.stat, signal, prehashed: walked.prehashed });
     hit = await index.lookup(key, store);
   }
   if (hit !== undefined) {
-    progress({ step: "layer", message: `${job.what} unchanged: ${hit.digest} from the cache` });
-    // Read (and verified) only when the output is written; a damaged blob is named there.
-    const layer = storedLayer(store, hit, `the cached ${store.pathOf(hit.digest)} of new ${job.what} (delete it to pack the layer again)`);
-    out.cached.add(layer);
-    ctx.shared?.remember(key!, layer, job.what);
-    return layer;
+    if (snapshot !== undefined) await ctx.snapshots?.record(recipeText(recipe), recipe.sources, snapshot, key!);
+    return cachedLayer(key!, hit, job, ctx, out);
   }
   const shared = index !== undefined && key !== undefined ? await ctx.shared?.find(key, job.what, { store, index }) : undefined;
   if (shared !== undefined) {
@@ -162,12 +171,24 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
     const changed = packed.fileDigests && changedSince(key, packed.entries, packed.fileDigests);
     if (changed === undefined) {
       await index.record(key, packed.layer);
+      if (snapshot !== undefined) await ctx.snapshots?.record(recipeText(recipe), recipe.sources, snapshot, key);
       ctx.shared?.remember(key, packed.layer, job.what);
     } else {
-      progress({ step: "layer", message: `${job.what} not cached: ${changed} changed while the layer was built; the next build packs it again` });
+      ctx.progress({ step: "layer", message: `${job.what} not cached: ${changed} changed while the layer was built; the next build packs it again` });
     }
   }
   return packed.layer;
+}
+
+/** A layer the layer index has for `key`. */
+function cachedLayer(key: IndexKey, hit: StoredLayerBlob, job: LayerJob, ctx: LayerContext, out: NewLayers, how = ""): Layer {
+  const { store } = ctx;
+  ctx.progress({ step: "layer", message: `${job.what} unchanged: ${hit.digest} from the cache${how}` });
+  // Read (and verified) only when the output is written; a damaged blob is named there.
+  const layer = storedLayer(store, hit, `the cached ${store.pathOf(hit.digest)} of new ${job.what} (delete it to pack the layer again)`);
+  out.cached.add(layer);
+  ctx.shared?.remember(key, layer, job.what);
+  return layer;
 }
 
 /**
@@ -204,8 +225,8 @@ interface Packed {
 async function packNew(job: LayerJob, below: readonly Layer[], base: Image | undefined, ctx: LayerContext, walked: WalkedSources | undefined, learn: boolean): Promise<Packed> {
   const { plan, store, signal, progress } = ctx;
   progress({ step: "layer", message: `comparing ${job.what} with the base` });
-  const tree = await mergedTree(job.comparedWith, { signal, store: ctx.facts });
-  const content = await layerContent(tree, job.plan, job.comparedWith, plan, signal, base?.config, walked, progress);
+  const belowTree = new BelowTree(job.comparedWith, { signal, facts: ctx.facts, journal: ctx.journal });
+  const content = await layerContent(belowTree, job.plan, job.comparedWith, plan, signal, base?.config, walked, progress);
   try {
     const signature = entriesSignature(content.entries, plan);
     const same = ctx.packed.get(signature);
@@ -221,8 +242,9 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
     const layer = await packLayer(content.entries, packOpts);
     if (fileDigests) {
       const facts = packedFacts(content.entries, fileDigests, `new ${job.what}`);
-      // The tree below this layer in the image (not what a bin was compared with) gets it on top.
-      const chainTree = job.comparedWith.length === below.length ? tree : await mergedTree(below, { signal, store: ctx.facts });
+      // The tree below this layer in the image (not what a bin was compared with), if the
+      // comparison read it whole, gets it on top; the facts are kept either way.
+      const chainTree = job.comparedWith.length === below.length ? belowTree.loaded() : undefined;
       await rememberPackedLayer(below, layer, chainTree, facts, ctx.facts);
     }
     ctx.packed.set(signature, layer);

@@ -15,6 +15,8 @@ import { BlobStore } from "../cache/blob-store.js";
 import { LayerIndex } from "../cache/layer-index.js";
 import { LayerFactsIndex } from "../cache/layer-facts.js";
 import { StatIndex } from "../cache/stat-index.js";
+import { SourceSnapshots } from "../cache/source-snapshot.js";
+import { LookupJournals } from "../cache/lookup-journal.js";
 import { defaultCacheDir } from "../cache/location.js";
 import { imageFromParts, indexOfDocuments } from "../image/image.js";
 import { buildIndex } from "../image/manifest.js";
@@ -204,6 +206,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       index: opts.noCache ? undefined : new LayerIndex(join(cacheDir, "layers")),
       facts: localFacts && (shared?.factsOver(localFacts) ?? localFacts),
       stat: opts.noCache ? undefined : new StatIndex(join(cacheDir, "stat")),
+      snapshots: opts.noCache ? undefined : new SourceSnapshots(join(cacheDir, "snapshots")),
+      journal: opts.noCache ? undefined : new LookupJournals(join(cacheDir, "lookups")),
       shared,
     };
     stat = ctx.stat;

@@ -1,7 +1,7 @@
 import type { Digest } from "../model/digest.js";
 import type { Layer } from "../model/image.js";
 import type { ImageConfigJson } from "../model/oci.js";
-import type { FileTree } from "../layer/tree.js";
+import type { BelowTree } from "../layer/below-tree.js";
 import { walkSources, type SourceTree } from "../layer/sources.js";
 import { diffLayer, type DiffOptions, type LayerEntry } from "../layer/differ.js";
 import { extractLayers } from "../flatten/flatten.js";
@@ -31,7 +31,8 @@ const NOTHING_STAGED = async (): Promise<void> => {};
 /**
  * What one new layer holds, compared with `below` (the merged tree of `lowerLayers`):
  *
- * - copyToRoot only: the sources themselves, walked where they are.
+ * - copyToRoot only: the sources themselves, walked where they are, compared through
+ *   `below`'s lookup journal when it can answer.
  * - extraCommands: the sources copied to a staging directory, the script run there
  *   (not chrooted), then the directory walked as the layer's one source.
  * - runAsRoot: the lower layers exported to a root file system, the sources laid over
@@ -42,7 +43,7 @@ const NOTHING_STAGED = async (): Promise<void> => {};
  *   user namespace (rootless-stage.ts), with the same result.
  */
 export async function layerContent(
-  below: FileTree,
+  belowTree: BelowTree,
   layer: ExpandedLayer,
   lowerLayers: readonly Layer[],
   plan: ExpandedPlan,
@@ -61,9 +62,11 @@ export async function layerContent(
 
   if (layer.runAsRoot === undefined && layer.extraCommands === undefined) {
     const sources = walked?.tree ?? await walkSources(layer.sources, walkOpts);
-    return { entries: await diffLayer(below, sources, { ...diffOptions, knownDigests: walked?.digests }), dispose: NOTHING_STAGED };
+    const entries = await belowTree.compare((lower) => diffLayer(lower, sources, { ...diffOptions, knownDigests: walked?.digests }));
+    return { entries, dispose: NOTHING_STAGED };
   }
 
+  const below = await belowTree.tree();
   const runAsRoot = layer.runAsRoot;
   const stage = await makeStage(runAsRoot !== undefined ? "gantry-rootfs-" : "gantry-stage-");
   try {

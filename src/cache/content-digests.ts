@@ -1,6 +1,6 @@
 import { basename, dirname } from "node:path";
 import type { Digest } from "../model/digest.js";
-import { walkSources, type HostFingerprint, type SourceSpec, type SourceTree } from "../layer/sources.js";
+import { walkSources, type HostFingerprint, type SourceSpec, type SourceTree, type StatVisitor } from "../layer/sources.js";
 import { HashQueue } from "./hash-pool.js";
 import type { DirectoryTable, StatIndex } from "./stat-index.js";
 
@@ -33,8 +33,8 @@ export interface Prehashed {
  * is much to hash): a fresh checkout's walk and hashing overlap instead of following each
  * other. contentDigests() then takes the digests from the queue.
  */
-export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal): Promise<KeyWalk> {
-  if (stat === undefined) return { tree: await walkSources(sources, { signal, fingerprint: true }) };
+export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, onStat?: StatVisitor): Promise<KeyWalk> {
+  if (stat === undefined) return { tree: await walkSources(sources, { signal, fingerprint: true, onStat }) };
   // Every table a file of these sources can be kept in (statPlace): each source and its parent.
   const tables = new Map<string, DirectoryTable>();
   for (const dir of new Set(sources.flatMap((s) => [s.from, dirname(s.from)]))) tables.set(dir, await stat.table(dir));
@@ -47,7 +47,7 @@ export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatI
     else queue.add({ path: hostPath, size });
   };
   try {
-    return { tree: await walkSources(sources, { signal, fingerprint: true, onFile }), prehashed: { known, queue } };
+    return { tree: await walkSources(sources, { signal, fingerprint: true, onFile, onStat }), prehashed: { known, queue } };
   } catch (err) {
     await queue.finish().catch(() => {}); // stops its workers
     throw err;

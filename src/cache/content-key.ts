@@ -2,7 +2,7 @@ import { digestHex, hasherDigest, newHasher, type Digest } from "../model/digest
 import type { Compression } from "../model/mediatypes.js";
 import { DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL } from "../compression/compression.js";
 import type { PermRule } from "../layer/differ.js";
-import { type SourceNode, type SourceSpec, type SourceTree } from "../layer/sources.js";
+import { type SourceNode, type SourceSpec, type SourceTree, type StatVisitor } from "../layer/sources.js";
 import { compressorEngine, gantryVersion } from "./versions.js";
 import { contentDigests, walkAndPrehash, type KeyWalk, type Prehashed } from "./content-digests.js";
 import type { StatIndex } from "./stat-index.js";
@@ -65,8 +65,8 @@ export interface LayerKey {
  * Walks sources for a key: lstat only, with each file's fingerprint for the stat index;
  * with the index, the files it cannot vouch for are hashed while the walk goes on.
  */
-export async function walkForKey(sources: readonly SourceSpec[], opts: { signal?: AbortSignal | undefined; stat?: StatIndex | undefined } = {}): Promise<KeyWalk> {
-  return walkAndPrehash(sources, opts.stat, opts.signal);
+export async function walkForKey(sources: readonly SourceSpec[], opts: { signal?: AbortSignal | undefined; stat?: StatIndex | undefined; onStat?: StatVisitor | undefined } = {}): Promise<KeyWalk> {
+  return walkAndPrehash(sources, opts.stat, opts.signal, opts.onStat);
 }
 
 /** How a key is made: with the stat index (none: every file is read), and the hashing a walk began. */
@@ -90,7 +90,17 @@ export async function layerKey(recipe: LayerRecipe, opts: KeyOptions = {}): Prom
 export async function keyOfWalk(recipe: LayerRecipe, tree: SourceTree, opts: KeyOptions = {}): Promise<LayerKey> {
   const { digests, hashed } = await contentDigests(tree, recipe.sources, opts.stat, opts.signal, opts.prehashed);
   const hash = newHasher();
-  hash.update(`${JSON.stringify(canonical({
+  hash.update(`${recipeText(recipe)}\n`);
+  for (const [path, node] of tree.entries()) hash.update(entryLine(path, node, digests.get(path)));
+  return { hex: digestHex(hasherDigest(hash)), walked: tree, digests, hashed };
+}
+
+/**
+ * The part of a key that is not the walked entries: the format, the versions and the
+ * recipe, as canonical JSON (host paths excluded).
+ */
+export function recipeText(recipe: LayerRecipe): string {
+  return JSON.stringify(canonical({
     format: KEY_FORMAT,
     gantry: gantryVersion(),
     engine: compressorEngine(recipe.compression),
@@ -101,9 +111,7 @@ export async function keyOfWalk(recipe: LayerRecipe, tree: SourceTree, opts: Key
     mtime: recipe.mtime,
     compression: recipe.compression,
     level: effectiveLevel(recipe.compression, recipe.level),
-  }))}\n`);
-  for (const [path, node] of tree.entries()) hash.update(entryLine(path, node, digests.get(path)));
-  return { hex: digestHex(hasherDigest(hash)), walked: tree, digests, hashed };
+  }));
 }
 
 /** Every field of a walked node but its host path, in a fixed order (the check below keeps the list whole). */

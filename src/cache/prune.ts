@@ -7,7 +7,8 @@ import { ioError } from "../model/errors.js";
  * of a layer's facts sets its mtime (touchUsed), so a file's mtime is when it was last
  * used, on any filesystem, atime or not. Pruning then:
  *
- * 1. removes blobs, facts and stat tables not used for `maxAgeMs`;
+ * 1. removes blobs, facts, stat tables, source snapshots and lookup journals not used
+ *    for `maxAgeMs`;
  * 2. while the blobs left weigh more than `maxBytes`, removes the least recently used;
  * 3. drops the layer index entries whose blob is gone (an entry is a pointer, never data).
  *
@@ -32,7 +33,8 @@ export interface PruneOptions {
 /** What pruneCache removed (or, on a dry run, would remove) and the blobs it kept; bytes are blob bytes. */
 export interface PruneResult {
   cacheDir: string;
-  removed: { blobs: number; bytes: number; indexEntries: number; facts: number; statTables: number };
+  /** `records`: source snapshots and lookup journals. */
+  removed: { blobs: number; bytes: number; indexEntries: number; facts: number; statTables: number; records: number };
   kept: { blobs: number; bytes: number };
   dryRun: boolean;
 }
@@ -72,7 +74,7 @@ export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
   const remove = async (f: CacheFile): Promise<void> => {
     if (!dryRun) await rm(f.path, { force: true });
   };
-  const removed = { blobs: 0, bytes: 0, indexEntries: 0, facts: 0, statTables: 0 };
+  const removed = { blobs: 0, bytes: 0, indexEntries: 0, facts: 0, statTables: 0, records: 0 };
 
   const blobs = (await filesIn(join(opts.cacheDir, "blobs", "sha256"))).sort((a, b) => a.usedMs - b.usedMs);
   const kept: CacheFile[] = [];
@@ -104,6 +106,13 @@ export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
     if (table.usedMs >= oldest) continue;
     await remove(table);
     removed.statTables++;
+  }
+  for (const sub of ["snapshots", "lookups"]) {
+    for (const record of await filesIn(join(opts.cacheDir, sub))) {
+      if (record.usedMs >= oldest) continue;
+      await remove(record);
+      removed.records++;
+    }
   }
   return { cacheDir: opts.cacheDir, removed, kept: { blobs: kept.length, bytes: keptBytes }, dryRun };
 }

@@ -40,8 +40,13 @@ const NS_PER_SECOND = 1_000_000_000n;
 
 /** Whether a file hashed at `hashedAtNs` could still change without its fingerprint showing it. */
 export function isRacy(fingerprint: HostFingerprint, hashedAtNs: bigint): boolean {
-  const window = fingerprint.ctimeNs % NS_PER_SECOND === 0n ? RACY_WINDOW_WHOLE_SECONDS_NS : RACY_WINDOW_NS;
-  return fingerprint.ctimeNs > hashedAtNs - window;
+  return isRacyChange(fingerprint.ctimeNs, hashedAtNs);
+}
+
+/** Whether an entry whose ctime is `ctimeNs`, seen at `seenAtNs`, could change again within the tick its ctime shows. */
+export function isRacyChange(ctimeNs: bigint, seenAtNs: bigint): boolean {
+  const window = ctimeNs % NS_PER_SECOND === 0n ? RACY_WINDOW_WHOLE_SECONDS_NS : RACY_WINDOW_NS;
+  return ctimeNs > seenAtNs - window;
 }
 
 interface Line {

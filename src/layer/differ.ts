@@ -8,7 +8,7 @@ import { mapLimited } from "../util/concurrency.js";
 import type { EntryType } from "./path-tree.js";
 import type { SourceNode, SourceTree } from "./sources.js";
 import { comparePaths, parentPath } from "../model/image-path.js";
-import type { FileTree, TreeNode } from "./tree.js";
+import { FileTree, type TreeNode } from "./tree.js";
 
 /** A `perms` override: paths matching the glob `path` (see glob.ts) get these fields. */
 export interface PermRule {
@@ -46,6 +46,16 @@ export interface DiffOptions {
   /** The content digests already known (a layer key's), by source path: those files are not read again. */
   knownDigests?: ReadonlyMap<string, Digest> | undefined;
   signal?: AbortSignal | undefined;
+}
+
+/**
+ * All a copyToRoot comparison (no `deletions`) asks of the tree below: a FileTree, or a
+ * record of its answers (below-tree.ts).
+ */
+export interface LowerLookups {
+  get(path: string): TreeNode | undefined;
+  resolveDir(path: string): string;
+  isLinkToDir(path: string): boolean;
 }
 
 /** One entry of a new layer, ready for the tar writer. */
@@ -105,8 +115,10 @@ const HASH_CONCURRENCY = 4;
  *
  * Entries come out sorted by path in byte order, each path once, parents first.
  */
-export async function diffLayer(base: FileTree, source: SourceTree, opts: DiffOptions): Promise<LayerEntry[]> {
+export async function diffLayer(base: FileTree | LowerLookups, source: SourceTree, opts: DiffOptions): Promise<LayerEntry[]> {
   checkOptions(opts);
+  // Whiteouts list what the base has; only a whole tree can say.
+  if (opts.deletions && !(base instanceof FileTree)) throw new Error("a comparison with deletions needs the whole tree below");
   const attributes = attributeRules(opts);
   const placements = place(base, source, opts, attributes);
 
@@ -128,7 +140,7 @@ export async function diffLayer(base: FileTree, source: SourceTree, opts: DiffOp
   for (const p of hashed) if (p !== undefined) stored.push(p);
 
   const entries = linkHardlinkGroups(stored, placements);
-  if (opts.deletions) entries.push(...deletionEntries(base, source, opts));
+  if (opts.deletions) entries.push(...deletionEntries(base as FileTree, source, opts));
   return entries.sort((a, b) => comparePaths(a.path, b.path));
 }
 
@@ -168,7 +180,7 @@ function attributeRules(opts: DiffOptions): Attributes {
 }
 
 /** Decides where each source node goes in the image, rerouting under base symlinks (copyToRoot only). */
-function place(base: FileTree, source: SourceTree, opts: DiffOptions, attributes: Attributes): Placement[] {
+function place(base: LowerLookups, source: SourceTree, opts: DiffOptions, attributes: Attributes): Placement[] {
   const byTarget = new Map<string, Placement>();
   for (const [sourcePath, node] of source.entries()) {
     const target = opts.deletions ? sourcePath : base.resolveDir(sourcePath);

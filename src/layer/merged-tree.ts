@@ -121,13 +121,16 @@ async function buildChain(layers: readonly Layer[], signal: AbortSignal | undefi
 }
 
 /**
- * For a layer just packed, whose entries are known: puts its facts in the store and makes
- * `below` plus the layer the known tree of the chain, so no build reads the layer back.
- * `tree` (the merged tree of the layers below) is the memo's from then on.
+ * For a layer just packed, whose entries are known: puts its facts in the store and, given
+ * `tree` (the merged tree of the layers below, if it was read), makes `below` plus the
+ * layer the known tree of the chain, so no build reads the layer back. `tree` is the
+ * memo's from then on.
  */
-export async function rememberPackedLayer(below: readonly Layer[], layer: Layer, tree: FileTree, facts: LayerFacts, store: FactsStore | undefined): Promise<void> {
-  const chain = [...below, layer];
-  replayFacts(tree, facts, below.length, `new layer ${layer.diffId}`);
-  remember(chainKey(chain, chain.length), Promise.resolve(tree));
+export async function rememberPackedLayer(below: readonly Layer[], layer: Layer, tree: FileTree | undefined, facts: LayerFacts, store: FactsStore | undefined): Promise<void> {
+  if (tree !== undefined) {
+    const chain = [...below, layer];
+    replayFacts(tree, facts, below.length, `new layer ${layer.diffId}`);
+    remember(chainKey(chain, chain.length), Promise.resolve(tree));
+  }
   await store?.save(layer.diffId, facts).catch(() => {});
 }

@@ -138,6 +138,7 @@ interface WalkState {
   /** Each walked regular file's fingerprint by node, when asked for; resolved to paths once the overlay is final. */
   fingerprints: WeakMap<SourceNode, HostFingerprint> | undefined;
   onFile: WalkOptions["onFile"];
+  onStat: StatVisitor | undefined;
 }
 
 /** How walkSources walks; a fired `signal` rejects with an AbortedError. */
@@ -149,7 +150,12 @@ export interface WalkOptions {
   fingerprint?: boolean;
   /** Told of each regular file as it is found, with its fingerprint (with `fingerprint`), so its hashing can start. */
   onFile?: ((hostPath: string, size: number, fingerprint: HostFingerprint) => void) | undefined;
+  /** Told of every lstat the walk makes, in walk order (a snapshot of the sources, cache/source-snapshot.ts). */
+  onStat?: StatVisitor | undefined;
 }
+
+/** Told of one host entry a walk found: its host path and its lstat. */
+export type StatVisitor = (hostPath: string, st: BigIntStats) => void;
 
 /**
  * Walks `sources` (never following symlinks) and overlays them in order: a later source
@@ -167,6 +173,11 @@ export async function walkSources(sources: readonly SourceSpec[], opts: WalkOpti
     owners: opts.owners === true,
     fingerprints: opts.fingerprint === true ? new WeakMap() : undefined,
     onFile: opts.onFile,
+    onStat: opts.onStat,
+  };
+  const visit: EntryVisitor = (hostPath, imagePath, st) => {
+    state.onStat?.(hostPath, st);
+    addEntry(state, hostPath, imagePath, st);
   };
   for (const source of sources) {
     if (!isAbsolute(source.from)) {
@@ -177,9 +188,10 @@ export async function walkSources(sources: readonly SourceSpec[], opts: WalkOpti
       throw new UnsafePathError(`the copyToRoot destination ${JSON.stringify(source.to)} has a name starting with ".wh.", which layers reserve for deletions; choose another path`);
     }
     const st = lstatOrThrow(source.from);
+    state.onStat?.(source.from, st);
     if (st.isDirectory()) {
       if (to !== "") state.tree.set(to, { type: "dir", mode: Number(st.mode) & 0o7777, size: 0 });
-      walkDir(state, source.from, to);
+      visitDir(source.from, to, visit, state.signal);
     } else {
       if (to === "") {
         throw new SpecError(`the copyToRoot source ${source.from} is not a directory and cannot be laid at "/"; give it a "to" path or use its directory`);
@@ -201,11 +213,29 @@ function lstatOrThrow(hostPath: string): BigIntStats {
 }
 
 /**
- * One directory, depth first. The calls are synchronous on purpose: the walk is the whole
- * of an unchanged rebuild, and a synchronous lstat costs a third of a promised one here.
+ * Every host entry of the sources, lstat only, in the order walkSources visits them (each
+ * source's own path, then what is below it), with none of a tree's cost: what a snapshot
+ * of unchanged sources needs. Throws as walkSources does for what it cannot read.
  */
-function walkDir(state: WalkState, hostDir: string, imageDir: string): void {
-  throwIfAborted(state.signal);
+export function statSources(sources: readonly SourceSpec[], onStat: StatVisitor, signal?: AbortSignal): void {
+  const visit: EntryVisitor = (hostPath, _imagePath, st) => onStat(hostPath, st);
+  for (const source of sources) {
+    const st = lstatOrThrow(source.from);
+    onStat(source.from, st);
+    if (st.isDirectory()) visitDir(source.from, "", visit, signal);
+  }
+}
+
+/** Told of one entry of a directory walk, before the walk descends into it. */
+type EntryVisitor = (hostPath: string, imagePath: string, st: BigIntStats) => void;
+
+/**
+ * One directory, depth first, names in byte order; a directory is visited, then walked.
+ * The calls are synchronous on purpose: the walk is the whole of an unchanged rebuild, and
+ * a synchronous lstat costs a third of a promised one here.
+ */
+function visitDir(hostDir: string, imageDir: string, visit: EntryVisitor, signal: AbortSignal | undefined): void {
+  throwIfAborted(signal);
   let names: string[];
   try {
     names = readdirSync(hostDir);
@@ -219,10 +249,14 @@ function walkDir(state: WalkState, hostDir: string, imageDir: string): void {
     if (isWhiteoutName(name)) {
       throw new UnsafePathError(`the source file ${hostPath} has a name starting with ".wh.", which layers reserve for deletions; rename or remove it`);
     }
-    addEntry(state, hostPath, joinPath(imageDir, name), lstatOrThrow(hostPath));
+    const imagePath = joinPath(imageDir, name);
+    const st = lstatOrThrow(hostPath);
+    visit(hostPath, imagePath, st);
+    if (st.isDirectory()) visitDir(hostPath, imagePath, visit, signal);
   }
 }
 
+/** Adds one walked entry (visitDir descends into a directory after). */
 function addEntry(state: WalkState, hostPath: string, imagePath: string, st: BigIntStats): void {
   const walked = nodeOf(hostPath, st);
   if (walked === undefined) return;
@@ -240,7 +274,6 @@ function addEntry(state: WalkState, hostPath: string, imagePath: string, st: Big
     if (members) members.push({ path: imagePath, node });
     else state.inodes.set(key, [{ path: imagePath, node }]);
   }
-  if (node.type === "dir") walkDir(state, hostPath, imagePath);
 }
 
 /** Keys the fingerprints of the files that survived the overlay by image path. */

@@ -5,7 +5,7 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { link, mkdir, readFile, readdir, symlink, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildImage } from "../../src/builder/build.js";
 import type { ImageSpecInput } from "../../src/builder/spec-schema.js";
@@ -106,9 +106,10 @@ test("a damaged or cut index entry is a miss, and the next build writes it again
     assert.equal(await index.load(diffId), undefined);
   }
 
-  // A build that needs it (in a new process: nothing remembered) reads the layers again
-  // (same result) and stores the tree anew.
+  // A build that needs it (in a new process: nothing remembered, and no lookup journal to
+  // answer the comparison) reads the layers again (same result) and stores the tree anew.
   forgetMergedTrees();
+  await rm(join(cacheDir, "lookups"), { recursive: true, force: true });
   await writeFile(join(dir, "app/index.js"), "console.log(2);\n");
   await settle(dir);
   const second = await build(t, dir, cacheDir);

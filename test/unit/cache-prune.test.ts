@@ -45,7 +45,7 @@ test("by age: blobs unused for longer go, with their index entries; the rest sta
   const c = await makeCache(t, [100, 200, 300], [40, 10, 1]);
   const r = await pruneCache({ cacheDir: c.dir, maxAgeMs: 30 * DAY, now: NOW });
   assert.deepEqual(await present(c), [false, true, true]);
-  assert.deepEqual(r.removed, { blobs: 1, bytes: 100, indexEntries: 1, facts: 0, statTables: 0 });
+  assert.deepEqual(r.removed, { blobs: 1, bytes: 100, indexEntries: 1, facts: 0, statTables: 0, records: 0 });
   assert.deepEqual(r.kept, { blobs: 2, bytes: 500 });
   assert.equal((await readdir(join(c.dir, "layers"))).length, 2);
   assert.equal(await c.index.lookup({ hex: sha256("key 0").slice(7) }, c.store), undefined);
@@ -68,22 +68,24 @@ test("a read and an index hit are uses: the blob used last survives a size limit
   assert.deepEqual(await present(c), [true, true, false]);
 });
 
-test("old facts and stat tables go by age; a dry run counts and removes nothing", async (t) => {
+test("old facts, stat tables, snapshots and lookup journals go by age; a dry run counts and removes nothing", async (t) => {
   const c = await makeCache(t, [100], [60]);
-  for (const [sub, name] of [["facts", "a.json"], ["stat", "b.idx"]] as const) {
+  for (const [sub, name] of [["facts", "a.json"], ["stat", "b.idx"], ["snapshots", "c.json"], ["lookups", "d.json"]] as const) {
     await mkdir(join(c.dir, sub), { recursive: true });
     await writeFile(join(c.dir, sub, name), "x");
     const old = new Date(NOW - 60 * DAY);
     await utimes(join(c.dir, sub, name), old, old);
   }
   const dry = await pruneCache({ cacheDir: c.dir, maxAgeMs: 30 * DAY, dryRun: true, now: NOW });
-  assert.deepEqual(dry.removed, { blobs: 1, bytes: 100, indexEntries: 1, facts: 1, statTables: 1 });
+  assert.deepEqual(dry.removed, { blobs: 1, bytes: 100, indexEntries: 1, facts: 1, statTables: 1, records: 2 });
   assert.deepEqual(await present(c), [true]);
   assert.equal((await readdir(join(c.dir, "facts"))).length, 1);
   await pruneCache({ cacheDir: c.dir, maxAgeMs: 30 * DAY, now: NOW });
   assert.deepEqual(await present(c), [false]);
   assert.deepEqual(await readdir(join(c.dir, "facts")), []);
   assert.deepEqual(await readdir(join(c.dir, "stat")), []);
+  assert.deepEqual(await readdir(join(c.dir, "snapshots")), []);
+  assert.deepEqual(await readdir(join(c.dir, "lookups")), []);
 });
 
 test("an empty or missing cache prunes to nothing", async (t) => {

@@ -47,7 +47,7 @@ export function registerCache(program: Command): void {
       if (g.json) printJson(r);
       else if (!g.quiet) {
         const verb = r.dryRun ? "would remove" : "removed";
-        process.stderr.write(`${verb} ${r.removed.blobs} blob(s) (${formatSize(r.removed.bytes)}), ${r.removed.indexEntries} layer index entr${r.removed.indexEntries === 1 ? "y" : "ies"}, ${r.removed.facts} facts file(s), ${r.removed.statTables} stat table(s); kept ${r.kept.blobs} blob(s) (${formatSize(r.kept.bytes)}) in ${r.cacheDir}\n`);
+        process.stderr.write(`${verb} ${r.removed.blobs} blob(s) (${formatSize(r.removed.bytes)}), ${r.removed.indexEntries} layer index entr${r.removed.indexEntries === 1 ? "y" : "ies"}, ${r.removed.facts} facts file(s), ${r.removed.statTables} stat table(s), ${r.removed.records} snapshot and lookup record(s); kept ${r.kept.blobs} blob(s) (${formatSize(r.kept.bytes)}) in ${r.cacheDir}\n`);
       }
     });
 }
