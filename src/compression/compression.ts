@@ -66,6 +66,15 @@ export function compressor(kind: Compression, level?: number, threads?: number):
   }
 }
 
+/**
+ * Whether `compressor(kind)` is done with a written chunk once its write calls back, so the
+ * writer may fill the same buffer again: the gzip stream copies its input into its blocks
+ * and zstd-napi compresses it before calling back; "none" passes the chunk itself on.
+ */
+export function compressorConsumesInput(kind: Compression): boolean {
+  return kind !== "none";
+}
+
 /** zstd's worker threads: every core, at least one (the mode whose bytes are independent of the count). */
 export function zstdWorkers(): number {
   return Math.max(1, Math.min(availableParallelism(), 8));

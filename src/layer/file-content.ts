@@ -2,7 +2,8 @@ import { closeSync, fstatSync, readSync } from "node:fs";
 import { addAbortSignal, type Readable } from "node:stream";
 import { DigestMismatchError, GantryError, SourceUnreadableError } from "../model/errors.js";
 import { openSourceSync, sourceUnreadable } from "./source-error.js";
-import { READ_CHUNK } from "../util/io.js";
+import { putBytes, type TarSink } from "../tar/sink.js";
+import type { Hash } from "node:crypto";
 
 /**
  * Where the bytes of a regular file in a tar come from, and the reading of them. A tar
@@ -19,23 +20,29 @@ export type FileContent =
   | { kind: "stream"; open: (signal?: AbortSignal) => Promise<Readable>; what: string };
 
 /**
- * The bytes of `content`, exactly `size` of them, read as they are iterated. Whatever it
- * opened is released when the iteration ends, fails or is abandoned; `signal` (aborted when
- * the tar is gone) also stops a stream that is still waiting for bytes.
+ * Writes the bytes of `content`, exactly `size` of them, into the tar sink, each also given
+ * to `hash` when there is one. Whatever it opened is released when it ends or fails;
+ * `signal` (aborted when the tar is gone) also stops a stream that is still waiting for bytes.
  */
-export function contentChunks(content: FileContent, size: number, signal: AbortSignal): AsyncIterable<Buffer> {
-  return content.kind === "hostFile" ? hostFileChunks(content.path, size) : streamChunks(content, size, signal);
+export async function copyContent(content: FileContent, size: number, sink: TarSink, signal: AbortSignal, hash?: Hash): Promise<void> {
+  if (content.kind === "hostFile") {
+    await copyHostFile(content.path, size, sink, hash);
+    return;
+  }
+  for await (const chunk of streamChunks(content, size, signal)) {
+    hash?.update(chunk);
+    await putBytes(sink, chunk);
+  }
 }
 
-
 /**
- * A host file's bytes, read with synchronous calls: most files of a layer are small, and
- * four promised calls per file (open, stat, read, close), each a trip through the thread
- * pool, cost a hundred times the read itself on a tree of many small files. A read of up
- * to READ_CHUNK from the page cache blocks the event loop for well under a millisecond,
- * and the consumer's await between chunks lets everything else through.
+ * A host file's bytes, read with synchronous calls straight into the sink's buffer: most
+ * files of a layer are small, and four promised calls per file (open, stat, read, close),
+ * each a trip through the thread pool, cost a hundred times the read itself on a tree of
+ * many small files. A read fills at most the sink's buffer (about a MiB) from the page
+ * cache, which blocks the event loop for well under a millisecond.
  */
-async function* hostFileChunks(path: string, size: number): AsyncGenerator<Buffer> {
+async function copyHostFile(path: string, size: number, sink: TarSink, hash: Hash | undefined): Promise<void> {
   const changed = (now: number): GantryError => new SourceUnreadableError(`the source file ${path} changed size while the layer was built (${size} bytes when walked, ${now} now); build again once it stops changing`);
   const fd = openSourceSync(path);
   try {
@@ -43,16 +50,18 @@ async function* hostFileChunks(path: string, size: number): AsyncGenerator<Buffe
     if (now !== size) throw changed(now);
     let offset = 0;
     while (offset < size) {
-      const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - offset));
+      const space = sink.space();
       let n: number;
       try {
-        n = readSync(fd, chunk, 0, chunk.length, offset);
+        n = readSync(fd, space, 0, Math.min(space.length, size - offset), offset);
       } catch (err) {
         throw sourceUnreadable(path, err);
       }
       if (n === 0) throw changed(offset);
       offset += n;
-      yield n === chunk.length ? chunk : chunk.subarray(0, n);
+      hash?.update(space.subarray(0, n));
+      const wait = sink.filled(n);
+      if (wait !== undefined) await wait;
     }
   } finally {
     closeSync(fd);

@@ -1,16 +1,18 @@
 import { fileWriter } from "../util/io.js";
 import { rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
+import type { Writable } from "node:stream";
 import { GantryError, ioError, AbortedError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 import { makeLayer } from "../image/layer.js";
 import type { ContentStore } from "../model/content-store.js";
-import type { Digest } from "../model/digest.js";
+import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import type { Compression } from "../model/mediatypes.js";
 import { measuring } from "../model/verify.js";
-import { compressor } from "../compression/compression.js";
+import { compressor, compressorConsumesInput } from "../compression/compression.js";
 import type { LayerEntry } from "./differ.js";
-import { approximateTarSize, tarStream } from "./tar-writer.js";
+import { approximateTarSize, writeTar } from "./tar-writer.js";
+import { ChunkedTarSink } from "../tar/sink.js";
 import { byteMeter, type ProgressListener } from "../model/progress.js";
 
 /** How packLayer stores a layer; a fired `signal` rejects with an AbortedError and leaves no file in the store. */
@@ -30,24 +32,36 @@ export interface PackOptions {
 }
 
 /**
- * The one layer pipeline: tar → sha256 (the diffId) → compressor → sha256 and size (the
- * digest) → a temporary file in the blob store, renamed to its digest once complete.
- * Every byte is hashed once, as it streams; nothing is held whole in memory.
+ * The one layer pipeline: tar (written straight into blocks) → sha256 of each block (the
+ * diffId) → compressor → sha256 and size (the digest) → a temporary file in the blob store,
+ * renamed to its digest once complete. Every byte is hashed once, as it streams; nothing
+ * is held whole in memory.
  */
 export async function packLayer(entries: readonly LayerEntry[], opts: PackOptions): Promise<Layer> {
   const tempPath = await opts.store.tempPath();
   const meter = byteMeter(opts.onProgress, "pack", `pack ${opts.describe}`, `packing ${opts.describe}`, approximateTarSize(entries));
-  const uncompressed = measuring((n) => meter.add(n));
+  const diffIdHash = newHasher();
+  let tarSize = 0;
+  const compress = compressor(opts.compression, opts.level);
+  const blocks = new BlockSink(compress, compressorConsumesInput(opts.compression), (block) => {
+    diffIdHash.update(block);
+    tarSize += block.length;
+    meter.add(block.length);
+  });
   // Uncompressed, the stored bytes are the tar: one hash serves as diffId and digest.
   const stored = opts.compression === "none" ? undefined : measuring();
-  const tar = tarStream(entries, { signal: opts.signal, fileDigests: opts.fileDigests });
   const file = fileWriter(tempPath);
   const options = opts.signal === undefined ? {} : { signal: opts.signal };
   let diffId, digest, size;
   try {
-    if (stored === undefined) await pipeline(tar, uncompressed.stream, file, options);
-    else await pipeline(tar, uncompressed.stream, compressor(opts.compression, opts.level), stored.stream, file, options);
-    ({ digest: diffId, size } = await uncompressed.result);
+    const written = pipeline(stored === undefined ? [compress, file] : [compress, stored.stream, file], options);
+    const tarred = writeTar(entries, blocks, { signal: opts.signal, fileDigests: opts.fileDigests }).then(
+      () => { compress.end(); },
+      (err: unknown) => { compress.destroy(err as Error); throw err; },
+    );
+    await firstCause(tarred, written);
+    diffId = hasherDigest(diffIdHash);
+    size = tarSize;
     if (stored !== undefined) ({ digest, size } = await stored.result);
     else digest = diffId;
     await opts.store.commit(tempPath, digest);
@@ -60,4 +74,38 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
   }
   const store = opts.store;
   return makeLayer({ digest, diffId, size, compression: opts.compression, describe: opts.describe, openRaw: () => store.open(digest), hashedOnWrite: true });
+}
+
+/**
+ * Waits for the tar and the stream it feeds; if either fails, throws the cause: the tar's
+ * own error (a source that changed, say) over the stream's, and the stream's (a full disk)
+ * over the tar's, which then only says that it could not write.
+ */
+async function firstCause(tarred: Promise<void>, written: Promise<void>): Promise<void> {
+  const [tar, stream] = await Promise.allSettled([tarred, written]);
+  if (tar.status === "rejected" && tar.reason instanceof GantryError) throw tar.reason;
+  if (stream.status === "rejected") throw stream.reason;
+  if (tar.status === "rejected") throw tar.reason;
+}
+
+/** The tar bytes a layer's blocks hold: large enough that a block costs little, small enough to sit in cache. */
+const BLOCK_BYTES = 1024 * 1024;
+
+/**
+ * The layer's tar in blocks of BLOCK_BYTES: each is told to `onBlock` (hashing, progress),
+ * then written to the compressor, and the writer waits until it is taken. A compressor
+ * that consumes its input before it calls back gets the same buffer again and again, so
+ * a layer of any size allocates one.
+ */
+class BlockSink extends ChunkedTarSink {
+  constructor(private readonly out: Writable, reuse: boolean, private readonly onBlock: (block: Buffer) => void) {
+    super(BLOCK_BYTES, reuse);
+  }
+
+  protected handOn(block: Buffer): Promise<void> {
+    this.onBlock(block);
+    return new Promise((resolve, reject) => {
+      this.out.write(block, (err) => (err ? reject(err) : resolve()));
+    });
+  }
 }

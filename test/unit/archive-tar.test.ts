@@ -64,16 +64,17 @@ test("a streamed blob one byte short fails the write, naming the blob, and leave
 test("an output that fails releases a blob stream still waiting for bytes", async () => {
   let source: Readable | undefined;
   const stalled = async (): Promise<Readable> => {
-    // One chunk, then nothing: it would wait forever unless the writer lets it go.
+    // More than two of the tar's chunks (so the output is written to twice), then nothing:
+    // it would wait forever unless the writer lets it go.
     let pushed = false;
-    source = new Readable({ read() { if (!pushed) { pushed = true; this.push(Buffer.alloc(1024)); } } });
+    source = new Readable({ read() { if (!pushed) { pushed = true; this.push(Buffer.alloc(1_200_000)); } } });
     return source;
   };
   let writes = 0;
   const failing = new Writable({
     write(_chunk, _enc, cb) { cb(++writes > 1 ? new Error("no space left") : null); },
   });
-  const entries: ArchiveEntry[] = [{ name: "blob", size: 1 << 20, open: stalled, what: "the stalled blob" }];
+  const entries: ArchiveEntry[] = [{ name: "blob", size: 4 << 20, open: stalled, what: "the stalled blob" }];
   await assert.rejects(writeTarArchive(entries, failing), /no space left/);
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(source?.destroyed, true, "the blob stream was destroyed");

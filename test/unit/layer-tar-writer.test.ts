@@ -128,6 +128,8 @@ test("special entries: mode 0, large ids, long owner names, devices", async () =
       { ...base, path: "etc/.wh.passwd", type: "file" },
       { ...base, path: "home/big", type: "dir", mode: 0o700, uid: 3_000_000, gid: 2_500_000, uname: "u".repeat(40), gname: "g" },
       { ...base, path: "run/fifo", type: "fifo", mode: 0o600 },
+      // Past the header's six octal digits (262,143) but within seven: these once came out as 262,143.
+      { ...base, path: "srv/mid", type: "dir", mode: 0o755, uid: 300_000, gid: 262_144 },
     ];
     const tar = join(dir, "special.tar");
     await writeFile(tar, await buffer(tarStream(entries)));
@@ -137,6 +139,7 @@ test("special entries: mode 0, large ids, long owner names, devices", async () =
     assert.deepEqual(m.get("etc/.wh.passwd"), { ...m.get("etc/.wh.passwd"), type: "0", mode: 0, size: 0 }, "mode 0 stays 0");
     assert.deepEqual(m.get("home/big"), { ...m.get("home/big"), uid: 3_000_000, gid: 2_500_000, uname: "u".repeat(40), gname: "g" });
     assert.deepEqual(m.get("run/fifo"), { ...m.get("run/fifo"), type: "6", mode: 0o600 });
+    assert.deepEqual(m.get("srv/mid"), { ...m.get("srv/mid"), uid: 300_000, gid: 262_144 });
   } finally {
     await cleanup();
   }

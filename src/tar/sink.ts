@@ -1,0 +1,68 @@
+/**
+ * Where a tar writer puts its bytes: into a buffer the sink owns, in place. A file's body
+ * is read straight into that buffer (no chunk of its own, no copy), and a full buffer is
+ * handed on whole, so the cost per entry is a header copy rather than a trip through a
+ * stream. The sink decides what a full buffer becomes (a hashed and compressed layer block,
+ * a chunk of a readable stream).
+ */
+export interface TarSink {
+  /** Free space of the buffer being filled; never empty. Valid until the next `filled`. */
+  space(): Buffer;
+  /**
+   * Records that the first `n` bytes of `space()` were written. When that filled the buffer
+   * and it was handed on, returns a promise to wait for before writing more (the sink's
+   * reader is behind, or it failed); otherwise undefined, so small writes cost no promise.
+   */
+  filled(n: number): Promise<void> | undefined;
+  /** The tar is complete: hands on what is buffered. */
+  close(): Promise<void>;
+}
+
+/** Copies `bytes` into the sink. */
+export async function putBytes(sink: TarSink, bytes: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const copied = bytes.copy(sink.space(), 0, offset);
+    offset += copied;
+    const wait = sink.filled(copied);
+    if (wait !== undefined) await wait;
+  }
+}
+
+/**
+ * A sink that fills chunks of `chunkSize` bytes and hands each on when full (the last one
+ * when the tar closes, however short). With `reuse`, the next chunk is filled in the same
+ * buffer once `handOn`'s promise resolves, for a reader done with the bytes by then;
+ * otherwise every chunk has a buffer of its own, which the reader may keep.
+ */
+export abstract class ChunkedTarSink implements TarSink {
+  private buffer: Buffer;
+  private used = 0;
+
+  constructor(private readonly chunkSize: number, private readonly reuse: boolean) {
+    this.buffer = Buffer.allocUnsafe(chunkSize);
+  }
+
+  space(): Buffer {
+    return this.buffer.subarray(this.used);
+  }
+
+  filled(n: number): Promise<void> | undefined {
+    this.used += n;
+    return this.used === this.buffer.length ? this.flush() : undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.used > 0) await this.flush();
+  }
+
+  /** Takes a chunk; a returned promise holds the writer until it resolves. */
+  protected abstract handOn(chunk: Buffer): Promise<void> | undefined;
+
+  private flush(): Promise<void> | undefined {
+    const chunk = this.buffer.subarray(0, this.used);
+    if (!this.reuse) this.buffer = Buffer.allocUnsafe(this.chunkSize);
+    this.used = 0;
+    return this.handOn(chunk);
+  }
+}
