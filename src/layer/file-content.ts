@@ -2,7 +2,7 @@ import { closeSync, fstatSync, readSync } from "node:fs";
 import { addAbortSignal, type Readable } from "node:stream";
 import { DigestMismatchError, GantryError, SourceUnreadableError } from "../model/errors.js";
 import { openSourceSync, sourceUnreadable } from "./source-error.js";
-import { putBytes, type TarSink } from "../tar/sink.js";
+import type { TarSink } from "../tar/sink.js";
 import type { Hash } from "node:crypto";
 
 /**
@@ -31,7 +31,7 @@ export async function copyContent(content: FileContent, size: number, sink: TarS
   }
   for await (const chunk of streamChunks(content, size, signal)) {
     hash?.update(chunk);
-    await putBytes(sink, chunk);
+    await sink.give(chunk);
   }
 }
 

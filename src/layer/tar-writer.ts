@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import { EMPTY_DIGEST, hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import { SpecError, UnsafePathError, AbortedError, IoError, UnsupportedError } from "../model/errors.js";
 import { END_OF_ARCHIVE, MAX_SHORT_OCTAL, encodeHeader, paddingFor, type TarHeaderFields, type TarTypeFlag } from "../tar/encode.js";
-import { putBytes, type TarSink } from "../tar/sink.js";
+import type { TarSink } from "../tar/sink.js";
 import { ReadableTarSink } from "../tar/readable-sink.js";
 import type { LayerEntry } from "./differ.js";
 import { copyContent } from "./file-content.js";
@@ -92,11 +92,11 @@ export async function writeTar(entries: Iterable<LayerEntry>, sink: TarSink, opt
   for (const e of entries) {
     if (signal.aborted) throw new AbortedError(signal.reason);
     const header = headerOf(e);
-    await putBytes(sink, encodeHeader(header));
+    await sink.give(encodeHeader(header));
     if (e.type === "file") await writeBody(e, sink, signal, opts.fileDigests);
   }
   if (signal.aborted) throw new AbortedError(signal.reason);
-  await putBytes(sink, END_OF_ARCHIVE);
+  await sink.give(END_OF_ARCHIVE);
   await sink.close();
 }
 
@@ -112,7 +112,7 @@ async function writeBody(e: LayerEntry, sink: TarSink, signal: AbortSignal, dige
   }
   const hash = digests ? newHasher() : undefined;
   await copyContent(content, e.size, sink, signal, hash);
-  await putBytes(sink, paddingFor(e.size));
+  await sink.give(paddingFor(e.size));
   if (hash) digests?.set(e.path, hasherDigest(hash));
 }
 

@@ -14,24 +14,19 @@ export interface TarSink {
    * reader is behind, or it failed); otherwise undefined, so small writes cost no promise.
    */
   filled(n: number): Promise<void> | undefined;
+  /**
+   * Writes `bytes`, which the caller gives away (neither it nor anyone else writes to them
+   * again: a header just encoded, a chunk read from a stream). Large ones may be handed on
+   * as they are rather than copied.
+   */
+  give(bytes: Buffer): Promise<void>;
   /** The tar is complete: hands on what is buffered. */
   close(): Promise<void>;
 }
 
-/** Copies `bytes` into the sink. */
-export async function putBytes(sink: TarSink, bytes: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) {
-    const copied = bytes.copy(sink.space(), 0, offset);
-    offset += copied;
-    const wait = sink.filled(copied);
-    if (wait !== undefined) await wait;
-  }
-}
-
 /**
  * A sink that fills chunks of `chunkSize` bytes and hands each on when full (the last one
- * when the tar closes, however short). With `reuse`, the next chunk is filled in the same
+ * when the tar closes, however short; a given chunk of that size or more, as it is). With `reuse`, the next chunk is filled in the same
  * buffer once `handOn`'s promise resolves, for a reader done with the bytes by then;
  * otherwise every chunk has a buffer of its own, which the reader may keep.
  */
@@ -50,6 +45,23 @@ export abstract class ChunkedTarSink implements TarSink {
   filled(n: number): Promise<void> | undefined {
     this.used += n;
     return this.used === this.buffer.length ? this.flush() : undefined;
+  }
+
+  async give(bytes: Buffer): Promise<void> {
+    let offset = 0;
+    while (offset < bytes.length) {
+      let wait: Promise<void> | undefined;
+      if (this.used === 0 && bytes.length - offset >= this.chunkSize) {
+        // A chunk's worth or more, and nothing buffered before it: on it goes, uncopied.
+        wait = this.handOn(bytes.subarray(offset));
+        offset = bytes.length;
+      } else {
+        const copied = bytes.copy(this.buffer, this.used, offset);
+        offset += copied;
+        wait = this.filled(copied);
+      }
+      if (wait !== undefined) await wait;
+    }
   }
 
   async close(): Promise<void> {
