@@ -2,6 +2,8 @@ import { counting, fileWriter } from "../util/io.js";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AbortedError, IoError } from "../model/errors.js";
+import { hasherDigest, newHasher, sha256, type Digest } from "../model/digest.js";
+import type { WrittenArchives } from "../model/written-archives.js";
 import type { LayerEntry } from "../layer/differ.js";
 import type { FileContent } from "../layer/file-content.js";
 import { tarStream } from "../layer/tar-writer.js";
@@ -19,10 +21,32 @@ import { approximateTarSize } from "../layer/tar-writer.js";
  * shifting the tar.
  */
 
-/** One file of an archive: small ones held in memory, large ones opened on demand (`what` names them in errors). Two with one name fail the write (IoError). */
+/**
+ * One file of an archive: small ones held in memory, large ones opened on demand (`what`
+ * names them in errors; `digest`, the sha256 their stream is checked against, names their
+ * content, and without it the archive has no identity). Two with one name fail the write (IoError).
+ */
 export type ArchiveEntry =
   | { name: string; bytes: Buffer }
-  | { name: string; size: number; open: (signal?: AbortSignal) => Promise<Readable>; what: string };
+  | { name: string; size: number; open: (signal?: AbortSignal) => Promise<Readable>; what: string; digest?: Digest };
+
+/** Bumped whenever the bytes written for the same entries change: it is part of an archive's identity. */
+const ARCHIVE_FORMAT = "gantry-archive-tar-1";
+
+/**
+ * A name for the archive `entries` make, the same exactly when the bytes written would be:
+ * the tar depends on the entries' names, sizes and contents alone. Undefined when a
+ * streamed entry has no digest to name its content by.
+ */
+export function archiveIdentity(entries: readonly ArchiveEntry[]): Digest | undefined {
+  const lines: string[] = [ARCHIVE_FORMAT];
+  for (const e of entries) {
+    const content = "bytes" in e ? sha256(e.bytes) : e.digest;
+    if (content === undefined) return undefined;
+    lines.push(JSON.stringify([e.name, "bytes" in e ? e.bytes.length : e.size, content]));
+  }
+  return sha256(lines.join("\n"));
+}
 
 const FILE_MODE = 0o644;
 const DIR_MODE = 0o755;
@@ -77,6 +101,8 @@ export interface TarWriteOptions {
   onProgress?: ProgressListener | undefined;
   /** Where the tar goes, for the progress meter: "out.tar", "the Docker engine". */
   describe?: string;
+  /** Given every chunk written, in order (to hash the archive as it is written). */
+  onChunk?: ((chunk: Buffer) => void) | undefined;
 }
 
 /**
@@ -91,7 +117,7 @@ export async function writeTarArchive(entries: readonly ArchiveEntry[], out: Wri
   const tar = tarStream(tarEntries, { signal });
   let bytes = 0;
   try {
-    await pipeline(tar, counting((n) => { bytes += n; meter.add(n); }), out);
+    await pipeline(tar, counting((n, chunk) => { bytes += n; meter.add(n); opts.onChunk?.(chunk); }), out);
   } catch (err) {
     if (signal?.aborted) throw new AbortedError(signal.reason);
     throw err;
@@ -107,15 +133,31 @@ const STDOUT = "-";
 export interface ArchiveWriteOptions extends Omit<TarWriteOptions, "describe"> {
   /** Where `-` writes; standard output when absent. */
   output?: Writable;
+  /** The archives written before: a file that already holds this archive is left as it is. */
+  written?: WrittenArchives | undefined;
 }
 
-/** Writes the entries to `dest` atomically, or to the output stream for `-`. */
+/**
+ * Writes the entries to `dest` atomically, or to the output stream for `-`. With `written`,
+ * a file that still holds this very archive (see WrittenArchives) is left untouched, and
+ * an archive written is remembered.
+ */
 export async function writeTarTo(dest: string, entries: readonly ArchiveEntry[], opts: ArchiveWriteOptions): Promise<number> {
   const tarOpts: TarWriteOptions = { signal: opts.signal, onProgress: opts.onProgress, describe: dest === STDOUT ? "standard output" : dest };
   if (dest === STDOUT) return writeTarArchive(entries, opts.output ?? process.stdout, tarOpts);
+  const identity = opts.written && archiveIdentity(entries);
+  if (opts.written && identity) {
+    const size = await opts.written.unchanged(dest, identity, opts.signal);
+    if (size !== undefined) {
+      opts.onProgress?.({ step: "write", message: `${dest} already holds this archive; left as it is` });
+      return size;
+    }
+  }
+  const hash = identity ? newHasher() : undefined;
   let bytes = 0;
   await writeFileAtomically(dest, async (tmp) => {
-    bytes = await writeTarArchive(entries, fileWriter(tmp), tarOpts);
+    bytes = await writeTarArchive(entries, fileWriter(tmp), { ...tarOpts, onChunk: hash && ((chunk) => hash.update(chunk)) });
   });
+  if (opts.written && identity && hash) await opts.written.remember(dest, identity, { digest: hasherDigest(hash), size: bytes });
   return bytes;
 }

@@ -1,3 +1,4 @@
+import { WrittenArchivesDir } from "../cache/written-archives.js";
 import { rm } from "node:fs/promises";
 import { makeTempDir } from "../util/temp-names.js";
 import { tmpdir } from "node:os";
@@ -228,7 +229,10 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const repoTags = [`${plan.name}:${tag}`, ...(opts.tags ?? [])];
 
     progress({ step: "write", message: `writing ${output}` });
-    const written = await output.write([{ doc: top, repoTags }], { ...accessOf(opts), ...(opts.noCache ? {} : { blobLocations: book }) });
+    const written = await output.write([{ doc: top, repoTags }], {
+      ...accessOf(opts),
+      ...(opts.noCache ? {} : { blobLocations: book, writtenArchives: new WrittenArchivesDir(join(cacheDir, "outputs")) }),
+    });
     await shared?.writeRecords();
     const result: BuildResult = {
       output: opts.output ?? (opts.load ? `${dockerDaemonTransport.prefix}${repoTags.join(",")}` : defaultOutput(plan.name)),

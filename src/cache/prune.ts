@@ -7,8 +7,8 @@ import { ioError } from "../model/errors.js";
  * of a layer's facts sets its mtime (touchUsed), so a file's mtime is when it was last
  * used, on any filesystem, atime or not. Pruning then:
  *
- * 1. removes blobs, facts, stat tables, source snapshots and lookup journals not used
- *    for `maxAgeMs`;
+ * 1. removes blobs, facts, stat tables, source snapshots, lookup journals and
+ *    written-archive records not used for `maxAgeMs`;
  * 2. while the blobs left weigh more than `maxBytes`, removes the least recently used;
  * 3. drops the layer index entries whose blob is gone (an entry is a pointer, never data).
  *
@@ -33,7 +33,7 @@ export interface PruneOptions {
 /** What pruneCache removed (or, on a dry run, would remove) and the blobs it kept; bytes are blob bytes. */
 export interface PruneResult {
   cacheDir: string;
-  /** `records`: source snapshots and lookup journals. */
+  /** `records`: source snapshots, lookup journals and written-archive records. */
   removed: { blobs: number; bytes: number; indexEntries: number; facts: number; statTables: number; records: number };
   kept: { blobs: number; bytes: number };
   dryRun: boolean;
@@ -107,7 +107,7 @@ export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
     await remove(table);
     removed.statTables++;
   }
-  for (const sub of ["snapshots", "lookups"]) {
+  for (const sub of ["snapshots", "lookups", "outputs"]) {
     for (const record of await filesIn(join(opts.cacheDir, sub))) {
       if (record.usedMs >= oldest) continue;
       await remove(record);

@@ -142,7 +142,7 @@ export function indexJsonBytes(manifests: readonly Descriptor[]): Buffer {
 export function layoutEntries(plan: LayoutPlan, indexBytes: Buffer = indexJsonBytes(plan.index)): ArchiveEntry[] {
   const entries: ArchiveEntry[] = plan.blobs.map((b) => (b.bytes
     ? { name: blobPath(b.digest), bytes: b.bytes }
-    : { name: blobPath(b.digest), size: b.size, open: b.open!, what: b.what }));
+    : { name: blobPath(b.digest), size: b.size, open: b.open!, what: b.what, digest: b.digest }));
   entries.push({ name: OCI_INDEX_FILE, bytes: indexBytes }, { name: OCI_LAYOUT_FILE, bytes: OCI_LAYOUT_BYTES });
   return entries;
 }

@@ -4,6 +4,7 @@ import type { Digest } from "../model/digest.js";
 import type { ImageOrIndex, ImageSummary } from "../model/image.js";
 import type { ProgressListener } from "../model/progress.js";
 import type { BlobLocationBook } from "./docker/blob-locations.js";
+import type { WrittenArchives } from "../model/written-archives.js";
 
 /**
  * A transport: one kind of place images live (an archive, a layout, a registry, the Docker
@@ -57,6 +58,8 @@ export interface WriteOptions extends AccessOptions {
   concurrency?: number;
   /** Registry uploads: gzip uncompressed layers first, as skopeo does (default true). */
   compressLayers?: boolean;
+  /** Archive files: what was written to them before (the cache's record), so an unchanged one is left as it is. */
+  writtenArchives?: WrittenArchives;
 }
 
 /** What a transport wrote. */

@@ -26,9 +26,9 @@ export function discarding(): Writable {
   return new Writable({ write(_chunk, _enc, cb) { cb(); } });
 }
 
-/** A pass-through that tells `onBytes` the length of each chunk (a progress meter's feed). */
-export function counting(onBytes: (bytes: number) => void): Transform {
+/** A pass-through that tells `onBytes` the length of each chunk, and the chunk (a progress meter's feed, a hash). */
+export function counting(onBytes: (bytes: number, chunk: Buffer) => void): Transform {
   return new Transform({
-    transform(chunk: Buffer, _enc, cb) { onBytes(chunk.length); cb(null, chunk); },
+    transform(chunk: Buffer, _enc, cb) { onBytes(chunk.length, chunk); cb(null, chunk); },
   });
 }

@@ -78,7 +78,7 @@ export const dockerArchiveTransport: Transport<DockerArchiveReference> = {
     return (await archiveKind(bag)) === "legacy" ? listDockerLegacy(bag, opts.signal) : listDockerArchive(bag, opts.signal);
   },
   write: (ref, items, opts) => writeDockerArchive(ref.path, named(ref, items), {
-    signal: opts.signal, onProgress: opts.onProgress, ...(opts.output ? { output: opts.output } : {}),
+    signal: opts.signal, onProgress: opts.onProgress, written: opts.writtenArchives, ...(opts.output ? { output: opts.output } : {}),
   }),
   async checkWritable(ref) {
     if (ref.path === STDIO) return;
