@@ -42,6 +42,7 @@ function isRecord(value: unknown): value is WrittenRecord {
     && typeof r.size === "number" && [r.dev, r.ino, r.mtimeNs, r.ctimeNs, r.recordedAtNs].every((v) => typeof v === "string" && /^\d+$/.test(v));
 }
 
+/** The records kept under one directory of the cache (`<cache>/outputs/`). */
 export class WrittenArchivesDir implements WrittenArchives {
   constructor(readonly root: string) {}
 

@@ -41,28 +41,39 @@ export async function copyContent(content: FileContent, size: number, sink: TarS
  * each a trip through the thread pool, cost a hundred times the read itself on a tree of
  * many small files. A read fills at most the sink's buffer (about a MiB) from the page
  * cache, which blocks the event loop for well under a millisecond.
+ *
+ * The file must still have the size the walk saw. Rather than an fstat per file, the last
+ * read asks for one byte more than is left: a file that grew returns it, one that shrank
+ * returns less. (When the rest fills the buffer exactly, a one-byte read past the end checks.)
  */
 async function copyHostFile(path: string, size: number, sink: TarSink, hash: Hash | undefined): Promise<void> {
-  const changed = (now: number): GantryError => new SourceUnreadableError(`the source file ${path} changed size while the layer was built (${size} bytes when walked, ${now} now); build again once it stops changing`);
   const fd = openSourceSync(path);
+  const changed = (now: number): GantryError => new SourceUnreadableError(`the source file ${path} changed size while the layer was built (${size} bytes when walked, ${now} now); build again once it stops changing`);
+  const read = (into: Buffer, at: number, length: number, position: number): number => {
+    try {
+      return readSync(fd, into, at, length, position);
+    } catch (err) {
+      throw sourceUnreadable(path, err);
+    }
+  };
   try {
-    const now = fstatSync(fd).size;
-    if (now !== size) throw changed(now);
     let offset = 0;
-    while (offset < size) {
-      const space = sink.space();
-      let n: number;
-      try {
-        n = readSync(fd, space, 0, Math.min(space.length, size - offset), offset);
-      } catch (err) {
-        throw sourceUnreadable(path, err);
-      }
-      if (n === 0) throw changed(offset);
+    let probed = false;
+    do {
+      const { buffer, used } = sink;
+      const free = buffer.length - used;
+      const rest = size - offset;
+      probed = rest < free;
+      const n = read(buffer, used, probed ? rest + 1 : free, offset);
+      if (n > rest) throw changed(fstatSync(fd).size);
+      if (n === 0 && rest > 0) throw changed(fstatSync(fd).size);
+      if (n === 0) break;
+      hash?.update(buffer.subarray(used, used + n));
       offset += n;
-      hash?.update(space.subarray(0, n));
       const wait = sink.filled(n);
       if (wait !== undefined) await wait;
-    }
+    } while (offset < size);
+    if (!probed && read(Buffer.alloc(1), 0, 1, size) > 0) throw changed(fstatSync(fd).size);
   } finally {
     closeSync(fd);
   }

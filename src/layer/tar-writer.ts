@@ -1,8 +1,8 @@
 import type { Readable } from "node:stream";
 import { EMPTY_DIGEST, hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import { SpecError, UnsafePathError, AbortedError, IoError, UnsupportedError } from "../model/errors.js";
-import { END_OF_ARCHIVE, MAX_SHORT_OCTAL, encodeHeader, paddingFor, type TarHeaderFields, type TarTypeFlag } from "../tar/encode.js";
-import type { TarSink } from "../tar/sink.js";
+import { END_OF_ARCHIVE_BYTES, MAX_SHORT_OCTAL, encodeHeader, writeUstarHeader, type TarHeaderFields, type TarTypeFlag } from "../tar/encode.js";
+import { putZeros, type TarSink } from "../tar/sink.js";
 import { ReadableTarSink } from "../tar/readable-sink.js";
 import type { LayerEntry } from "./differ.js";
 import { copyContent } from "./file-content.js";
@@ -92,11 +92,18 @@ export async function writeTar(entries: Iterable<LayerEntry>, sink: TarSink, opt
   for (const e of entries) {
     if (signal.aborted) throw new AbortedError(signal.reason);
     const header = headerOf(e);
-    await sink.give(encodeHeader(header));
+    // Most headers go straight into the sink's buffer; a PAX one, or one that would
+    // straddle two chunks, is encoded on its own and copied.
+    if (sink.buffer.length - sink.used >= TAR_BLOCK && writeUstarHeader(header, sink.buffer, sink.used)) {
+      const wait = sink.filled(TAR_BLOCK);
+      if (wait !== undefined) await wait;
+    } else {
+      await sink.give(encodeHeader(header));
+    }
     if (e.type === "file") await writeBody(e, sink, signal, opts.fileDigests);
   }
   if (signal.aborted) throw new AbortedError(signal.reason);
-  await sink.give(END_OF_ARCHIVE);
+  await putZeros(sink, END_OF_ARCHIVE_BYTES);
   await sink.close();
 }
 
@@ -112,7 +119,8 @@ async function writeBody(e: LayerEntry, sink: TarSink, signal: AbortSignal, dige
   }
   const hash = digests ? newHasher() : undefined;
   await copyContent(content, e.size, sink, signal, hash);
-  await sink.give(paddingFor(e.size));
+  const padding = (TAR_BLOCK - (e.size % TAR_BLOCK)) % TAR_BLOCK;
+  if (padding > 0) await putZeros(sink, padding);
   if (hash) digests?.set(e.path, hasherDigest(hash));
 }
 

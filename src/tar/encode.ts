@@ -54,29 +54,38 @@ export function paddingFor(size: number): Buffer {
 }
 const EMPTY = Buffer.alloc(0);
 
-/** The two zero blocks that end an archive. */
-export const END_OF_ARCHIVE: Buffer = Buffer.alloc(2 * BLOCK);
+/** The size of the two zero blocks that end an archive. */
+export const END_OF_ARCHIVE_BYTES = 2 * BLOCK;
 
 /** The header block(s) of one entry: one ustar block, or a PAX header, its records padded, and the ustar block. */
 export function encodeHeader(fields: TarHeaderFields): Buffer {
-  if (fields.pax === undefined) {
-    const split = splitName(fields.name);
-    if (split !== undefined && Buffer.byteLength(fields.linkname) <= USTAR_NAME) return ustarBlock(fields, split.name, split.prefix);
-  }
+  const block = Buffer.alloc(BLOCK);
+  if (writeUstarHeader(fields, block, 0)) return block;
   const records = paxRecords(fields);
-  const paxHeader = ustarBlock(
-    { ...fields, type: PAX_TYPE, size: records.length, linkname: fields.linkname === "" ? "" : PAX_NAME },
-    PAX_NAME,
-    "",
-  );
-  const entryHeader = ustarBlock({ ...fields, linkname: fields.linkname === "" ? "" : PAX_NAME }, PAX_NAME, "");
+  const linkname = fields.linkname === "" ? "" : PAX_NAME;
+  const paxHeader = ustarBlock({ ...fields, type: PAX_TYPE, size: records.length, linkname }, PAX_NAME, "");
+  const entryHeader = ustarBlock({ ...fields, linkname }, PAX_NAME, "");
   return Buffer.concat([paxHeader, records, paddingFor(records.length), entryHeader]);
+}
+
+/**
+ * Writes the entry's ustar header block into `target` at `at` (BLOCK bytes from there),
+ * when the entry needs no PAX header; returns false, writing nothing, when it does.
+ * A tar writer fills its buffer in place this way, with no block of its own per entry.
+ */
+export function writeUstarHeader(fields: TarHeaderFields, target: Buffer, at: number): boolean {
+  if (fields.pax !== undefined) return false;
+  const split = splitName(fields.name);
+  if (split === undefined || Buffer.byteLength(fields.linkname) > USTAR_NAME) return false;
+  fillUstar(fields, split.name, split.prefix, target, at);
+  return true;
 }
 
 /** ustar's name and prefix for `name`, or undefined when it needs PAX (non-ASCII, or no split fits). */
 function splitName(full: string): { name: string; prefix: string } | undefined {
   // A non-ASCII name always goes to PAX, whatever its length.
-  if (Buffer.byteLength(full) !== full.length) return undefined;
+  if (!ASCII.test(full)) return undefined;
+  if (full.length <= USTAR_NAME) return { name: full, prefix: "" };
   let name = full;
   let prefix = "";
   // Leading components move to the prefix one at a time until the rest fits.
@@ -89,29 +98,56 @@ function splitName(full: string): { name: string; prefix: string } | undefined {
   return prefix.length > USTAR_PREFIX ? undefined : { name, prefix };
 }
 
+const ASCII = /^[\x00-\x7f]*$/;
+const USTAR_MAGIC = Buffer.from("ustar\x0000", "latin1");
+
 function ustarBlock(fields: Omit<TarHeaderFields, "type"> & { type: string }, name: string, prefix: string): Buffer {
   const block = Buffer.alloc(BLOCK);
-  block.write(name, 0, "utf8");
-  block.write(octal(fields.mode & 0o7777, 6), 100, "latin1");
-  block.write(octal(fields.uid, 6), 108, "latin1");
-  block.write(octal(fields.gid, 6), 116, "latin1");
-  if (fields.size > MAX_OCTAL_SIZE) base256(fields.size, block, 124);
-  else block.write(octal(fields.size, 11), 124, "latin1");
-  block.write(octal(fields.mtime, 11), 136, "latin1");
-  block.write(fields.type, 156, "latin1");
-  if (fields.linkname !== "") block.write(fields.linkname, 157, "utf8");
-  block.write("ustar\x0000", 257, "latin1");
-  if (fields.uname !== "") block.write(fields.uname, 265, "utf8");
-  if (fields.gname !== "") block.write(fields.gname, 297, "utf8");
-  block.write(octal(fields.devmajor, 6), 329, "latin1");
-  block.write(octal(fields.devminor, 6), 337, "latin1");
-  if (prefix !== "") block.write(prefix, 345, "latin1");
-  block.write(octal(checksum(block), 6), 148, "latin1");
+  fillUstar(fields, name, prefix, block, 0);
   return block;
 }
 
+/** The ustar block of `fields` under `name` and `prefix` (both ASCII), at `at` in `target`. */
+function fillUstar(fields: Omit<TarHeaderFields, "type"> & { type: string }, name: string, prefix: string, target: Buffer, at: number): void {
+  target.fill(0, at, at + BLOCK);
+  target.write(name, at, "latin1");
+  putOctal(target, at + 100, fields.mode & 0o7777, 6);
+  putOctal(target, at + 108, fields.uid, 6);
+  putOctal(target, at + 116, fields.gid, 6);
+  if (fields.size > MAX_OCTAL_SIZE) base256(fields.size, target, at + 124);
+  else putOctal(target, at + 124, fields.size, 11);
+  putOctal(target, at + 136, fields.mtime, 11);
+  target[at + 156] = fields.type.charCodeAt(0);
+  if (fields.linkname !== "") target.write(fields.linkname, at + 157, "utf8");
+  USTAR_MAGIC.copy(target, at + 257);
+  if (fields.uname !== "") target.write(fields.uname, at + 265, "utf8");
+  if (fields.gname !== "") target.write(fields.gname, at + 297, "utf8");
+  putOctal(target, at + 329, fields.devmajor, 6);
+  putOctal(target, at + 337, fields.devminor, 6);
+  if (prefix !== "") target.write(prefix, at + 345, "latin1");
+  putOctal(target, at + 148, checksum(target, at), 6);
+}
+
 /** `digits` octal digits and a space; a value too large for them is written as all sevens. */
-function octal(value: number, digits: number): string {
+function putOctal(target: Buffer, at: number, value: number, digits: number): void {
+  if (value < 0 || !Number.isInteger(value)) {
+    // Never for gantry's entries; written as the text tar-stream made of it.
+    target.write(octalText(value, digits), at, "latin1");
+    return;
+  }
+  if (value >= 8 ** digits) {
+    target.fill(0x37, at, at + digits);
+  } else {
+    let rest = value;
+    for (let i = digits - 1; i >= 0; i--) {
+      target[at + i] = 0x30 + (rest % 8);
+      rest = Math.floor(rest / 8);
+    }
+  }
+  target[at + digits] = 0x20;
+}
+
+function octalText(value: number, digits: number): string {
   const text = value.toString(8);
   if (text.length > digits) return `${"7".repeat(digits)} `;
   return `${text.padStart(digits, "0")} `;
@@ -128,10 +164,10 @@ function base256(value: number, block: Buffer, at: number): void {
 }
 
 /** The header's checksum: its bytes summed, the checksum field counted as eight spaces. */
-function checksum(block: Buffer): number {
+function checksum(block: Buffer, at: number): number {
   let sum = 8 * 0x20;
-  for (let i = 0; i < 148; i++) sum += block[i]!;
-  for (let i = 156; i < BLOCK; i++) sum += block[i]!;
+  for (let i = at; i < at + 148; i++) sum += block[i]!;
+  for (let i = at + 156; i < at + BLOCK; i++) sum += block[i]!;
   return sum;
 }
 

@@ -6,12 +6,17 @@
  * a chunk of a readable stream).
  */
 export interface TarSink {
-  /** Free space of the buffer being filled; never empty. Valid until the next `filled`. */
-  space(): Buffer;
   /**
-   * Records that the first `n` bytes of `space()` were written. When that filled the buffer
-   * and it was handed on, returns a promise to wait for before writing more (the sink's
-   * reader is behind, or it failed); otherwise undefined, so small writes cost no promise.
+   * The buffer being filled: its free space runs from `used` to its end and is never
+   * empty. Both are valid until the next `filled` or `give` (a writer fills the space at an
+   * offset rather than through a view, which would cost an object per write).
+   */
+  readonly buffer: Buffer;
+  readonly used: number;
+  /**
+   * Records that `n` bytes were written at `used`. When that filled the buffer and it was
+   * handed on, returns a promise to wait for before writing more (the sink's reader is
+   * behind, or it failed); otherwise undefined, so small writes cost no promise.
    */
   filled(n: number): Promise<void> | undefined;
   /**
@@ -24,6 +29,18 @@ export interface TarSink {
   close(): Promise<void>;
 }
 
+/** Writes `count` zero bytes into the sink, in place. */
+export async function putZeros(sink: TarSink, count: number): Promise<void> {
+  let left = count;
+  while (left > 0) {
+    const n = Math.min(left, sink.buffer.length - sink.used);
+    sink.buffer.fill(0, sink.used, sink.used + n);
+    left -= n;
+    const wait = sink.filled(n);
+    if (wait !== undefined) await wait;
+  }
+}
+
 /**
  * A sink that fills chunks of `chunkSize` bytes and hands each on when full (the last one
  * when the tar closes, however short; a given chunk of that size or more, as it is). With `reuse`, the next chunk is filled in the same
@@ -31,32 +48,36 @@ export interface TarSink {
  * otherwise every chunk has a buffer of its own, which the reader may keep.
  */
 export abstract class ChunkedTarSink implements TarSink {
-  private buffer: Buffer;
-  private used = 0;
+  private chunk: Buffer;
+  private filledTo = 0;
 
   constructor(private readonly chunkSize: number, private readonly reuse: boolean) {
-    this.buffer = Buffer.allocUnsafe(chunkSize);
+    this.chunk = Buffer.allocUnsafe(chunkSize);
   }
 
-  space(): Buffer {
-    return this.buffer.subarray(this.used);
+  get buffer(): Buffer {
+    return this.chunk;
+  }
+
+  get used(): number {
+    return this.filledTo;
   }
 
   filled(n: number): Promise<void> | undefined {
-    this.used += n;
-    return this.used === this.buffer.length ? this.flush() : undefined;
+    this.filledTo += n;
+    return this.filledTo === this.chunk.length ? this.flush() : undefined;
   }
 
   async give(bytes: Buffer): Promise<void> {
     let offset = 0;
     while (offset < bytes.length) {
       let wait: Promise<void> | undefined;
-      if (this.used === 0 && bytes.length - offset >= this.chunkSize) {
+      if (this.filledTo === 0 && bytes.length - offset >= this.chunkSize) {
         // A chunk's worth or more, and nothing buffered before it: on it goes, uncopied.
         wait = this.handOn(bytes.subarray(offset));
         offset = bytes.length;
       } else {
-        const copied = bytes.copy(this.buffer, this.used, offset);
+        const copied = bytes.copy(this.chunk, this.filledTo, offset);
         offset += copied;
         wait = this.filled(copied);
       }
@@ -65,16 +86,16 @@ export abstract class ChunkedTarSink implements TarSink {
   }
 
   async close(): Promise<void> {
-    if (this.used > 0) await this.flush();
+    if (this.filledTo > 0) await this.flush();
   }
 
   /** Takes a chunk; a returned promise holds the writer until it resolves. */
   protected abstract handOn(chunk: Buffer): Promise<void> | undefined;
 
   private flush(): Promise<void> | undefined {
-    const chunk = this.buffer.subarray(0, this.used);
-    if (!this.reuse) this.buffer = Buffer.allocUnsafe(this.chunkSize);
-    this.used = 0;
-    return this.handOn(chunk);
+    const full = this.chunk.subarray(0, this.filledTo);
+    if (!this.reuse) this.chunk = Buffer.allocUnsafe(this.chunkSize);
+    this.filledTo = 0;
+    return this.handOn(full);
   }
 }

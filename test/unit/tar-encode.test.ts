@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { buffer } from "node:stream/consumers";
 import { pack as tarPack, type Header } from "tar-stream";
-import { END_OF_ARCHIVE, encodeHeader, paddingFor, type TarHeaderFields, type TarTypeFlag } from "../../src/tar/encode.js";
+import { END_OF_ARCHIVE_BYTES, encodeHeader, paddingFor, writeUstarHeader, type TarHeaderFields, type TarTypeFlag } from "../../src/tar/encode.js";
 import { numeric, checksumMatches } from "../../src/tar/header.js";
 
 /**
@@ -108,9 +108,16 @@ test("every header comes out as tar-stream wrote it: ustar, prefixes, PAX record
   for (let i = 0; i < 600; i++) {
     const { fields, theirs } = caseOf(next);
     const body = Buffer.alloc(fields.size, 0x61);
-    const ours = Buffer.concat([encodeHeader(fields), body, paddingFor(fields.size), END_OF_ARCHIVE]);
+    const header = encodeHeader(fields);
+    const ours = Buffer.concat([header, body, paddingFor(fields.size), Buffer.alloc(END_OF_ARCHIVE_BYTES)]);
     assert.deepEqual(ours, await tarStreamBytes(theirs, body), `case ${i}: ${JSON.stringify(fields)}`);
-    if (ours.length > body.length + paddingFor(fields.size).length + 3 * 512) pax++;
+    // Written in place, into a buffer holding other bytes, at an offset: the same block, or nothing for PAX.
+    const target = Buffer.alloc(2048, 0xa5);
+    const inPlace = writeUstarHeader(fields, target, 700);
+    assert.equal(inPlace, header.length === 512, `case ${i}: in place exactly when no PAX header is needed`);
+    if (inPlace) assert.deepEqual(target.subarray(700, 1212), header, `case ${i}: the same block in place`);
+    else assert.ok(target.every((b) => b === 0xa5), `case ${i}: nothing written in place for PAX`);
+    if (!inPlace) pax++;
   }
   assert.ok(pax >= 50 && 600 - pax >= 30, `both kinds of header were tried (${pax} of 600 with PAX)`);
 });
