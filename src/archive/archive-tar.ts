@@ -145,19 +145,21 @@ export interface ArchiveWriteOptions extends Omit<TarWriteOptions, "describe"> {
 export async function writeTarTo(dest: string, entries: readonly ArchiveEntry[], opts: ArchiveWriteOptions): Promise<number> {
   const tarOpts: TarWriteOptions = { signal: opts.signal, onProgress: opts.onProgress, describe: dest === STDOUT ? "standard output" : dest };
   if (dest === STDOUT) return writeTarArchive(entries, opts.output ?? process.stdout, tarOpts);
-  const identity = opts.written && archiveIdentity(entries);
-  if (opts.written && identity) {
-    const size = await opts.written.unchanged(dest, identity, opts.signal);
+  const written = opts.written;
+  const identity = written && archiveIdentity(entries);
+  if (written && identity) {
+    const size = await written.unchanged(dest, identity, opts.signal);
     if (size !== undefined) {
       opts.onProgress?.({ step: "write", message: `${dest} already holds this archive; left as it is` });
       return size;
     }
   }
+  // The bytes are hashed as they are written only when there is a record to make of them.
   const hash = identity ? newHasher() : undefined;
   let bytes = 0;
   await writeFileAtomically(dest, async (tmp) => {
     bytes = await writeTarArchive(entries, fileWriter(tmp), { ...tarOpts, onChunk: hash && ((chunk) => hash.update(chunk)) });
   });
-  if (opts.written && identity && hash) await opts.written.remember(dest, identity, { digest: hasherDigest(hash), size: bytes });
+  if (written && identity && hash) await written.remember(dest, identity, { digest: hasherDigest(hash), size: bytes });
   return bytes;
 }

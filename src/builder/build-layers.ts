@@ -146,6 +146,9 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
   let hit: StoredLayerBlob | undefined;
   let snapshot: SnapshotHasher | undefined;
   const recipe = layerRecipe(ctx.plan, job.plan, job.comparedWith);
+  // What a snapshot record is filed under: the recipe, the sources named by their host paths.
+  const recordSnapshot = (walked: SnapshotHasher, key: IndexKey): Promise<void> | undefined =>
+    ctx.snapshots?.record(recipeText(recipe), recipe.sources, walked, key);
   if (index !== undefined && isCacheable(job.plan)) {
     // Sources unchanged since a build recorded their snapshot: the key without making it.
     const unchanged = job.walk === undefined ? await ctx.snapshots?.unchangedKey(recipeText(recipe), recipe.sources, signal) : undefined;
@@ -157,7 +160,7 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
     hit = await index.lookup(key, store);
   }
   if (hit !== undefined) {
-    if (snapshot !== undefined) await ctx.snapshots?.record(recipeText(recipe), recipe.sources, snapshot, key!);
+    if (snapshot !== undefined) await recordSnapshot(snapshot, key!);
     return cachedLayer(key!, hit, job, ctx, out);
   }
   const shared = index !== undefined && key !== undefined ? await ctx.shared?.find(key, job.what, { store, index }) : undefined;
@@ -171,7 +174,7 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
     const changed = packed.fileDigests && changedSince(key, packed.entries, packed.fileDigests);
     if (changed === undefined) {
       await index.record(key, packed.layer);
-      if (snapshot !== undefined) await ctx.snapshots?.record(recipeText(recipe), recipe.sources, snapshot, key);
+      if (snapshot !== undefined) await recordSnapshot(snapshot, key);
       ctx.shared?.remember(key, packed.layer, job.what);
     } else {
       ctx.progress({ step: "layer", message: `${job.what} not cached: ${changed} changed while the layer was built; the next build packs it again` });

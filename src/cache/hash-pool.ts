@@ -1,4 +1,5 @@
 import { availableParallelism } from "node:os";
+import { wallClockNs } from "./stat-index.js";
 import { Worker } from "node:worker_threads";
 import type { Digest } from "../model/digest.js";
 import { SourceUnreadableError, throwIfAborted } from "../model/errors.js";
@@ -78,7 +79,7 @@ export class HashQueue {
   private turn = 0;
   private readonly sent: Array<Promise<{ files: FileToHash[]; reply: HashReply | undefined }>> = [];
   /** When the first file was queued: what a stat index records as the hashing time. */
-  readonly startedAtNs = BigInt(Date.now()) * 1_000_000n;
+  readonly startedAtNs = wallClockNs();
 
   constructor(private readonly threads = Math.min(availableParallelism(), 8)) {}
 

@@ -1,12 +1,10 @@
 import type { BigIntStats } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { digestHex, hasherDigest, newHasher, sha256 } from "../model/digest.js";
 import { statSources, type SourceSpec, type StatVisitor } from "../layer/sources.js";
-import { writeFileAtomically } from "../util/atomic.js";
 import type { IndexKey } from "./layer-index.js";
-import { touchUsed } from "./prune.js";
-import { isRacyChange } from "./stat-index.js";
+import { readSealed, writeSealed } from "./sealed-file.js";
+import { isRacyChange, wallClockNs } from "./stat-index.js";
 
 /**
  * Source snapshots: the layer key an unchanged set of sources had, found from a bare
@@ -23,13 +21,14 @@ import { isRacyChange } from "./stat-index.js";
  *   a snapshot holding an entry changed within one clock tick of the walk is not recorded;
  * - hardlink groups follow from the inodes and link counts.
  *
- * `<cache>/snapshots/<id>.json` holds `{ snapshot, key }` for one recipe: the id hashes the
+ * `<cache>/snapshots/<id>.json` holds `{ snapshot, key }` for one recipe, sealed
+ * (sealed-file.ts): the id hashes the
  * recipe's key text (content-key.ts recipeText: versions, the layers below, destinations,
  * perms, owner, mtime, compression) and the host paths of its sources. The last build of a
  * recipe wins; a record that is unreadable or does not match is a miss, never a wrong key.
  */
 
-const FORMAT = "gantry source snapshot 1";
+const FORMAT = "gantry source snapshot 2";
 /** Entries hashed per update: the numbers of a batch go to the hash as one buffer. */
 const BATCH = 512;
 const NUMBERS_PER_ENTRY = 8;
@@ -44,7 +43,7 @@ export class SnapshotHasher {
   entries = 0;
 
   /** `startedAtNs`: the wall-clock time before the walk's first lstat. */
-  constructor(readonly startedAtNs: bigint = BigInt(Date.now()) * 1_000_000n) {}
+  constructor(readonly startedAtNs: bigint = wallClockNs()) {}
 
   /** The visitor to walk with. */
   readonly visit: StatVisitor = (hostPath: string, st: BigIntStats): void => {
@@ -100,18 +99,11 @@ export class SourceSnapshots {
    * lstat walk of them, made only when there is a record to compare with).
    */
   async unchangedKey(recipeText: string, sources: readonly SourceSpec[], signal?: AbortSignal): Promise<IndexKey | undefined> {
-    const path = this.pathOf(recipeText, sources);
-    let record: unknown;
-    try {
-      record = JSON.parse(await readFile(path, "utf8"));
-    } catch {
-      return undefined;
-    }
-    const { snapshot, key } = (record ?? {}) as Record<string, unknown>;
+    const sealed = await readSealed(this.pathOf(recipeText, sources), FORMAT);
+    const { snapshot, key } = (sealed?.body ?? {}) as Record<string, unknown>;
     if (!isHex(snapshot) || !isHex(key)) return undefined;
     const now = snapshotOf(sources, signal);
     if (now.racy || now.digest() !== snapshot) return undefined;
-    await touchUsed(path);
     return { hex: key };
   }
 
@@ -122,13 +114,8 @@ export class SourceSnapshots {
    */
   async record(recipeText: string, sources: readonly SourceSpec[], walked: SnapshotHasher, key: IndexKey): Promise<void> {
     if (walked.racy) return;
-    const path = this.pathOf(recipeText, sources);
-    try {
-      await mkdir(this.root, { recursive: true });
-      await writeFileAtomically(path, (temp) => writeFile(temp, `${JSON.stringify({ snapshot: walked.digest(), key: key.hex })}\n`));
-    } catch {
-      // The next build walks the sources in full.
-    }
+    // The next build walks the sources in full.
+    await writeSealed(this.pathOf(recipeText, sources), FORMAT, { snapshot: walked.digest(), key: key.hex }).catch(() => {});
   }
 }
 

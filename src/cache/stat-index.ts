@@ -43,6 +43,11 @@ export function isRacy(fingerprint: HostFingerprint, hashedAtNs: bigint): boolea
   return isRacyChange(fingerprint.ctimeNs, hashedAtNs);
 }
 
+/** The wall-clock time in nanoseconds, as the racy rule compares it with a ctime. */
+export function wallClockNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
 /** Whether an entry whose ctime is `ctimeNs`, seen at `seenAtNs`, could change again within the tick its ctime shows. */
 export function isRacyChange(ctimeNs: bigint, seenAtNs: bigint): boolean {
   const window = ctimeNs % NS_PER_SECOND === 0n ? RACY_WINDOW_WHOLE_SECONDS_NS : RACY_WINDOW_NS;

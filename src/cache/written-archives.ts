@@ -4,7 +4,7 @@ import { digestHex, isDigest, sha256, type Digest } from "../model/digest.js";
 import type { WrittenArchives } from "../model/written-archives.js";
 import { hashFile } from "../layer/hash-file.js";
 import { readSealed, writeSealed } from "./sealed-file.js";
-import { isRacyChange } from "./stat-index.js";
+import { isRacyChange, wallClockNs } from "./stat-index.js";
 
 /**
  * The archives builds wrote, one sealed record per output path (`<cache>/outputs/`): the
@@ -32,10 +32,6 @@ interface WrittenRecord {
   recordedAtNs: string;
 }
 
-function nowNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
-}
-
 function isRecord(value: unknown): value is WrittenRecord {
   const r = value as Partial<WrittenRecord> | null;
   return typeof r === "object" && r !== null && typeof r.path === "string" && isDigest(r.identity) && isDigest(r.digest)
@@ -61,7 +57,7 @@ export class WrittenArchivesDir implements WrittenArchives {
     if (!isRacyChange(st.ctimeNs, BigInt(record.recordedAtNs))) return record.size;
     const digest = await hashFile(where, signal).catch(() => undefined);
     if (digest !== record.digest) return undefined;
-    await this.write({ ...record, recordedAtNs: String(nowNs()) });
+    await this.write({ ...record, recordedAtNs: String(wallClockNs()) });
     return record.size;
   }
 
@@ -71,7 +67,7 @@ export class WrittenArchivesDir implements WrittenArchives {
       const st = await lstat(where, { bigint: true });
       await this.write({
         path: where, identity, digest: written.digest, size: written.size,
-        dev: String(st.dev), ino: String(st.ino), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), recordedAtNs: String(nowNs()),
+        dev: String(st.dev), ino: String(st.ino), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), recordedAtNs: String(wallClockNs()),
       });
     } catch {
       // Without a record the next build writes the archive again.

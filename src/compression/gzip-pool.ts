@@ -71,7 +71,12 @@ export class DeflatePool {
   async close(): Promise<void> {
     this.closed = true;
     this.rejectAll(new AbortedError(undefined, "the gzip stream was closed before a block was compressed"));
-    await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
+    // Idle workers are unreferenced; referenced while they terminate, so the process waits
+    // for them and a destroyed stream still gets to emit 'close'.
+    await Promise.all(this.slots.map((slot) => {
+      slot.worker.ref();
+      return slot.worker.terminate();
+    }));
   }
 
   private startWorker(): Slot {
@@ -81,6 +86,9 @@ export class DeflatePool {
     const worker = new Worker(WORKER_URL, { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } });
     const slot: Slot = { worker, ready: false, current: undefined };
     worker.on("message", (message: WorkerMessage) => {
+      // A reply that comes after close() changes nothing (and must not unreference a worker
+      // that is terminating).
+      if (this.closed) return;
       if ("ready" in message) {
         slot.ready = true;
         this.dispatch();

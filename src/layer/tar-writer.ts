@@ -1,7 +1,8 @@
 import type { Readable } from "node:stream";
 import { EMPTY_DIGEST, hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import { SpecError, UnsafePathError, AbortedError, IoError, UnsupportedError } from "../model/errors.js";
-import { END_OF_ARCHIVE_BYTES, MAX_SHORT_OCTAL, encodeHeader, writeUstarHeader, type TarHeaderFields, type TarTypeFlag } from "../tar/encode.js";
+import { END_OF_ARCHIVE_BYTES, MAX_SHORT_OCTAL, encodeHeader, paddingLength, writeUstarHeader, type TarHeaderFields, type TarTypeFlag } from "../tar/encode.js";
+import { BLOCK } from "../tar/header.js";
 import { putZeros, type TarSink } from "../tar/sink.js";
 import { ReadableTarSink } from "../tar/readable-sink.js";
 import type { LayerEntry } from "./differ.js";
@@ -94,8 +95,8 @@ export async function writeTar(entries: Iterable<LayerEntry>, sink: TarSink, opt
     const header = headerOf(e);
     // Most headers go straight into the sink's buffer; a PAX one, or one that would
     // straddle two chunks, is encoded on its own and copied.
-    if (sink.buffer.length - sink.used >= TAR_BLOCK && writeUstarHeader(header, sink.buffer, sink.used)) {
-      const wait = sink.filled(TAR_BLOCK);
+    if (sink.buffer.length - sink.used >= BLOCK && writeUstarHeader(header, sink.buffer, sink.used)) {
+      const wait = sink.filled(BLOCK);
       if (wait !== undefined) await wait;
     } else {
       await sink.give(encodeHeader(header));
@@ -119,8 +120,7 @@ async function writeBody(e: LayerEntry, sink: TarSink, signal: AbortSignal, dige
   }
   const hash = digests ? newHasher() : undefined;
   await copyContent(content, e.size, sink, signal, hash);
-  const padding = (TAR_BLOCK - (e.size % TAR_BLOCK)) % TAR_BLOCK;
-  if (padding > 0) await putZeros(sink, padding);
+  await putZeros(sink, paddingLength(e.size));
   if (hash) digests?.set(e.path, hasherDigest(hash));
 }
 
@@ -139,15 +139,13 @@ export function tarStream(entries: Iterable<LayerEntry>, opts: TarOptions = {}):
   return sink.readable;
 }
 
-const TAR_BLOCK = 512;
-
 /**
  * About how many bytes `tarStream(entries)` writes: a header per entry, the bodies padded
  * to blocks, the two closing blocks. PAX headers of long names are not counted, so this is
  * a progress meter's total, never a size to check against.
  */
 export function approximateTarSize(entries: readonly LayerEntry[]): number {
-  let bytes = 2 * TAR_BLOCK;
-  for (const e of entries) bytes += TAR_BLOCK + (e.type === "file" ? Math.ceil(e.size / TAR_BLOCK) * TAR_BLOCK : 0);
+  let bytes = END_OF_ARCHIVE_BYTES;
+  for (const e of entries) bytes += BLOCK + (e.type === "file" ? e.size + paddingLength(e.size) : 0);
   return bytes;
 }

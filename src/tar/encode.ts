@@ -47,12 +47,15 @@ const PAX_TYPE = "x";
 /** The name and link target of the ustar header that follows a PAX header. */
 const PAX_NAME = "PaxHeader";
 
+/** How many zeros pad a body of `size` bytes to whole blocks. */
+export function paddingLength(size: number): number {
+  return (BLOCK - (size % BLOCK)) % BLOCK;
+}
+
 /** The zeros that pad a body of `size` bytes to whole blocks. */
 export function paddingFor(size: number): Buffer {
-  const rest = size % BLOCK;
-  return rest === 0 ? EMPTY : Buffer.alloc(BLOCK - rest);
+  return Buffer.alloc(paddingLength(size));
 }
-const EMPTY = Buffer.alloc(0);
 
 /** The size of the two zero blocks that end an archive. */
 export const END_OF_ARCHIVE_BYTES = 2 * BLOCK;

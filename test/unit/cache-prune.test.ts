@@ -68,16 +68,16 @@ test("a read and an index hit are uses: the blob used last survives a size limit
   assert.deepEqual(await present(c), [true, true, false]);
 });
 
-test("old facts, stat tables, snapshots and lookup journals go by age; a dry run counts and removes nothing", async (t) => {
+test("old facts, stat tables, snapshots, lookup journals and written-archive records go by age; a dry run counts and removes nothing", async (t) => {
   const c = await makeCache(t, [100], [60]);
-  for (const [sub, name] of [["facts", "a.json"], ["stat", "b.idx"], ["snapshots", "c.json"], ["lookups", "d.json"]] as const) {
+  for (const [sub, name] of [["facts", "a.json"], ["stat", "b.idx"], ["snapshots", "c.json"], ["lookups", "d.json"], ["outputs", "e.json"]] as const) {
     await mkdir(join(c.dir, sub), { recursive: true });
     await writeFile(join(c.dir, sub, name), "x");
     const old = new Date(NOW - 60 * DAY);
     await utimes(join(c.dir, sub, name), old, old);
   }
   const dry = await pruneCache({ cacheDir: c.dir, maxAgeMs: 30 * DAY, dryRun: true, now: NOW });
-  assert.deepEqual(dry.removed, { blobs: 1, bytes: 100, indexEntries: 1, facts: 1, statTables: 1, records: 2 });
+  assert.deepEqual(dry.removed, { blobs: 1, bytes: 100, indexEntries: 1, facts: 1, statTables: 1, records: 3 });
   assert.deepEqual(await present(c), [true]);
   assert.equal((await readdir(join(c.dir, "facts"))).length, 1);
   await pruneCache({ cacheDir: c.dir, maxAgeMs: 30 * DAY, now: NOW });
@@ -86,6 +86,7 @@ test("old facts, stat tables, snapshots and lookup journals go by age; a dry run
   assert.deepEqual(await readdir(join(c.dir, "stat")), []);
   assert.deepEqual(await readdir(join(c.dir, "snapshots")), []);
   assert.deepEqual(await readdir(join(c.dir, "lookups")), []);
+  assert.deepEqual(await readdir(join(c.dir, "outputs")), []);
 });
 
 test("an empty or missing cache prunes to nothing", async (t) => {

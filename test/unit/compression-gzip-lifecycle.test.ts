@@ -26,12 +26,21 @@ const MODULE = fileURLToPath(new URL("../../src/compression/parallel-gzip.js", i
  * do (a source that pushes synchronously forever would starve the timers of any pipeline).
  */
 async function childScript(t: TestContext, body: string): Promise<string> {
-  const script = `import { createParallelGzip } from ${JSON.stringify(MODULE)};
+  // The gzip workers are counted from their own lives (constructed, then 'exit'), not from
+  // the process's OS threads, which V8 and libuv also start and stop as they please.
+  const script = `import workerThreads from "node:worker_threads";
+import { syncBuiltinESMExports } from "node:module";
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-const threads = () => readdirSync("/proc/self/task").length;
+let running = 0;
+const RealWorker = workerThreads.Worker;
+workerThreads.Worker = class extends RealWorker {
+  constructor(...args) { super(...args); running++; this.once("exit", () => { running--; }); }
+};
+syncBuiltinESMExports();
+const { createParallelGzip } = await import(${JSON.stringify(MODULE)});
+const workers = () => running;
 const block = ${BLOCK_SIZE};
 ${body}`;
   // A file, not `node -e`: an evaluated script's process may exit while workers still hold refs.
@@ -43,15 +52,14 @@ ${body}`;
 
 test("destroy while blocks are on the workers: the workers stop and the process exits", async (t) => {
   const out = await childScript(t, `
-const before = threads();
 const gz = createParallelGzip({ level: 6, threads: 2, parallelAfter: 0 });
 gz.on("data", () => {});
 // 'close' comes after _destroy, which waits for the workers to terminate.
-gz.on("close", () => console.log(threads() <= before ? "closed, workers gone" : "closed, workers left"));
+gz.on("close", () => console.log(workers() === 0 ? "closed, workers gone" : "closed, workers left"));
 // A block every 20 ms: the first ones are deflated here while the workers load, later ones on the workers.
 const feeding = setInterval(() => gz.write(randomBytes(block)), 20);
 setTimeout(() => {
-  console.log(threads() > before ? "workers were running" : "no workers");
+  console.log(workers() > 0 ? "workers were running" : "no workers");
   clearInterval(feeding);
   gz.destroy();
 }, 400);`);
@@ -88,12 +96,11 @@ test("a stream left half-way (never ended nor destroyed) does not keep the proce
   const out = await childScript(t, `
 const gz = createParallelGzip({ level: 6, threads: 2, parallelAfter: 0 });
 gz.on("data", () => {});
-const before = threads();
 // Long enough for the workers to load and take blocks, then nothing more, ever.
 const feeding = setInterval(() => gz.write(randomBytes(block)), 20);
 setTimeout(() => {
   clearInterval(feeding);
-  console.log(threads() > before ? "abandoned with workers" : "abandoned, no workers");
+  console.log(workers() > 0 ? "abandoned with workers" : "abandoned, no workers");
 }, 300);`);
   assert.equal(out, "abandoned with workers");
 });
