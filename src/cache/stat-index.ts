@@ -59,8 +59,13 @@ interface Line {
   digest: Digest;
 }
 
+/**
+ * Joined, not concatenated: a template literal of ten parts is kept as a tree of ten string
+ * pieces (a V8 rope) for as long as the line is held, 400 bytes more than the flat string
+ * join makes; a table holds one per source file.
+ */
 function fingerprintText(f: HostFingerprint): string {
-  return `${f.dev}\0${f.ino}\0${f.mode}\0${f.size}\0${f.mtimeNs}\0${f.ctimeNs}`;
+  return [f.dev, f.ino, f.mode, f.size, f.mtimeNs, f.ctimeNs].join("\0");
 }
 
 /** The files of one source directory, by their path below it. */

@@ -3,6 +3,7 @@ import { Transform, type TransformCallback } from "node:stream";
 import { UnsupportedError } from "../model/errors.js";
 import { BLOCK_SIZE, DICTIONARY_SIZE, crc32, deflateBlock, gzipHeader, gzipTrailer, type BlockJob } from "./gzip-block.js";
 import { DeflatePool, DeflatePoolFailure } from "./gzip-pool.js";
+import { lend } from "../util/loaned-buffers.js";
 
 /**
  * gzip on several cores with bytes that depend on the input and the level alone.
@@ -233,6 +234,8 @@ class ParallelGzip extends Transform {
       this.headerWritten = true;
       this.push(gzipHeader(this.level));
     }
-    this.push(output);
+    // Each block's output owns its memory and is referenced nowhere else: lent, so that a
+    // pipeline's last stage can free it at once (loaned-buffers.ts).
+    this.push(lend(output));
   }
 }

@@ -1,4 +1,4 @@
-import { fileWriter } from "../util/io.js";
+import { givingBackFileWriter } from "../util/io.js";
 import { rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Writable } from "node:stream";
@@ -50,7 +50,8 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
   });
   // Uncompressed, the stored bytes are the tar: one hash serves as diffId and digest.
   const stored = opts.compression === "none" ? undefined : measuring();
-  const file = fileWriter(tempPath);
+  // The compressor lends its blocks (loaned-buffers.ts): freed once written, not at the next GC.
+  const file = givingBackFileWriter(tempPath);
   const options = opts.signal === undefined ? {} : { signal: opts.signal };
   let diffId, digest, size;
   try {

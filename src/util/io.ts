@@ -1,5 +1,6 @@
-import { createReadStream, createWriteStream, type ReadStream, type WriteStream } from "node:fs";
+import { close, createReadStream, createWriteStream, open, write, writev, type ReadStream, type WriteStream } from "node:fs";
 import { Transform, Writable } from "node:stream";
+import { giveBack } from "./loaned-buffers.js";
 
 /**
  * Buffer sizes for streaming blobs and layers to and from files. Node's defaults (64 KiB
@@ -15,6 +16,38 @@ export const WRITE_BUFFER = 4 * 1024 * 1024;
 export function fileWriter(path: string, mode?: number): WriteStream {
   return createWriteStream(path, { highWaterMark: WRITE_BUFFER, ...(mode !== undefined ? { mode } : {}) });
 }
+
+/**
+ * fileWriter's stream, that also gives back each lent chunk (loaned-buffers.ts) as soon as
+ * it is written, for the end of a pipeline whose producer lends its chunks.
+ */
+export function givingBackFileWriter(path: string): WriteStream {
+  return createWriteStream(path, {
+    highWaterMark: WRITE_BUFFER,
+    fs: {
+      open,
+      close,
+      write: (fd: number, buffer: Buffer, offset: number, length: number, position: number | null, done: WriteDone<Buffer>) =>
+        write(fd, buffer, offset, length, position, (err, written, same) => {
+          if (err === null && offset === 0 && written === buffer.length) giveBack(buffer);
+          done(err, written, same);
+        }),
+      writev: (fd: number, buffers: Buffer[], position: number | null, done: WriteDone<Buffer[]>) =>
+        writev(fd, buffers, position, (err, written, same) => {
+          // A short write leaves the rest to be written again; what was written whole is done.
+          let left = err === null ? written : 0;
+          for (const buffer of buffers) {
+            if (left < buffer.length) break;
+            left -= buffer.length;
+            giveBack(buffer);
+          }
+          done(err, written, same);
+        }),
+    },
+  });
+}
+
+type WriteDone<T> = (err: NodeJS.ErrnoException | null, written: number, buffers: T) => void;
 
 /** A read stream of `path` in READ_CHUNK-sized chunks. */
 export function fileReader(path: string): ReadStream {

@@ -137,8 +137,9 @@ test("when the workers cannot start, the calling thread deflates and the bytes a
   const dist = fileURLToPath(new URL("../../src", import.meta.url));
   await mkdir(join(dir, "compression"), { recursive: true });
   await mkdir(join(dir, "model"), { recursive: true });
+  await mkdir(join(dir, "util"), { recursive: true });
   await writeFile(join(dir, "package.json"), '{ "type": "module" }');
-  for (const file of ["compression/parallel-gzip.js", "compression/gzip-block.js", "compression/gzip-pool.js", "model/errors.js"]) {
+  for (const file of ["compression/parallel-gzip.js", "compression/gzip-block.js", "compression/gzip-pool.js", "model/errors.js", "util/loaned-buffers.js"]) {
     await copyFile(join(dist, file), join(dir, file));
   }
   const moved = (await import(join(dir, "compression/parallel-gzip.js"))) as { createParallelGzip: typeof createParallelGzip };
