@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { sha256 } from "../model/digest.js";
 import { writeFileAtomically } from "../util/atomic.js";
@@ -37,5 +37,9 @@ export async function writeSealed(path: string, format: string, body: unknown, e
   const rest = Buffer.from(JSON.stringify(body));
   const header = { ...extra, format, sha256: sha256(rest) };
   await mkdir(dirname(path), { recursive: true });
-  await writeFileAtomically(path, (temp) => writeFile(temp, Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), rest])));
+  // Two writes rather than one concatenated copy: a layer's facts run to tens of megabytes.
+  await writeFileAtomically(path, async (temp) => {
+    await writeFile(temp, `${JSON.stringify(header)}\n`);
+    await appendFile(temp, rest);
+  });
 }

@@ -1,4 +1,7 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { join } from "node:path";
 import { digestHex, sha256, type Digest } from "../model/digest.js";
 import type { HostFingerprint } from "../layer/sources.js";
@@ -54,6 +57,9 @@ export function isRacyChange(ctimeNs: bigint, seenAtNs: bigint): boolean {
   return ctimeNs > seenAtNs - window;
 }
 
+/** Rows of a table written at a time (see DirectoryTable.serialize). */
+const SERIALIZE_PIECE = 2000;
+
 interface Line {
   fingerprint: string;
   digest: Digest;
@@ -104,12 +110,22 @@ export class DirectoryTable {
     this.changed = true;
   }
 
-  serialize(): string {
-    const rows = [`${FORMAT}\0${this.dir}`];
-    for (const [path, line] of [...this.lines].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  /**
+   * The table's text, in pieces of about SERIALIZE_PIECE rows, paths in order: a table of
+   * 100,000 files is 18 MB of text, which as one string (and its rows) was garbage enough
+   * to grow the heap by 60 MB at the end of a build.
+   */
+  *serialize(): Generator<string> {
+    let rows = [`${FORMAT}\0${this.dir}`];
+    for (const path of [...this.lines.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const line = this.lines.get(path)!;
       rows.push(`${path}\0${line.fingerprint}\0${digestHex(line.digest)}`);
+      if (rows.length === SERIALIZE_PIECE) {
+        yield `${rows.join("\n")}\n`;
+        rows = [];
+      }
     }
-    return `${rows.join("\n")}\n`;
+    if (rows.length > 0) yield `${rows.join("\n")}\n`;
   }
 }
 
@@ -149,7 +165,7 @@ export class StatIndex {
       if (!table.changed) continue;
       try {
         await mkdir(this.root, { recursive: true });
-        await writeFileAtomically(this.fileOf(table.dir), (temp) => writeFile(temp, table.serialize()));
+        await writeFileAtomically(this.fileOf(table.dir), (temp) => pipeline(Readable.from(table.serialize()), createWriteStream(temp)));
         table.changed = false;
       } catch {
         // The next build hashes these files again.
