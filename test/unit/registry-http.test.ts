@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { RegistryError } from "../../src/model/errors.js";
 import { send, type HttpRequest } from "../../src/transports/docker/http.js";
+import { readLimited } from "../../src/transports/docker/body.js";
 import { DEFAULT_RETRY_POLICY, StepRetries, retryAfterMs, type RetryPolicy } from "../../src/transports/docker/retry.js";
 import { startFakeRegistry, type FakeRegistry } from "../helpers/fake-registry.js";
 import { patternBytes, recordingPolicy } from "./registry-fixtures.js";
@@ -160,7 +161,7 @@ test("a blob GET redirected to storage on another origin: Authorization goes to 
     method: "GET", url: `${fake.url}/v2/app/blobs/${digest}`, authorization: "Bearer registry-token",
   }), "fake");
   assert.equal(response.status, 200);
-  assert.deepEqual(Buffer.from(await response.arrayBuffer()), bytes);
+  assert.deepEqual(await readLimited(response, bytes.length), bytes);
   assert.equal(fake.requests[0]?.answer, 307);
   assert.equal(fake.requests[0]?.authorization, "Bearer registry-token");
   assert.equal(storage.requests.length, 1);

@@ -4,6 +4,7 @@ import type { Credentials } from "./credentials.js";
 import { discard, send } from "./http.js";
 import { readLimited } from "./body.js";
 import type { StepRetries } from "./retry.js";
+import type { RegistryResponse } from "./http-exchange.js";
 
 /** Access wanted on one repository; becomes a token scope `repository:NAME:pull,push`. */
 export interface Scope {
@@ -48,7 +49,7 @@ export class Authenticator {
   get known(): boolean { return this.scheme !== undefined; }
 
   /** Learns the scheme from the `/v2/` ping's answer or from any 401. */
-  learn(response: Response): void {
+  learn(response: RegistryResponse): void {
     if (response.status !== 401) {
       this.scheme ??= { kind: "none" };
       return;

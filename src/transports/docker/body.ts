@@ -1,5 +1,6 @@
 import { RegistryError } from "../../model/errors.js";
 import { DEFAULT_RETRY_POLICY, type StepRetries } from "./retry.js";
+import type { RegistryResponse } from "./http-exchange.js";
 
 /**
  * Reading a response's body without trusting the other end to keep sending: each chunk
@@ -8,7 +9,7 @@ import { DEFAULT_RETRY_POLICY, type StepRetries } from "./retry.js";
  */
 
 /** The body's chunks as they arrive; see the module comment for what a stall does. */
-export async function* bodyChunks(response: Response, retries?: StepRetries): AsyncGenerator<Buffer> {
+export async function* bodyChunks(response: RegistryResponse, retries?: StepRetries): AsyncGenerator<Buffer> {
   if (!response.body) return;
   const stallMs = retries?.policy.stallMs ?? DEFAULT_RETRY_POLICY.stallMs;
   const reader = response.body.getReader();
@@ -45,7 +46,7 @@ export function stalledError(retries: StepRetries | undefined, stallMs: number, 
 }
 
 /** Reads a small response body whole, refusing one larger than `limit` bytes. */
-export async function readLimited(response: Response, limit: number, retries?: StepRetries): Promise<Buffer> {
+export async function readLimited(response: RegistryResponse, limit: number, retries?: StepRetries): Promise<Buffer> {
   const declared = Number(response.headers.get("content-length"));
   if (Number.isFinite(declared) && declared > limit) {
     await response.body?.cancel().catch(() => {});

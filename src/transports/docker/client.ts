@@ -6,6 +6,7 @@ import { findCredentials, type Credentials } from "./credentials.js";
 import { registryBaseUrl } from "./endpoint.js";
 import { discard, send, type HttpMethod } from "./http.js";
 import { retryPolicy, StepRetries, type RetryPolicy } from "./retry.js";
+import type { RegistryResponse } from "./http-exchange.js";
 
 /** How a RegistryClient reaches its registry: credentials, TLS, retries, and the signal that stops it. */
 export interface ClientOptions {
@@ -83,7 +84,7 @@ export class RegistryClient {
    * learning the challenge, renewing the token and sending once more, if the body can be
    * sent again; a second 401 is an AuthError naming the registry and repository.
    */
-  async request(req: ClientRequest): Promise<Response> {
+  async request(req: ClientRequest): Promise<RegistryResponse> {
     await this.ensurePinged();
     const replayable = req.body === undefined || Buffer.isBuffer(req.body);
     const signal = req.signal && this.signal ? AbortSignal.any([req.signal, this.signal]) : req.signal ?? this.signal;
@@ -112,7 +113,7 @@ export class RegistryClient {
    * wrong length is a fault of the step, fetched again while the step allows. A non-success
    * answer is returned unread, for the caller to word.
    */
-  async requestWhole(req: ClientRequest, check: WholeCheck): Promise<{ response: Response; bytes: Buffer | undefined }> {
+  async requestWhole(req: ClientRequest, check: WholeCheck): Promise<{ response: RegistryResponse; bytes: Buffer | undefined }> {
     for (;;) {
       const response = await this.request(req);
       if (!response.ok) return { response, bytes: undefined };

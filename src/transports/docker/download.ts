@@ -5,6 +5,7 @@ import type { RegistryClient } from "./client.js";
 import { registryFailure } from "./failure.js";
 import { discard, errorCode } from "./http.js";
 import type { StepRetries } from "./retry.js";
+import type { RegistryResponse } from "./http-exchange.js";
 
 /**
  * A blob's bytes as one stream, however many answers they take. A connection dropped, a
@@ -27,12 +28,12 @@ export interface BlobToFetch {
 }
 
 interface Answer {
-  readonly response: Response;
+  readonly response: RegistryResponse;
   /** Bytes at the start of the body already received from an earlier answer (a 200 to a range request). */
   readonly skip: number;
 }
 
-const CONNECTION_DROPS = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET", "UND_ERR_CLOSED", "ERR_STREAM_PREMATURE_CLOSE"]);
+const CONNECTION_DROPS = new Set(["ECONNRESET", "EPIPE", "ERR_STREAM_PREMATURE_CLOSE"]);
 
 /** Requests the blob (a 404 or a refusal throws here, before any byte) and returns its bytes as they come. */
 export async function downloadBlob(client: RegistryClient, blob: BlobToFetch, retries: StepRetries, signal?: AbortSignal): Promise<Readable> {
@@ -93,7 +94,7 @@ class Download {
       method: "GET",
       url: `/v2/${repository}/blobs/${digest}`,
       scopes: [{ repository, actions: ["pull"] }],
-      // fetch would silently inflate a Content-Encoding: gzip answer and the digest would no longer match.
+      // The bytes as stored: an answer compressed on the way (Content-Encoding) would not match the digest.
       headers: { "accept-encoding": "identity", ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) },
       idempotent: true,
       retries: this.retries,
@@ -134,7 +135,7 @@ class Download {
     if (this.aborted()) return false;
     if (err instanceof GantryError) return err.retryable;
     const code = errorCode(err);
-    return (code !== undefined && CONNECTION_DROPS.has(code)) || (err instanceof TypeError && /terminated|fetch failed/i.test(err.message));
+    return code !== undefined && CONNECTION_DROPS.has(code);
   }
 
   /** The error to report: an abort as such, our own errors as they are, a dropped connection in words. */

@@ -2,6 +2,7 @@ import { AuthError, ImageNotFoundError, RegistryError, type GantryError } from "
 import { readLimited } from "./body.js";
 import { isRetryableStatus } from "./http.js";
 import { retryAfterMs, type StepRetries } from "./retry.js";
+import type { RegistryResponse } from "./http-exchange.js";
 
 /**
  * Turns a registry's non-success answer into one error sentence: the registry, the
@@ -27,7 +28,7 @@ const MAX_ERROR_BODY = 64 * 1024;
  * The error for a non-success answer: ImageNotFoundError for a 404 of a named thing, AuthError for a 403,
  * else RegistryError, retryable for 408, 429, 500, 502, 503 and 504.
  */
-export async function registryFailure(response: Response, ctx: FailureContext): Promise<GantryError> {
+export async function registryFailure(response: RegistryResponse, ctx: FailureContext): Promise<GantryError> {
   const errors = await readErrors(response, ctx.retries);
   const first = errors[0];
   const said = first ? `, ${first.code ?? "error"}${first.message ? `: ${first.message}` : ""}` : "";
@@ -47,7 +48,7 @@ export async function registryFailure(response: Response, ctx: FailureContext): 
   );
 }
 
-async function readErrors(response: Response, retries: StepRetries | undefined): Promise<DistributionError[]> {
+async function readErrors(response: RegistryResponse, retries: StepRetries | undefined): Promise<DistributionError[]> {
   if (!response.body) return [];
   try {
     const text = (await readLimited(response, MAX_ERROR_BODY, retries)).toString("utf8");

@@ -2,9 +2,10 @@ import { Readable } from "node:stream";
 import { GantryError, RegistryError, AbortedError } from "../../model/errors.js";
 import { stalledError } from "./body.js";
 import { retryAfterMs, type StepRetries } from "./retry.js";
+import { exchange, type RegistryResponse } from "./http-exchange.js";
 
 /**
- * One HTTP exchange with a registry over Node's fetch, below authentication: retries of
+ * One HTTP exchange with a registry (http-exchange.ts), below authentication: retries of
  * idempotent requests as the step's policy allows (Retry-After honoured), a stall timeout
  * on the answer's headers, redirects followed by hand so that credentials never travel to
  * another origin (blob GETs redirect to storage), and network failures turned into errors
@@ -31,10 +32,7 @@ export interface HttpRequest {
 
 const MAX_REDIRECTS = 5;
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
-const RETRYABLE_NETWORK_CODES = new Set([
-  "ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNABORTED", "EAI_AGAIN",
-  "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CLOSED",
-]);
+const RETRYABLE_NETWORK_CODES = new Set(["ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNABORTED", "EAI_AGAIN"]);
 
 /** Whether a status is worth trying again: 408, 429, 500, 502, 503, 504. */
 export function isRetryableStatus(status: number): boolean {
@@ -46,10 +44,10 @@ export function isRetryableStatus(status: number): boolean {
  * response whatever its status (the caller words the failure), or throws the last
  * network error.
  */
-export async function send(req: HttpRequest, registry: string): Promise<Response> {
+export async function send(req: HttpRequest, registry: string): Promise<RegistryResponse> {
   const replayable = req.idempotent && !(req.body !== undefined && !Buffer.isBuffer(req.body));
   for (;;) {
-    let response: Response;
+    let response: RegistryResponse;
     try {
       response = await sendFollowingRedirects(req, registry);
     } catch (err) {
@@ -69,14 +67,14 @@ export async function send(req: HttpRequest, registry: string): Promise<Response
   }
 }
 
-async function sendFollowingRedirects(req: HttpRequest, registry: string): Promise<Response> {
+async function sendFollowingRedirects(req: HttpRequest, registry: string): Promise<RegistryResponse> {
   const origin = new URL(req.url).origin;
   let url = req.url;
   for (let hop = 0; ; hop++) {
     const sameOrigin = new URL(url).origin === origin;
     const headers: Record<string, string> = { ...req.headers };
     if (req.authorization !== undefined && sameOrigin) headers["authorization"] = req.authorization;
-    const response = await fetchOnce(url, hop === 0 ? req : { ...req, body: undefined }, headers, registry);
+    const response = await sendOnce(url, hop === 0 ? req : { ...req, body: undefined }, headers, registry);
     const location = response.headers.get("location");
     const followable = (req.method === "GET" || req.method === "HEAD") && isRedirect(response.status) && location;
     if (!followable) return response;
@@ -90,11 +88,11 @@ async function sendFollowingRedirects(req: HttpRequest, registry: string): Promi
 }
 
 /**
- * One fetch, watched for stalls: while a body goes up, each piece of it must be taken
+ * One exchange, watched for stalls: while a body goes up, each piece of it must be taken
  * within the stall timeout (a registry that stops reading is abandoned), and after it the
  * answer's headers must come within it too.
  */
-async function fetchOnce(url: string, req: Omit<HttpRequest, "body"> & { body?: Buffer | Readable | undefined }, headers: Record<string, string>, registry: string): Promise<Response> {
+async function sendOnce(url: string, req: Omit<HttpRequest, "body"> & { body?: Buffer | Readable | undefined }, headers: Record<string, string>, registry: string): Promise<RegistryResponse> {
   const stall = new AbortController();
   const stallMs = req.retries.policy.stallMs;
   let timer: NodeJS.Timeout | undefined;
@@ -102,17 +100,10 @@ async function fetchOnce(url: string, req: Omit<HttpRequest, "body"> & { body?: 
     clearTimeout(timer);
     timer = setTimeout(() => stall.abort(stalledError(req.retries, stallMs, url)), stallMs);
   };
-  const init: RequestInit & { duplex?: "half" } = { method: req.method, headers, redirect: "manual" };
-  if (Buffer.isBuffer(req.body)) {
-    init.body = req.body;
-  } else if (req.body !== undefined) {
-    init.body = watchedBody(req.body, arm);
-    init.duplex = "half";
-  }
-  init.signal = req.signal ? AbortSignal.any([req.signal, stall.signal]) : stall.signal;
+  const signal = req.signal ? AbortSignal.any([req.signal, stall.signal]) : stall.signal;
   arm();
   try {
-    return await fetch(url, init);
+    return await exchange({ method: req.method, url, headers, body: req.body, signal, onSent: arm });
   } catch (err) {
     throw networkError(err, url, registry, req.signal, req.retries);
   } finally {
@@ -120,34 +111,11 @@ async function fetchOnce(url: string, req: Omit<HttpRequest, "body"> & { body?: 
   }
 }
 
-/**
- * A Node stream as a web stream, piece by piece as fetch asks (no copies, no re-chunking),
- * calling `activity` whenever fetch takes a piece and once more when the body has ended.
- */
-function watchedBody(body: Readable, activity: () => void): ReadableStream<Uint8Array> {
-  const pieces = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      activity();
-      const step = await pieces.next();
-      if (step.done) {
-        controller.close();
-        activity();
-      } else {
-        controller.enqueue(step.value);
-      }
-    },
-    async cancel() {
-      await pieces.return?.();
-    },
-  }, { highWaterMark: 0 });
-}
-
-/** Maps a fetch rejection to an error that names the registry (and the step) and says what to do. */
+/** Maps a failed exchange to an error that names the registry (and the step) and says what to do. */
 export function networkError(err: unknown, url: string, registry: string, signal?: AbortSignal, retries?: StepRetries): GantryError {
   if (signal?.aborted) return new AbortedError(signal.reason);
   // A request body that failed (a layer that did not match its digest), or our own stall
-  // timeout, surfaces as fetch's cause.
+  // timeout, surfaces as the error or its cause.
   const own = gantryCause(err);
   if (own) return own;
   const code = errorCode(err);
@@ -174,7 +142,7 @@ function gantryCause(err: unknown): GantryError | undefined {
   return undefined;
 }
 
-/** The first string `code` (errno or undici) on `err` or its causes, four deep. */
+/** The first string `code` (errno or Node's) on `err` or its causes, four deep. */
 export function errorCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 4; e = causeOf(e), depth++) {
     const code = (e as { code?: unknown }).code;
@@ -192,12 +160,35 @@ function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
 }
 
-/** Releases a response's connection without reading what nobody needs. */
-export async function discard(response: Response): Promise<void> {
+/** Up to this much of a body is read by discard, to its end, so that its connection serves the next request. */
+const DRAINED_BODY = 64 * 1024;
+const DRAIN_TIMEOUT_MS = 10_000;
+
+/**
+ * Releases a response's connection: a small body (an error document, a 401's) is read to
+ * its end so that the connection serves the next request; a larger one, or one that stops
+ * coming, is cancelled, which closes it.
+ */
+export async function discard(response: RegistryResponse): Promise<void> {
+  if (response.body === null) return;
+  const reader = response.body.getReader();
+  const giveUp = setTimeout(() => { void reader.cancel().catch(() => {}); }, DRAIN_TIMEOUT_MS);
   try {
-    await response.body?.cancel();
+    let drained = 0;
+    for (;;) {
+      const step = await reader.read();
+      if (step.done) return;
+      drained += step.value.byteLength;
+      if (drained > DRAINED_BODY) {
+        await reader.cancel();
+        return;
+      }
+    }
   } catch {
     /* the body was already consumed or the connection is gone: nothing to release */
+  } finally {
+    clearTimeout(giveUp);
+    reader.releaseLock();
   }
 }
 

@@ -9,6 +9,7 @@ import { registryFailure } from "./failure.js";
 import { discard } from "./http.js";
 import type { BlobLocation } from "./origin.js";
 import type { StepRetries } from "./retry.js";
+import type { RegistryResponse } from "./http-exchange.js";
 
 /**
  * Putting one blob into a repository, the cheapest way that works: nothing if it is there
@@ -231,7 +232,7 @@ class BlobUpload {
    * Undefined when that cannot be told, and the upload must start again.
    */
   private async uploadedSoFar(location: string): Promise<{ size: number; location: string } | undefined> {
-    let response: Response;
+    let response: RegistryResponse;
     try {
       response = await this.client.request({ method: "GET", url: location, scopes: this.scopes, idempotent: true, retries: this.retries });
     } catch (err) {
@@ -249,7 +250,7 @@ class BlobUpload {
     return { size, location: response.headers.get("location") ?? location };
   }
 
-  private async expectCommitted(response: Response): Promise<void> {
+  private async expectCommitted(response: RegistryResponse): Promise<void> {
     if (response.status !== 201 && response.status !== 204) {
       throw await registryFailure(response, this.context("store"));
     }
@@ -261,7 +262,7 @@ class BlobUpload {
     this.retries.progress();
   }
 
-  private locationOf(response: Response): string {
+  private locationOf(response: RegistryResponse): string {
     const location = response.headers.get("location");
     if (!location) {
       throw new RegistryError(`${this.client.registry} opened an upload for ${this.blob.describe} in ${this.repository} without a Location header; the registry is not speaking the distribution API`);
