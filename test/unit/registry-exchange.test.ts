@@ -2,16 +2,24 @@
  * One HTTP exchange (src/transports/docker/http-exchange.ts) against a real node:http
  * server: connections are kept and reused (a discarded error answer included), bodiless
  * answers have a null body, a request body that fails fails the exchange with its own
- * error, and the signal ends a body being read.
+ * error, and the signal ends a body being read. And `--tls-verify=false` as skopeo has it:
+ * HTTPS without a certificate check, else plain HTTP (test/fixtures/tls: a self-signed
+ * certificate).
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { readFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { exchange, type Exchange } from "../../src/transports/docker/http-exchange.js";
 import { discard } from "../../src/transports/docker/http.js";
 import { readLimited } from "../../src/transports/docker/body.js";
+import { RegistryClient } from "../../src/transports/docker/client.js";
+import { RegistryError } from "../../src/model/errors.js";
+import { REPO_ROOT } from "../helpers/paths.js";
 
 interface Server {
   url: string;
@@ -21,10 +29,10 @@ interface Server {
   received: Map<string, Buffer>;
 }
 
-async function startServer(t: TestContext, answer: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void): Promise<Server> {
+async function startServer(t: TestContext, answer: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void, tls = false): Promise<Server> {
   let connections = 0;
   const received = new Map<string, Buffer>();
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
@@ -32,12 +40,18 @@ async function startServer(t: TestContext, answer: (req: IncomingMessage, res: S
       received.set(req.url ?? "", body);
       answer(req, res, body);
     });
-  });
-  server.on("connection", () => { connections++; });
+  };
+  const server: HttpServer = tls ? createTlsServer(TLS, handle) : createServer(handle);
+  server.on(tls ? "secureConnection" : "connection", () => { connections++; });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   t.after(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, connections: () => connections, received };
+  return { url: `${tls ? "https" : "http"}://127.0.0.1:${(server.address() as AddressInfo).port}`, connections: () => connections, received };
 }
+
+const TLS = {
+  cert: readFileSync(join(REPO_ROOT, "test/fixtures/tls/cert.pem")),
+  key: readFileSync(join(REPO_ROOT, "test/fixtures/tls/key.pem")),
+};
 
 function ask(url: string, more: Partial<Exchange> = {}): Promise<Awaited<ReturnType<typeof exchange>>> {
   return exchange({ method: "GET", url, headers: {}, signal: new AbortController().signal, onSent: () => {}, ...more });
@@ -110,4 +124,39 @@ test("the signal ends an answer's body being read, with its reason", async (t) =
   const stop = new Error("stopped by the caller");
   controller.abort(stop);
   await assert.rejects(async () => { for (;;) if ((await reader.read()).done) return; }, (err: unknown) => err === stop);
+});
+
+/** A registry API that answers every request 200 with `{}`. */
+const openRegistry = (_req: IncomingMessage, res: ServerResponse): void => {
+  res.writeHead(200, { "content-type": "application/json", "content-length": "2" }).end("{}");
+};
+
+/**
+ * A client of the server as a registry that is not on loopback: 0.0.0.0 reaches this
+ * machine's 127.0.0.1 without being a loopback name, so the TLS rules apply.
+ */
+function remoteClient(server: Server, tlsVerify: boolean): RegistryClient {
+  const port = new URL(server.url).port;
+  return new RegistryClient(`0.0.0.0:${port}`, { tlsVerify, env: {}, retry: { maxTries: 1 } });
+}
+
+async function tagsOf(client: RegistryClient): Promise<number> {
+  const response = await client.request({ method: "GET", url: "/v2/app/tags/list", scopes: [], idempotent: true, retries: client.step("list the tags") });
+  await discard(response);
+  return response.status;
+}
+
+test("--tls-verify=false: HTTPS without checking a self-signed certificate; checked, it is refused with advice", async (t) => {
+  const tls = await startServer(t, openRegistry, true);
+  assert.equal(await tagsOf(remoteClient(tls, false)), 200);
+  assert.ok(tls.received.has("/v2/app/tags/list"), "spoken to over TLS");
+  await assert.rejects(tagsOf(remoteClient(tls, true)),
+    (e: unknown) => e instanceof RegistryError && /the TLS connection to 0\.0\.0\.0:\d+ failed .*--tls-verify=false/.test(e.message));
+});
+
+test("--tls-verify=false: a registry without TLS is spoken to over plain HTTP", async (t) => {
+  const plain = await startServer(t, openRegistry);
+  assert.equal(await tagsOf(remoteClient(plain, false)), 200);
+  assert.ok(plain.received.has("/v2/app/tags/list"));
+  assert.ok(plain.received.has("/v2/"), "the API check found the registry over HTTP");
 });

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { InvalidReferenceError } from "../../src/model/errors.js";
 import { apiHost, formatReference, manifestSelector, parseRegistryReference } from "../../src/transports/docker/reference.js";
-import { isLoopbackRegistry, registryBaseUrl } from "../../src/transports/docker/endpoint.js";
+import { isLoopbackRegistry, registryBaseUrls } from "../../src/transports/docker/endpoint.js";
 
 const HEX = "0123456789abcdef".repeat(4);
 
@@ -63,11 +63,12 @@ test("formatting and the manifest selector", () => {
 test("plain HTTP for loopback only, unless TLS verification is off", () => {
   for (const host of ["localhost", "localhost:5000", "127.0.0.1:5000", "127.9.8.7", "[::1]:5000", "LOCALHOST:1"]) {
     assert.ok(isLoopbackRegistry(host), host);
-    assert.equal(registryBaseUrl(host), `http://${host}`);
+    assert.deepEqual(registryBaseUrls(host), [`http://${host}`]);
+    assert.deepEqual(registryBaseUrls(host, false), [`http://${host}`]);
   }
   for (const host of ["docker.io", "ghcr.io", "10.0.0.1:5000", "128.0.0.1", "localhost.example.com", "[::2]:5000"]) {
     assert.ok(!isLoopbackRegistry(host), host);
   }
-  assert.equal(registryBaseUrl("docker.io"), "https://registry-1.docker.io");
-  assert.equal(registryBaseUrl("ghcr.io", false), "http://ghcr.io");
+  assert.deepEqual(registryBaseUrls("docker.io"), ["https://registry-1.docker.io"]);
+  assert.deepEqual(registryBaseUrls("ghcr.io", false), ["https://ghcr.io", "http://ghcr.io"], "unchecked HTTPS first, then plain HTTP");
 });

@@ -44,6 +44,8 @@ export class Authenticator {
     private readonly credentials: () => Promise<Credentials | undefined>,
     /** A step of the client's, with its retry policy and signal. */
     private readonly step: (action: string) => StepRetries,
+    /** The token server's certificate is not checked either (`--tls-verify=false`). */
+    private readonly insecure = false,
   ) {}
 
   get known(): boolean { return this.scheme !== undefined; }
@@ -97,6 +99,7 @@ export class Authenticator {
       method: "GET", url: url.toString(), idempotent: true, headers: { accept: "application/json" }, retries,
       ...(creds ? { authorization: basicHeader(creds) } : {}),
       ...(retries.signal ? { signal: retries.signal } : {}),
+      insecure: this.insecure,
     }, `the token server ${url.host} of ${this.registry}`);
     if (response.status === 401 || response.status === 403) {
       await discard(response);

@@ -3,7 +3,7 @@ import { GantryError, RegistryError } from "../../model/errors.js";
 import { Authenticator, type Scope } from "./auth.js";
 import { readLimited } from "./body.js";
 import { findCredentials, type Credentials } from "./credentials.js";
-import { registryBaseUrl } from "./endpoint.js";
+import { registryBaseUrls } from "./endpoint.js";
 import { discard, send, type HttpMethod } from "./http.js";
 import { retryPolicy, StepRetries, type RetryPolicy } from "./retry.js";
 import type { RegistryResponse } from "./http-exchange.js";
@@ -12,7 +12,7 @@ import type { RegistryResponse } from "./http-exchange.js";
 export interface ClientOptions {
   /** `USER:PASS`; otherwise the docker config files and credential helpers are asked. */
   creds?: string;
-  /** false: speak plain HTTP to a non-loopback registry. */
+  /** false: to a non-loopback registry, HTTPS without a certificate check, or plain HTTP if it has no TLS. */
   tlsVerify?: boolean;
   signal?: AbortSignal;
   /**
@@ -55,7 +55,12 @@ export interface WholeCheck {
  * and push.ts speak through `request` and never see authentication.
  */
 export class RegistryClient {
-  readonly baseUrl: string;
+  /** Where the API is: the first of registryBaseUrls until the ping settles on one. */
+  private baseUrl: string;
+  /** The other places to try if the ping cannot reach `baseUrl` (plain HTTP after unchecked HTTPS). */
+  private readonly fallbacks: string[];
+  /** HTTPS without a certificate check. */
+  private readonly insecure: boolean;
   readonly signal: AbortSignal | undefined;
   readonly policy: RetryPolicy;
   private readonly auth: Authenticator;
@@ -63,10 +68,13 @@ export class RegistryClient {
   private ping: Promise<void> | undefined;
 
   constructor(readonly registry: string, private readonly opts: ClientOptions = {}) {
-    this.baseUrl = registryBaseUrl(registry, opts.tlsVerify ?? true);
+    const [first, ...rest] = registryBaseUrls(registry, opts.tlsVerify ?? true);
+    this.baseUrl = first!;
+    this.fallbacks = rest;
+    this.insecure = opts.tlsVerify === false;
     this.signal = opts.signal;
     this.policy = retryPolicy(opts.env ?? process.env, opts.retry);
-    this.auth = new Authenticator(registry, () => this.lookUpCredentials(), (action) => this.step(action));
+    this.auth = new Authenticator(registry, () => this.lookUpCredentials(), (action) => this.step(action), this.insecure);
   }
 
   /** A step of work with this registry, named as a verb phrase for errors ("fetch layer 2 of app:1"). */
@@ -99,6 +107,7 @@ export class RegistryClient {
         ...(req.body !== undefined ? { body: req.body } : {}),
         ...(authorization !== undefined ? { authorization } : {}),
         ...(signal ? { signal } : {}),
+        insecure: this.insecure,
       }, this.registry);
       if (response.status !== 401) return response;
       await discard(response);
@@ -144,12 +153,26 @@ export class RegistryClient {
 
   private ensurePinged(): Promise<void> {
     this.ping ??= (async () => {
-      const response = await send({
-        method: "GET", url: this.url("/v2/"), idempotent: true, retries: this.step("answer its API check (/v2/)"),
-        ...(this.signal ? { signal: this.signal } : {}),
-      }, this.registry);
-      await discard(response);
-      this.auth.learn(response);
+      for (;;) {
+        const fallback = this.fallbacks[0];
+        // A place with another after it is tried once: a registry without TLS is not a fault to wait out.
+        const retries = fallback === undefined ? this.step("answer its API check (/v2/)")
+          : new StepRetries(this.registry, "answer its API check (/v2/)", { ...this.policy, maxTries: 1 }, this.signal);
+        let response: RegistryResponse;
+        try {
+          response = await send({
+            method: "GET", url: this.url("/v2/"), idempotent: true, retries, insecure: this.insecure,
+            ...(this.signal ? { signal: this.signal } : {}),
+          }, this.registry);
+        } catch (err) {
+          if (fallback === undefined || this.signal?.aborted) throw err;
+          this.baseUrl = this.fallbacks.shift()!;
+          continue;
+        }
+        await discard(response);
+        this.auth.learn(response);
+        return;
+      }
     })();
     // A failed ping (network) is tried again by the next request rather than remembered.
     this.ping.catch(() => { this.ping = undefined; });

@@ -15,11 +15,13 @@ export function isLoopbackRegistry(registry: string): boolean {
 }
 
 /**
- * The base URL of a registry's API. Loopback registries speak plain HTTP; others HTTPS,
- * unless the caller turned TLS verification off, which (as for docker's "insecure
- * registries") means plain HTTP: Node's fetch cannot skip certificate checks per request.
+ * Where to reach a registry's API, in the order to try. Loopback registries speak plain
+ * HTTP; others HTTPS. With TLS verification off (`--tls-verify=false`, docker's "insecure
+ * registries"), HTTPS without a certificate check first, then plain HTTP for a registry
+ * that does not speak TLS, as skopeo (containers/image) does.
  */
-export function registryBaseUrl(registry: string, tlsVerify = true): string {
-  const scheme = isLoopbackRegistry(registry) || !tlsVerify ? "http" : "https";
-  return `${scheme}://${apiHost(registry)}`;
+export function registryBaseUrls(registry: string, tlsVerify = true): string[] {
+  const host = apiHost(registry);
+  if (isLoopbackRegistry(registry)) return [`http://${host}`];
+  return tlsVerify ? [`https://${host}`] : [`https://${host}`, `http://${host}`];
 }

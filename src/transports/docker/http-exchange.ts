@@ -34,13 +34,19 @@ export interface Exchange {
   signal: AbortSignal;
   /** Told each time a piece of the body is taken, and when the whole request is sent. */
   onSent(): void;
+  /** HTTPS without checking the server's certificate (`--tls-verify=false`). */
+  insecure?: boolean;
 }
 
 /** What fetch sent unless told otherwise: some registries' front ends refuse requests without them. */
 const USER_AGENT = "gantry";
 
 // Idle sockets of a keep-alive agent are unreferenced: they never keep the process alive.
-const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+const agents = {
+  http: new HttpAgent({ keepAlive: true }),
+  https: new HttpsAgent({ keepAlive: true }),
+  httpsUnchecked: new HttpsAgent({ keepAlive: true, rejectUnauthorized: false }),
+};
 
 /**
  * Sends the request; resolves with the answer once its headers are in, or rejects with the
@@ -55,7 +61,7 @@ export function exchange(ex: Exchange): Promise<RegistryResponse> {
     const secure = ex.url.startsWith("https:");
     const headers: Record<string, string> = { "user-agent": USER_AGENT, accept: "*/*", ...ex.headers };
     if (Buffer.isBuffer(ex.body)) headers["content-length"] = String(ex.body.length);
-    const req = (secure ? httpsRequest : httpRequest)(ex.url, { method: ex.method, headers, agent: secure ? agents.https : agents.http });
+    const req = (secure ? httpsRequest : httpRequest)(ex.url, { method: ex.method, headers, agent: secure ? (ex.insecure === true ? agents.httpsUnchecked : agents.https) : agents.http });
     let answer: IncomingMessage | undefined;
     const abort = (): void => {
       const reason = ex.signal.reason as Error;

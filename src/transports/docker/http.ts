@@ -28,6 +28,8 @@ export interface HttpRequest {
   readonly signal?: AbortSignal;
   /** The step the request belongs to: its retry budget, its stall timeout, its name in errors. */
   readonly retries: StepRetries;
+  /** HTTPS without checking the server's certificate (`--tls-verify=false`), redirects included. */
+  readonly insecure?: boolean;
 }
 
 const MAX_REDIRECTS = 5;
@@ -103,7 +105,7 @@ async function sendOnce(url: string, req: Omit<HttpRequest, "body"> & { body?: B
   const signal = req.signal ? AbortSignal.any([req.signal, stall.signal]) : stall.signal;
   arm();
   try {
-    return await exchange({ method: req.method, url, headers, body: req.body, signal, onSent: arm });
+    return await exchange({ method: req.method, url, headers, body: req.body, signal, onSent: arm, insecure: req.insecure === true });
   } catch (err) {
     throw networkError(err, url, registry, req.signal, req.retries);
   } finally {
