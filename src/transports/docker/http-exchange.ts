@@ -41,11 +41,18 @@ export interface Exchange {
 /** What fetch sent unless told otherwise: some registries' front ends refuse requests without them. */
 const USER_AGENT = "gantry";
 
-// Idle sockets of a keep-alive agent are unreferenced: they never keep the process alive.
+/**
+ * Idle sockets of a keep-alive agent are unreferenced: they never keep the process alive.
+ * An idle one is closed after IDLE_MS, so a long-lived process (a library user) does not
+ * hold connections to every registry it ever spoke to; a socket in use is not touched by
+ * it (the stall timeouts watch those).
+ */
+const IDLE_MS = 30_000;
+const kept = { keepAlive: true, timeout: IDLE_MS };
 const agents = {
-  http: new HttpAgent({ keepAlive: true }),
-  https: new HttpsAgent({ keepAlive: true }),
-  httpsUnchecked: new HttpsAgent({ keepAlive: true, rejectUnauthorized: false }),
+  http: new HttpAgent(kept),
+  https: new HttpsAgent(kept),
+  httpsUnchecked: new HttpsAgent({ ...kept, rejectUnauthorized: false }),
 };
 
 /**
