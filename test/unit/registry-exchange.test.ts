@@ -119,11 +119,11 @@ test("the signal ends an answer's body being read, with its reason", async (t) =
   });
   const controller = new AbortController();
   const got = await ask(`${server.url}/slow`, { signal: controller.signal });
-  const reader = got.body!.getReader();
-  await reader.read();
+  const chunks = got.body![Symbol.asyncIterator]();
+  await chunks.next();
   const stop = new Error("stopped by the caller");
   controller.abort(stop);
-  await assert.rejects(async () => { for (;;) if ((await reader.read()).done) return; }, (err: unknown) => err === stop);
+  await assert.rejects(async () => { for (;;) if ((await chunks.next()).done) return; }, (err: unknown) => err === stop);
 });
 
 /** A registry API that answers every request 200 with `{}`. */

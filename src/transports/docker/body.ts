@@ -4,37 +4,43 @@ import type { RegistryResponse } from "./http-exchange.js";
 
 /**
  * Reading a response's body without trusting the other end to keep sending: each chunk
- * must come within the step's stall timeout, else the body is cancelled (which drops its
+ * must come within the step's stall timeout, else the body is destroyed (which drops its
  * connection) and the read fails with a retryable error naming the registry and the step.
  */
 
 /** The body's chunks as they arrive; see the module comment for what a stall does. */
 export async function* bodyChunks(response: RegistryResponse, retries?: StepRetries): AsyncGenerator<Buffer> {
-  if (!response.body) return;
+  const body = response.body;
+  if (!body) return;
   const stallMs = retries?.policy.stallMs ?? DEFAULT_RETRY_POLICY.stallMs;
-  const reader = response.body.getReader();
+  const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  let pending: Promise<IteratorResult<Buffer>> | undefined;
   let finished = false;
   try {
     for (;;) {
       let timer: NodeJS.Timeout | undefined;
       const stall = new Promise<"stalled">((resolve) => { timer = setTimeout(() => resolve("stalled"), stallMs); });
-      let step: Awaited<ReturnType<typeof reader.read>> | "stalled";
+      pending = chunks.next();
+      let step: IteratorResult<Buffer> | "stalled";
       try {
-        step = await Promise.race([reader.read(), stall]);
+        step = await Promise.race([pending, stall]);
       } finally {
         clearTimeout(timer);
       }
       if (step === "stalled") throw stalledError(retries, stallMs, response.url);
+      pending = undefined;
       if (step.done) {
         finished = true;
         return;
       }
-      yield Buffer.from(step.value.buffer, step.value.byteOffset, step.value.byteLength);
+      yield step.value;
     }
   } finally {
     // A body left part-way (stalled, failed, or its reader gave up) must not hold its connection.
-    if (!finished) await reader.cancel().catch(() => {});
-    reader.releaseLock();
+    if (!finished) {
+      void pending?.catch(() => {}); // a read still waiting fails when the body goes
+      body.destroy();
+    }
   }
 }
 
@@ -49,7 +55,7 @@ export function stalledError(retries: StepRetries | undefined, stallMs: number, 
 export async function readLimited(response: RegistryResponse, limit: number, retries?: StepRetries): Promise<Buffer> {
   const declared = Number(response.headers.get("content-length"));
   if (Number.isFinite(declared) && declared > limit) {
-    await response.body?.cancel().catch(() => {});
+    response.body?.destroy();
     throw new RegistryError(`the registry answered with ${declared} bytes where at most ${limit} were expected from ${response.url}`);
   }
   const chunks: Buffer[] = [];

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { Readable, Transform } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
 /**
@@ -9,8 +9,9 @@ import { pipeline } from "node:stream/promises";
  * and set up before its first request and 7–10 ms a request after it, against 11–23 ms and
  * 3–4 ms here, on a loopback registry (a push of an edited app makes ten requests).
  *
- * The answer has the parts of a fetch Response that gantry reads, with the same meaning:
- * the body is a web stream, or null when the answer can have none (HEAD, 204, 304).
+ * The answer has the parts of a fetch Response that gantry reads, with the same meaning,
+ * but its body is the Node stream as it comes off the socket (a web stream made from it
+ * would copy every chunk), or null when the answer can have none (HEAD, 204, 304).
  */
 
 /** What a registry answered: the parts of a fetch Response gantry reads. */
@@ -21,7 +22,8 @@ export interface RegistryResponse {
   /** The URL asked, for messages. */
   readonly url: string;
   readonly headers: { get(name: string): string | null };
-  readonly body: ReadableStream<Uint8Array> | null;
+  /** Read it, or destroy it (which drops its connection); `discard` in http.ts does either. */
+  readonly body: Readable | null;
 }
 
 /** One request: `body` a Buffer (sent with its length) or a stream (sent chunked unless a content-length is given). */
@@ -124,6 +126,6 @@ function responseOf(ex: Exchange, res: IncomingMessage): RegistryResponse {
         return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
       },
     },
-    body: bodiless ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>),
+    body: bodiless ? null : res,
   };
 }

@@ -169,29 +169,25 @@ const DRAIN_TIMEOUT_MS = 10_000;
 /**
  * Releases a response's connection: a small body (an error document, a 401's) is read to
  * its end so that the connection serves the next request; a larger one, or one that stops
- * coming, is cancelled, which closes it.
+ * coming, is destroyed, which closes it.
  */
 export async function discard(response: RegistryResponse): Promise<void> {
-  if (response.body === null) return;
-  const reader = response.body.getReader();
-  const giveUp = setTimeout(() => { void reader.cancel().catch(() => {}); }, DRAIN_TIMEOUT_MS);
-  try {
+  const body = response.body;
+  if (body === null || body.destroyed || body.readableEnded) return;
+  await new Promise<void>((resolve) => {
     let drained = 0;
-    for (;;) {
-      const step = await reader.read();
-      if (step.done) return;
-      drained += step.value.byteLength;
-      if (drained > DRAINED_BODY) {
-        await reader.cancel();
-        return;
-      }
-    }
-  } catch {
-    /* the body was already consumed or the connection is gone: nothing to release */
-  } finally {
-    clearTimeout(giveUp);
-    reader.releaseLock();
-  }
+    const giveUp = setTimeout(() => body.destroy(), DRAIN_TIMEOUT_MS);
+    body.on("data", (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > DRAINED_BODY) body.destroy();
+    });
+    body.once("error", () => { /* the connection is gone: nothing to release */ });
+    body.once("close", () => {
+      clearTimeout(giveUp);
+      resolve();
+    });
+    body.resume();
+  });
 }
 
 /** A URL's path alone, for messages (no host, no query). */
