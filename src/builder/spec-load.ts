@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import { readFile } from "node:fs/promises";
 import { dirname, extname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL, fileURLToPath } from "node:url";
@@ -34,8 +35,10 @@ export async function loadSpecFile(specPath: string): Promise<unknown> {
       throw ioError(`the spec file ${specPath}`, err);
     }
     const packageEntry = fileURLToPath(new URL("../index.js", import.meta.url));
-    // jiti is loaded only for module specs: a JSON spec's build never pays for it.
-    const { createJiti } = await import("jiti");
+    // jiti is loaded only for module specs: a JSON spec's build never pays for it. Required,
+    // not imported: the CLI runs as a script compiled from a code cache (cli/launch.ts),
+    // where import() has no loader.
+    const { createJiti } = createRequire(import.meta.url)("jiti") as typeof import("jiti");
     const jiti = createJiti(pathToFileURL(abs).href, { alias: { gantry: packageEntry }, moduleCache: false, fsCache: false });
     let mod: unknown;
     try {

@@ -101,13 +101,21 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   if (err.code === "EPIPE") process.exit(EXIT_FAILED);
 });
 
-await main(process.argv);
-stopProgress();
-// Done: what is still open (idle keep-alive sockets, idle gzip workers) must not hold the
-// user's prompt back. Output already written is flushed first.
-const flushed = (stream: NodeJS.WriteStream): Promise<void> => new Promise((resolve) => {
-  if (stream.writableLength === 0 || stream.destroyed) resolve();
-  else stream.once("drain", resolve).once("close", resolve);
-});
-await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
-process.exit(process.exitCode ?? 0);
+/** Runs the command line, then exits: no top-level await, so the CLI bundles as a script (launch.ts). */
+async function run(): Promise<void> {
+  await main(process.argv);
+  stopProgress();
+  // Done: what is still open (idle keep-alive sockets, idle gzip workers) must not hold the
+  // user's prompt back. Output already written is flushed first.
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(process.exitCode ?? 0);
+}
+
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableLength === 0 || stream.destroyed) resolve();
+    else stream.once("drain", resolve).once("close", resolve);
+  });
+}
+
+void run();
