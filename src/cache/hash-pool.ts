@@ -12,9 +12,9 @@ import type { HashJob, HashReply } from "./hash-worker.js";
  * (stat-index.ts), hundreds of megabytes that one thread reads and hashes at about 1 GB/s.
  *
  * A HashQueue takes files as they are found (the source walk adds them while it goes on:
- * content-key.ts), and once HASH_IN_WORKERS_BYTES or HASH_IN_WORKERS_FILES are queued it starts one worker per core
- * and sends them batches of about BATCH_BYTES as they fill, so the hashing overlaps the
- * walk. Below that, starting workers (~70 ms) costs more than it saves: finish() hashes
+ * content-key.ts), and once HASH_IN_WORKERS_BYTES or HASH_IN_WORKERS_FILES are queued it
+ * starts one worker per core and sends them batches of about BATCH_BYTES as they fill, so
+ * the hashing overlaps the walk. Below that, starting workers (~70 ms) costs more than it saves: finish() hashes
  * the files on the calling thread. Workers are unref'd until finish() awaits them: a queue
  * left unfinished after a failed walk never keeps the process alive.
  */

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
-import { homedir } from "node:os";
 import { createRequire, Module } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import vm from "node:vm";
+import { userCacheHome } from "../cache/location.js";
 
 /**
  * What the `gantry` command runs: the CLI (main.ts, bundled as one script, gantry-cli.cjs),
@@ -23,10 +23,6 @@ import vm from "node:vm";
  */
 
 const BUNDLE = fileURLToPath(new URL("./gantry-cli.cjs", import.meta.url));
-
-function codeCacheDir(env: NodeJS.ProcessEnv): string {
-  return join(env["XDG_CACHE_HOME"] || join(env["HOME"] ?? homedir(), ".cache"), "gantry-code");
-}
 
 /** Only this user may write where the cache is read from. */
 function safeDirectory(dir: string): boolean {
@@ -76,7 +72,7 @@ function writeCache(path: string, data: Buffer): void {
 function launch(): void {
   const source = readFileSync(BUNDLE, "utf8");
   const bundle = lstatSync(BUNDLE);
-  const dir = codeCacheDir(process.env);
+  const dir = join(userCacheHome(), "gantry-code");
   // A cache per bundle and node: V8 would refuse another's anyway, at the cost of reading it.
   const path = join(dir, `${process.version}-${process.arch}-${bundle.size}-${Math.floor(bundle.mtimeMs)}.bin`);
   const cachedData = safeDirectory(dir) ? readCache(path) : undefined;

@@ -65,7 +65,7 @@ test("a damaged code cache is refused by V8 and replaced; the command runs all t
   assert.ok(after.length > 10_000);
 });
 
-test("a code cache directory others may write to is never used", async (t) => {
+test("no code cache is written into a directory others may write to", async (t) => {
   const xdg = await freshHome();
   t.after(() => rm(xdg, { recursive: true, force: true }));
   await mkdir(join(xdg, "gantry-code"));

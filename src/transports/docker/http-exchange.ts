@@ -1,7 +1,8 @@
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { Transform, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { counting } from "../../util/io.js";
 
 /**
  * One HTTP request and its answer, over node:http and node:https with connections kept
@@ -108,8 +109,7 @@ async function sendBody(req: ClientRequest, ex: Exchange): Promise<void> {
     ex.onSent();
     return;
   }
-  const watched = new Transform({ transform(chunk: Buffer, _enc, cb) { ex.onSent(); cb(null, chunk); } });
-  await pipeline(ex.body, watched, req);
+  await pipeline(ex.body, counting(() => ex.onSent()), req);
   ex.onSent();
 }
 
