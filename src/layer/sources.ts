@@ -154,8 +154,11 @@ export interface WalkOptions {
   onStat?: StatVisitor | undefined;
 }
 
-/** Told of one host entry a walk found: its host path and its lstat. */
-export type StatVisitor = (hostPath: string, st: BigIntStats) => void;
+/**
+ * Told of one host entry a walk found: its host path, its lstat, and its depth: 0 for a
+ * source's own path, 1 for an entry directly inside a directory source, 2 below that, and so on.
+ */
+export type StatVisitor = (hostPath: string, st: BigIntStats, depth: number) => void;
 
 /**
  * Walks `sources` (never following symlinks) and overlays them in order: a later source
@@ -175,8 +178,8 @@ export async function walkSources(sources: readonly SourceSpec[], opts: WalkOpti
     onFile: opts.onFile,
     onStat: opts.onStat,
   };
-  const visit: EntryVisitor = (hostPath, imagePath, st) => {
-    state.onStat?.(hostPath, st);
+  const visit: EntryVisitor = (hostPath, imagePath, st, depth) => {
+    state.onStat?.(hostPath, st, depth);
     addEntry(state, hostPath, imagePath, st);
   };
   for (const source of sources) {
@@ -188,10 +191,10 @@ export async function walkSources(sources: readonly SourceSpec[], opts: WalkOpti
       throw new UnsafePathError(`the copyToRoot destination ${JSON.stringify(source.to)} has a name starting with ".wh.", which layers reserve for deletions; choose another path`);
     }
     const st = lstatOrThrow(source.from);
-    state.onStat?.(source.from, st);
+    state.onStat?.(source.from, st, 0);
     if (st.isDirectory()) {
       if (to !== "") state.tree.set(to, { type: "dir", mode: Number(st.mode) & 0o7777, size: 0 });
-      visitDir(source.from, to, visit, state.signal);
+      visitDir(source.from, to, 1, visit, state.signal);
     } else {
       if (to === "") {
         throw new SpecError(`the copyToRoot source ${source.from} is not a directory and cannot be laid at "/"; give it a "to" path or use its directory`);
@@ -218,24 +221,22 @@ function lstatOrThrow(hostPath: string): BigIntStats {
  * of unchanged sources needs. Throws as walkSources does for what it cannot read.
  */
 export function statSources(sources: readonly SourceSpec[], onStat: StatVisitor, signal?: AbortSignal): void {
-  const visit: EntryVisitor = (hostPath, _imagePath, st) => onStat(hostPath, st);
-  for (const source of sources) {
-    const st = lstatOrThrow(source.from);
-    onStat(source.from, st);
-    if (st.isDirectory()) visitDir(source.from, "", visit, signal);
-  }
+  for (const source of sources) statEntry(source.from, 0, onStat, signal);
 }
 
-/** Told of one entry of a directory walk, before the walk descends into it. */
-type EntryVisitor = (hostPath: string, imagePath: string, st: BigIntStats) => void;
-
 /**
- * One directory, depth first, names in byte order; a directory is visited, then walked.
- * The calls are synchronous on purpose: the walk is the whole of an unchanged rebuild, and
- * a synchronous lstat costs a third of a promised one here.
+ * One host entry and, for a directory, everything below it, lstat only, in walk order; the
+ * entry is told at `depth`. A part of statSources: a source's own path at depth 0, or one of
+ * the names sourceChildNames lists at depth 1. Throws as walkSources does.
  */
-function visitDir(hostDir: string, imageDir: string, visit: EntryVisitor, signal: AbortSignal | undefined): void {
-  throwIfAborted(signal);
+export function statEntry(hostPath: string, depth: number, onStat: StatVisitor, signal?: AbortSignal): void {
+  const st = lstatOrThrow(hostPath);
+  onStat(hostPath, st, depth);
+  if (st.isDirectory()) visitDir(hostPath, "", depth + 1, (path, _imagePath, entrySt, entryDepth) => onStat(path, entrySt, entryDepth), signal);
+}
+
+/** The names in directory `hostDir`, in walk order (byte order). Throws as walkSources does. */
+export function sourceChildNames(hostDir: string): string[] {
   let names: string[];
   try {
     names = readdirSync(hostDir);
@@ -244,15 +245,35 @@ function visitDir(hostDir: string, imageDir: string, visit: EntryVisitor, signal
   }
   names.sort(comparePaths);
   for (const name of names) {
-    // hostDir is absolute and clean, and a name holds no "/": plain concatenation is join's answer, without its cost.
-    const hostPath = hostDir.endsWith("/") ? `${hostDir}${name}` : `${hostDir}/${name}`;
     if (isWhiteoutName(name)) {
-      throw new UnsafePathError(`the source file ${hostPath} has a name starting with ".wh.", which layers reserve for deletions; rename or remove it`);
+      throw new UnsafePathError(`the source file ${childPath(hostDir, name)} has a name starting with ".wh.", which layers reserve for deletions; rename or remove it`);
     }
+  }
+  return names;
+}
+
+/** The host path of `name` in `hostDir`. */
+export function childPath(hostDir: string, name: string): string {
+  // hostDir is absolute and clean, and a name holds no "/": plain concatenation is join's answer, without its cost.
+  return hostDir.endsWith("/") ? `${hostDir}${name}` : `${hostDir}/${name}`;
+}
+
+/** Told of one entry of a directory walk, before the walk descends into it. */
+type EntryVisitor = (hostPath: string, imagePath: string, st: BigIntStats, depth: number) => void;
+
+/**
+ * One directory, depth first, names in byte order; a directory is visited, then walked.
+ * Its entries are at `depth`. The calls are synchronous on purpose: the walk is the whole
+ * of an unchanged rebuild, and a synchronous lstat costs a third of a promised one here.
+ */
+function visitDir(hostDir: string, imageDir: string, depth: number, visit: EntryVisitor, signal: AbortSignal | undefined): void {
+  throwIfAborted(signal);
+  for (const name of sourceChildNames(hostDir)) {
+    const hostPath = childPath(hostDir, name);
     const imagePath = joinPath(imageDir, name);
     const st = lstatOrThrow(hostPath);
-    visit(hostPath, imagePath, st);
-    if (st.isDirectory()) visitDir(hostPath, imagePath, visit, signal);
+    visit(hostPath, imagePath, st, depth);
+    if (st.isDirectory()) visitDir(hostPath, imagePath, depth + 1, visit, signal);
   }
 }
 

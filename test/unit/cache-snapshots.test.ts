@@ -16,6 +16,8 @@ import type { ImageSpecInput } from "../../src/builder/spec-schema.js";
 import { forgetMergedTrees } from "../../src/layer/merged-tree.js";
 import { LayerFactsIndex } from "../../src/cache/layer-facts.js";
 import { LookupJournals } from "../../src/cache/lookup-journal.js";
+import { SnapshotHasher, snapshotOf } from "../../src/cache/source-snapshot.js";
+import { statSources } from "../../src/layer/sources.js";
 import type { LookupAnswers } from "../../src/layer/below-tree.js";
 import type { TreeNode } from "../../src/layer/tree.js";
 import { sha256 } from "../../src/model/digest.js";
@@ -129,6 +131,38 @@ test("a damaged snapshot record is a miss, and the next build writes it again", 
     assert.deepEqual(newLayers(r), [true], "the full key still finds the layer");
     assert.equal(await readFile(path, "utf8"), good, "and the record is written again");
   }
+});
+
+test("a snapshot made on several threads is the one a walk in order records, and sees a change in any segment", async (t) => {
+  const dir = await tmpDir(t);
+  const tree: Record<string, string> = { "single.txt": "s\n" };
+  for (let i = 0; i < 12; i++) tree[`root/pkg${i}/lib/deep/f${i}.js`] = `${i}\n`;
+  tree["root/top.txt"] = "top\n";
+  await files(dir, tree);
+  await symlink("top.txt", join(dir, "root/link"));
+  // A file source, then a directory source: the roots are segments of their own, in order.
+  const sources = [{ from: join(dir, "single.txt"), to: "/single.txt" }, { from: join(dir, "root"), to: "/" }];
+  const inOrder = (): { digest: string; entries: number } => {
+    const hasher = new SnapshotHasher();
+    statSources(sources, hasher.visit);
+    return { entries: hasher.entries, digest: hasher.digest() };
+  };
+  const recorded = inOrder();
+  assert.equal(recorded.entries, 2 + 12 * 4 + 2, "every entry is visited once");
+  const digests = async (): Promise<Array<string | undefined>> =>
+    Promise.all([1, 2, 3].map(async (threads) => (await snapshotOf(sources, { threads }))?.digest));
+  assert.deepEqual(await digests(), [recorded.digest, recorded.digest, recorded.digest], "1, 2 and 3 threads give the recorded snapshot");
+  const snap = await snapshotOf(sources, { threads: 2 });
+  assert.equal(snap?.entries, recorded.entries);
+  // One byte deep inside one segment: every thread count sees it, and agrees with the walk in order.
+  await writeFile(join(dir, "root/pkg7/lib/deep/f7.js"), "77\n");
+  const changed = inOrder().digest;
+  assert.notEqual(changed, recorded.digest);
+  assert.deepEqual(await digests(), [changed, changed, changed]);
+  // A name no layer may hold fails the walk: the snapshot is a miss, never a key.
+  await writeFile(join(dir, "root/pkg3/.wh.gone"), "");
+  assert.equal(await snapshotOf(sources, { threads: 2 }), undefined);
+  assert.equal(await snapshotOf(sources, { threads: 1 }), undefined);
 });
 
 test("an edit on a base is compared through the lookup journal, and gives the layer a build without cache gives", async (t) => {
