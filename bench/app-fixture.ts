@@ -9,7 +9,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const cli = fileURLToPath(new URL("../src/cli/gantry.mjs", import.meta.url));
 export const repo = fileURLToPath(new URL("../../", import.meta.url));
 
 export interface Timed { seconds: number; rssKb: number; stdout: string; stderr: string }

@@ -19,12 +19,10 @@
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { copySome, has, mb, printTable, timeShell, type Row } from "./lib.js";
+import { copySome, gantry, has, mb, printTable, timeShell, type Row } from "./lib.js";
 
 const source = process.argv[2] ?? "/usr/lib";
 const budget = Number(process.argv[3] ?? 380) * 1024 * 1024;
-const cli = fileURLToPath(new URL("../src/cli/gantry.mjs", import.meta.url));
 
 const peakRss: string[] = [];
 
@@ -37,7 +35,7 @@ async function gantryRow(work: string, tree: string, compressor: "gzip" | "zstd"
   const rss = join(work, "rss");
   const cacheFlag = cache === "none" ? "--no-cache" : "";
   const env = { ...process.env, GANTRY_CACHE: join(work, "cache") };
-  const seconds = timeShell(`/usr/bin/time -f %M -o ${rss} node ${cli} build ${spec} -o ${out} ${cacheFlag} --quiet`, env);
+  const seconds = timeShell(`/usr/bin/time -f %M -o ${rss} ${gantry} build ${spec} -o ${out} ${cacheFlag} --quiet`, env);
   const name = cache === "cold" ? `gantry build, first with an empty cache (${compressor})`
     : cache === "warm" ? `gantry no-op rebuild${label} (${compressor})`
     : cache === "warm-new" ? `gantry no-op rebuild to a new file (${compressor})` : `gantry build (${compressor})`;

@@ -16,8 +16,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { timeShell } from "./lib.js";
-import { cli, makeBase, prepareApp, timed, writeAppSpec, type Timed } from "./app-fixture.js";
+import { gantry, timeShell } from "./lib.js";
+import { makeBase, prepareApp, timed, writeAppSpec, type Timed } from "./app-fixture.js";
 import { startRegistry } from "../test/helpers/registry.js";
 
 function packed(t: Timed): number {
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     timeShell(`tar -C ${appA} -cf - node_modules > /dev/null; tar -C ${appB} -cf - node_modules > /dev/null`); // warm the page cache
     const cacheRepo = `docker://${registry.host}/cache`;
     const build = (app: string, cache: string, flags: string, out: string): Timed =>
-      timed(`node ${cli} build ${join(app, "gantry-spec.json")} ${flags} -o ${out} --progress plain`, { ...process.env, GANTRY_CACHE: join(work, cache) });
+      timed(`${gantry} build ${join(app, "gantry-spec.json")} ${flags} -o ${out} --progress plain`, { ...process.env, GANTRY_CACHE: join(work, cache) });
 
     const a = build(appA, "cache-a", `--cache-to ${cacheRepo}`, `docker://${registry.host}/app:a`);
     const b = build(appB, "cache-b", `--cache-from ${cacheRepo}`, `docker://${registry.host}/app:b`);

@@ -5,6 +5,14 @@
 import { spawnSync } from "node:child_process";
 import { copyFile, lstat, mkdir, readdir, readlink, symlink } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * The gantry command as an installed gantry runs it (bin/gantry, from dist/bench/). Run
+ * through `node dist/src/cli/gantry.mjs` instead, every command would also pay for node
+ * loading NODE_EXTRA_CA_CERTS at start-up, where that is set (90 ms here; see bin/gantry).
+ */
+export const gantry = fileURLToPath(new URL("../../bin/gantry", import.meta.url));
 
 export interface CopyState { bytes: number; files: number }
 

@@ -20,8 +20,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { has, timeShell } from "./lib.js";
-import { cli, makeBase, median, prepareApp, timed, writeAppSpec, type Timed } from "./app-fixture.js";
+import { gantry, has, timeShell } from "./lib.js";
+import { makeBase, median, prepareApp, timed, writeAppSpec, type Timed } from "./app-fixture.js";
 import { startRegistry, type RunningRegistry as BenchRegistry } from "../test/helpers/registry.js";
 
 const runs = Math.max(1, Number(process.argv[3] ?? 3));
@@ -35,7 +35,7 @@ interface Figures { cold: Timed; edit: Timed[]; unchanged: Timed[] }
 async function gantryLoop(app: string, base: string, registry: BenchRegistry, cache: string): Promise<Figures> {
   const spec = await writeAppSpec(app, base);
   const env = { ...process.env, GANTRY_CACHE: cache };
-  const build = (): Timed => timed(`node ${cli} build ${spec} -o docker://${registry.host}/app:dev --quiet`, env);
+  const build = (): Timed => timed(`${gantry} build ${spec} -o docker://${registry.host}/app:dev --quiet`, env);
   const cold = build();
   const editRuns: Timed[] = [];
   for (let i = 1; i <= runs; i++) {
@@ -46,7 +46,7 @@ async function gantryLoop(app: string, base: string, registry: BenchRegistry, ca
   for (let i = 0; i < runs; i++) unchanged.push(build());
   // What an edit sends: one more edit, with the push's account of it.
   await edit(app, runs + 1);
-  const json = timed(`node ${cli} build ${spec} -o docker://${registry.host}/app:dev --json`, env);
+  const json = timed(`${gantry} build ${spec} -o docker://${registry.host}/app:dev --json`, env);
   const layers = (JSON.parse(json.stdout) as { layers: { cached: boolean; base: boolean; size: number }[] }).layers;
   const sent = layers.filter((l) => !l.base && !l.cached);
   console.log(`gantry edit: ${sent.length} new layer(s) of ${sent.reduce((n, l) => n + l.size, 0)} bytes, plus the config and the manifest, are all that is pushed`);

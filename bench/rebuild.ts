@@ -17,16 +17,14 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
-import { copySome, mb, timeShell } from "./lib.js";
+import { copySome, gantry, mb, timeShell } from "./lib.js";
 
 const source = process.argv[2] ?? "/usr/lib";
 const budget = Number(process.argv[3] ?? 100) * 1024 * 1024;
-const cli = fileURLToPath(new URL("../src/cli/gantry.mjs", import.meta.url));
 
 /** One `gantry build` in a fresh process, as a user runs it; its wall time in seconds. */
 function timeBuild(spec: string, out: string, cache: string): number {
-  return timeShell(`node ${cli} --quiet build ${spec} -o ${out}`, { ...process.env, GANTRY_CACHE: cache });
+  return timeShell(`${gantry} --quiet build ${spec} -o ${out}`, { ...process.env, GANTRY_CACHE: cache });
 }
 
 interface RebuildRow { name: string; cold: number; warm: number; bytes: number }

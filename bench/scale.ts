@@ -13,20 +13,18 @@ import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { has, timeShell } from "./lib.js";
+import { gantry, has, timeShell } from "./lib.js";
 
-const cli = fileURLToPath(new URL("../src/cli/gantry.mjs", import.meta.url));
 const files = Number(process.argv[2] ?? 100_000);
 const gib = Number(process.argv[3] ?? 2);
 
 /** `gantry build` of `tree` with --no-cache, or with `cache` (a fresh directory: a user's first build). */
-async function gantry(work: string, tree: string, name: string, cache?: string): Promise<{ seconds: number; rssMb: number }> {
+async function gantryBuild(work: string, tree: string, name: string, cache?: string): Promise<{ seconds: number; rssMb: number }> {
   const spec = join(work, `${name}.json`);
   await writeFile(spec, JSON.stringify({ name: "scale", tag: name, copyToRoot: [tree] }));
   const rss = join(work, `${name}.rss`);
   const env = cache === undefined ? undefined : { ...process.env, GANTRY_CACHE: cache };
-  const seconds = timeShell(`/usr/bin/time -f %M -o ${rss} node ${cli} build ${spec} -o ${join(work, `${name}.tar`)} ${cache === undefined ? "--no-cache" : ""} --quiet`, env);
+  const seconds = timeShell(`/usr/bin/time -f %M -o ${rss} ${gantry} build ${spec} -o ${join(work, `${name}.tar`)} ${cache === undefined ? "--no-cache" : ""} --quiet`, env);
   return { seconds, rssMb: Number((await readFile(rss, "utf8")).trim()) / 1024 };
 }
 
@@ -45,7 +43,7 @@ async function main(): Promise<void> {
     const big = join(work, "big");
     await mkdir(big);
     timeShell(`head -c ${gib}G /dev/urandom > ${big}/blob.bin`);
-    const g1 = await gantry(work, big, "big");
+    const g1 = await gantryBuild(work, big, "big");
     const b1 = buildah(work, big, "big");
     console.log(`one ${gib} GiB file: gantry ${g1.seconds.toFixed(2)} s (peak RSS ${g1.rssMb.toFixed(0)} MB)` +
       (b1 === undefined ? "" : `, buildah commit ${b1.toFixed(2)} s (${(g1.seconds / b1).toFixed(2)}x)`));
@@ -53,14 +51,14 @@ async function main(): Promise<void> {
 
     const small = join(work, "small");
     timeShell(`mkdir -p ${small} && cd ${small} && for d in $(seq 0 99); do mkdir d$d; for f in $(seq 0 ${Math.ceil(files / 100) - 1}); do printf 'file %s of dir %s\\n' $f $d > d$d/f$f.txt; done; done`);
-    const g2 = await gantry(work, small, "small");
+    const g2 = await gantryBuild(work, small, "small");
     const b2 = buildah(work, small, "small");
     const per = (s: number): string => `${((s / files) * 1e6).toFixed(0)} µs/file`;
     console.log(`${files} small files: gantry ${g2.seconds.toFixed(2)} s, ${per(g2.seconds)} (peak RSS ${g2.rssMb.toFixed(0)} MB)` +
       (b2 === undefined ? "" : `, buildah commit ${b2.toFixed(2)} s, ${per(b2)} (${(g2.seconds / b2).toFixed(2)}x)`));
     // The same with an empty cache, as a user's first build runs: every file is also hashed
     // for the layer's key and recorded in the stat index.
-    const g3 = await gantry(work, small, "small-cached", join(work, "cache"));
+    const g3 = await gantryBuild(work, small, "small-cached", join(work, "cache"));
     console.log(`${files} small files, first build with an empty cache: gantry ${g3.seconds.toFixed(2)} s, ${per(g3.seconds)} (peak RSS ${g3.rssMb.toFixed(0)} MB)` +
       (b2 === undefined ? "" : ` (${(g3.seconds / b2).toFixed(2)}x buildah commit)`));
   } finally {

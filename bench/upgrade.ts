@@ -17,9 +17,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startRegistry } from "../test/helpers/registry.js";
-import { mb } from "./lib.js";
+import { gantry, mb } from "./lib.js";
 
-const cli = fileURLToPath(new URL("../src/cli/gantry.mjs", import.meta.url));
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 const appSource = process.argv[2];
 const maxLayers = Number(process.argv[3] ?? 12);
@@ -27,7 +26,7 @@ const maxLayers = Number(process.argv[3] ?? 12);
 interface Built { layers: { digest: string; size: number; base: boolean }[] }
 
 function build(spec: string, ref: string, cache: string): Built {
-  const out = execFileSync("node", [cli, "build", spec, "-o", ref, "--json"], { env: { ...process.env, GANTRY_CACHE: cache }, encoding: "utf8", maxBuffer: 1 << 24 });
+  const out = execFileSync(gantry, ["build", spec, "-o", ref, "--json"], { env: { ...process.env, GANTRY_CACHE: cache }, encoding: "utf8", maxBuffer: 1 << 24 });
   return JSON.parse(out) as Built;
 }
 

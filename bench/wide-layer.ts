@@ -19,9 +19,8 @@ import { imageFromParts } from "../src/image/image.js";
 import { BlobStore } from "../src/cache/blob-store.js";
 import type { LayerEntry } from "../src/layer/differ.js";
 import type { Compression } from "../src/model/mediatypes.js";
-import { has, timeShell } from "./lib.js";
+import { gantry, has, timeShell } from "./lib.js";
 
-const cli = fileURLToPath(new URL("../src/cli/gantry.mjs", import.meta.url));
 const small = fileURLToPath(new URL("../../test/fixtures/formats/skopeo-app.tar", import.meta.url));
 const files = Number(process.argv[2] ?? 800_000);
 
@@ -47,7 +46,7 @@ async function wideImage(work: string, compression: Compression): Promise<string
 
 async function measured(work: string, name: string, args: string): Promise<{ name: string; seconds: number; rssMb: number }> {
   const rss = join(work, "rss");
-  const seconds = timeShell(`/usr/bin/time -f %M -o ${rss} node ${cli} ${args} > /dev/null 2>&1`, { ...process.env, GANTRY_CACHE: join(work, "cache") });
+  const seconds = timeShell(`/usr/bin/time -f %M -o ${rss} ${gantry} ${args} > /dev/null 2>&1`, { ...process.env, GANTRY_CACHE: join(work, "cache") });
   return { name, seconds, rssMb: Number((await readFile(rss, "utf8")).trim()) / 1024 };
 }
 

@@ -77,6 +77,7 @@ export const Control = {
   /** Entries hashed by every thread together. */
   Entries: 3,
 } as const;
+/** The length of a SegmentJob's `control`, in Int32 words. */
 export const CONTROL_WORDS = 4;
 
 /**

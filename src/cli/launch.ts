@@ -69,7 +69,18 @@ function writeCache(path: string, data: Buffer): void {
   }
 }
 
+/**
+ * bin/gantry starts node without NODE_EXTRA_CA_CERTS, handing the file on as
+ * GANTRY_EXTRA_CA_CERTS (see there); the programs gantry runs (credential helpers, scripts)
+ * get it back as they would have had it.
+ */
+function restoreExtraCaCerts(): void {
+  const deferred = process.env["GANTRY_EXTRA_CA_CERTS"];
+  if (deferred !== undefined && process.env["NODE_EXTRA_CA_CERTS"] === undefined) process.env["NODE_EXTRA_CA_CERTS"] = deferred;
+}
+
 function launch(): void {
+  restoreExtraCaCerts();
   const source = readFileSync(BUNDLE, "utf8");
   const bundle = lstatSync(BUNDLE);
   const dir = join(userCacheHome(), "gantry-code");

@@ -1,5 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
+import { readFileSync } from "node:fs";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { rootCertificates } from "node:tls";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { counting } from "../../util/io.js";
@@ -54,9 +56,30 @@ const IDLE_MS = 30_000;
 const kept = { keepAlive: true, timeout: IDLE_MS };
 const agents = {
   http: new HttpAgent(kept),
-  https: new HttpsAgent(kept),
   httpsUnchecked: new HttpsAgent({ ...kept, rejectUnauthorized: false }),
 };
+let httpsChecked: HttpsAgent | undefined;
+
+/**
+ * The agent of checked HTTPS, made at its first use. The `gantry` command (bin/gantry) starts
+ * node without NODE_EXTRA_CA_CERTS, which node would load at start-up whether or not a TLS
+ * connection follows, and names the file in GANTRY_EXTRA_CA_CERTS: its certificates are
+ * trusted here, beside node's own, as node would have trusted them.
+ */
+function checkedAgent(): HttpsAgent {
+  if (httpsChecked !== undefined) return httpsChecked;
+  const extra = process.env["GANTRY_EXTRA_CA_CERTS"];
+  let ca: string[] | undefined;
+  if (extra !== undefined && extra !== "") {
+    try {
+      ca = [...rootCertificates, readFileSync(extra, "utf8")];
+    } catch (err) {
+      // What node does with a file it cannot load: warn, and trust its own certificates.
+      process.emitWarning(`Ignoring extra certs from \`${extra}\`, load failed: ${(err as Error).message}`);
+    }
+  }
+  return (httpsChecked = new HttpsAgent({ ...kept, ...(ca !== undefined ? { ca } : {}) }));
+}
 
 /**
  * Sends the request; resolves with the answer once its headers are in, or rejects with the
@@ -71,7 +94,7 @@ export function exchange(ex: Exchange): Promise<RegistryResponse> {
     const secure = ex.url.startsWith("https:");
     const headers: Record<string, string> = { "user-agent": USER_AGENT, accept: "*/*", ...ex.headers };
     if (Buffer.isBuffer(ex.body)) headers["content-length"] = String(ex.body.length);
-    const req = (secure ? httpsRequest : httpRequest)(ex.url, { method: ex.method, headers, agent: secure ? (ex.insecure === true ? agents.httpsUnchecked : agents.https) : agents.http });
+    const req = (secure ? httpsRequest : httpRequest)(ex.url, { method: ex.method, headers, agent: secure ? (ex.insecure === true ? agents.httpsUnchecked : checkedAgent()) : agents.http });
     let answer: IncomingMessage | undefined;
     const abort = (): void => {
       const reason = ex.signal.reason as Error;
