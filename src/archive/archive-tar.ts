@@ -1,4 +1,4 @@
-import { counting, fileWriter } from "../util/io.js";
+import { counting, fileWriter, READ_CHUNK } from "../util/io.js";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AbortedError, IoError } from "../model/errors.js";
@@ -6,16 +6,21 @@ import { hasherDigest, newHasher, sha256, type Digest } from "../model/digest.js
 import type { WrittenArchives } from "../model/written-archives.js";
 import type { LayerEntry } from "../layer/differ.js";
 import type { FileContent } from "../layer/file-content.js";
-import { tarStream } from "../layer/tar-writer.js";
+import { approximateTarSize, tarStream, writeTar } from "../layer/tar-writer.js";
+import { hashFileSync } from "../layer/hash-file.js";
 import { writeFileAtomically } from "../util/atomic.js";
 import { byteMeter, type ProgressListener } from "../model/progress.js";
-import { approximateTarSize } from "../layer/tar-writer.js";
+import { FileTarSink } from "../tar/file-sink.js";
+import { NotInPlaceError } from "../tar/sink.js";
+import type { ArchiveAssembly } from "./assembly.js";
 
 /**
  * Image archives (docker-archive, OCI archive) as tars whose bytes depend on their content
- * alone. This module only decides what the tar holds: entries sorted by name (byte
- * order), each parent directory before its children, mtime 0, owner 0:0 with no names,
- * mode 0644 / 0755; and where it goes. The bytes themselves come from the one tar writer
+ * alone. This module only decides what the tar holds: the leading entries (an image's
+ * layers, in order) first, then the others sorted by name (byte order), each parent
+ * directory just before the first entry below it, mtime 0, owner 0:0 with no names, mode
+ * 0644 / 0755; and where it goes. Layers lead so that their offsets are known before they
+ * are made, and a build can pack them straight into the archive (assembly.ts). The bytes themselves come from the one tar writer
  * (layer/tar-writer.ts), which also holds every body to its declared size: a blob that
  * runs short or long fails the write with a DIGEST_MISMATCH error naming it instead of
  * shifting the tar.
@@ -28,10 +33,10 @@ import { approximateTarSize } from "../layer/tar-writer.js";
  */
 export type ArchiveEntry =
   | { name: string; bytes: Buffer }
-  | { name: string; size: number; open: (signal?: AbortSignal) => Promise<Readable>; what: string; digest?: Digest };
+  | { name: string; size: number; open: (signal?: AbortSignal) => Promise<Readable>; what: string; digest?: Digest; leading?: boolean };
 
 /** Bumped whenever the bytes written for the same entries change: it is part of an archive's identity. */
-const ARCHIVE_FORMAT = "gantry-archive-tar-1";
+const ARCHIVE_FORMAT = "gantry-archive-tar-2";
 
 /**
  * A name for the archive `entries` make, the same exactly when the bytes written would be:
@@ -43,7 +48,7 @@ export function archiveIdentity(entries: readonly ArchiveEntry[]): Digest | unde
   for (const e of entries) {
     const content = "bytes" in e ? sha256(e.bytes) : e.digest;
     if (content === undefined) return undefined;
-    lines.push(JSON.stringify([e.name, "bytes" in e ? e.bytes.length : e.size, content]));
+    lines.push(JSON.stringify([e.name, "bytes" in e ? e.bytes.length : e.size, content, !("bytes" in e) && e.leading === true]));
   }
   return sha256(lines.join("\n"));
 }
@@ -57,41 +62,40 @@ function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-/** Every parent directory of the names (`a/b/c` gives `a` and `a/b`), so extractors never invent them. */
-function parentDirectories(names: readonly string[]): string[] {
-  const dirs = new Set<string>();
-  for (const name of names) {
-    const parts = name.split("/");
-    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
-  }
-  return [...dirs];
-}
-
-function contentOf(entry: ArchiveEntry): FileContent {
+function contentOf(entry: ArchiveEntry, assembly: ArchiveAssembly | undefined): FileContent {
   if ("bytes" in entry) {
     const bytes = entry.bytes;
     return { kind: "stream", open: async () => Readable.from([bytes]), what: `the archive member ${entry.name}` };
   }
+  const at = entry.digest && assembly?.placedAt(entry.digest, entry.size);
+  if (at !== undefined) return { kind: "present", at, what: entry.what };
   return { kind: "stream", open: entry.open, what: entry.what };
 }
 
 /**
- * The tar entries of an archive in their order: files and their parent directories,
- * sorted by tar name in byte order. A directory's tar name `d/` sorts before every
- * `d/...`, so each parent comes before its children.
+ * The tar entries of an archive in their order: the leading entries as given, then the rest
+ * sorted by name in byte order, each parent directory just before the first entry below it
+ * (with no leading entries, that is every tar name in byte order). With `assembly`, the
+ * bytes of the blobs it holds are left where they are.
  */
-function archiveEntries(entries: readonly ArchiveEntry[]): LayerEntry[] {
+function archiveEntries(entries: readonly ArchiveEntry[], assembly?: ArchiveAssembly): LayerEntry[] {
   const names = entries.map((e) => e.name);
   if (new Set(names).size !== names.length) throw new IoError("an archive was asked to hold the same entry twice");
-  const dirs = parentDirectories(names).map((path) => ({
-    tarName: `${path}/`,
-    entry: { ...NEUTRAL, path, type: "dir", mode: DIR_MODE, size: 0 } satisfies LayerEntry,
-  }));
-  const files = entries.map((e) => ({
-    tarName: e.name,
-    entry: { ...NEUTRAL, path: e.name, type: "file", mode: FILE_MODE, size: "bytes" in e ? e.bytes.length : e.size, content: contentOf(e) } satisfies LayerEntry,
-  }));
-  return [...dirs, ...files].sort((a, b) => byteOrder(a.tarName, b.tarName)).map((x) => x.entry);
+  const leads = (e: ArchiveEntry): boolean => !("bytes" in e) && e.leading === true;
+  const ordered = [...entries.filter(leads), ...entries.filter((e) => !leads(e)).sort((a, b) => byteOrder(a.name, b.name))];
+  const out: LayerEntry[] = [];
+  const made = new Set<string>();
+  for (const e of ordered) {
+    const parts = e.name.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const path = parts.slice(0, i).join("/");
+      if (made.has(path)) continue;
+      made.add(path);
+      out.push({ ...NEUTRAL, path, type: "dir", mode: DIR_MODE, size: 0 });
+    }
+    out.push({ ...NEUTRAL, path: e.name, type: "file", mode: FILE_MODE, size: "bytes" in e ? e.bytes.length : e.size, content: contentOf(e, assembly) });
+  }
+  return out;
 }
 
 /** How writeTarArchive runs; a fired `signal` fails the write with an AbortedError. */
@@ -135,6 +139,8 @@ export interface ArchiveWriteOptions extends Omit<TarWriteOptions, "describe"> {
   output?: Writable;
   /** The archives written before: a file that already holds this archive is left as it is. */
   written?: WrittenArchives | undefined;
+  /** The archive's file, with layers already packed into it (assembly.ts), to be finished around them. */
+  assembly?: ArchiveAssembly | undefined;
 }
 
 /**
@@ -154,6 +160,16 @@ export async function writeTarTo(dest: string, entries: readonly ArchiveEntry[],
       return size;
     }
   }
+  if (opts.assembly?.holdsLayers) {
+    const bytes = await writeAroundLayers(opts.assembly, entries, tarOpts);
+    if (bytes !== undefined) {
+      // The layers did not pass through here: the archive is read back for the record.
+      const digest = identity ? hashFileSync(opts.assembly.path, Buffer.allocUnsafe(READ_CHUNK)) : undefined;
+      await opts.assembly.commit();
+      if (written && identity && digest) await written.remember(dest, identity, { digest, size: bytes });
+      return bytes;
+    }
+  }
   // The bytes are hashed as they are written only when there is a record to make of them.
   const hash = identity ? newHasher() : undefined;
   let bytes = 0;
@@ -162,4 +178,26 @@ export async function writeTarTo(dest: string, entries: readonly ArchiveEntry[],
   });
   if (written && identity && hash) await written.remember(dest, identity, { digest: hasherDigest(hash), size: bytes });
   return bytes;
+}
+
+/**
+ * Writes the archive into the assembly's file around the layers already in it. Undefined,
+ * with nothing gained, when a layer is not where the tar puts it: the archive must then be
+ * written whole.
+ */
+async function writeAroundLayers(assembly: ArchiveAssembly, entries: readonly ArchiveEntry[], opts: TarWriteOptions): Promise<number | undefined> {
+  const tarEntries = archiveEntries(entries, assembly);
+  const meter = byteMeter(opts.onProgress, "write", `write ${opts.describe}`, `writing ${opts.describe} around the layers packed into it`, approximateTarSize(tarEntries));
+  const sink = new FileTarSink(assembly.fd, (n) => meter.add(n));
+  try {
+    await writeTar(tarEntries, sink, { signal: opts.signal });
+  } catch (err) {
+    if (err instanceof NotInPlaceError) return undefined;
+    if (opts.signal?.aborted) throw new AbortedError(opts.signal.reason);
+    throw err;
+  }
+  // A layer packed into the file but not kept (the image held it twice) may have run past the end.
+  await assembly.truncate(sink.position);
+  meter.end();
+  return sink.position;
 }

@@ -15,6 +15,7 @@ import type { LayerEntry } from "../layer/differ.js";
 import { rememberPackedLayer } from "../layer/merged-tree.js";
 import { BelowTree, type LookupJournalStore } from "../layer/below-tree.js";
 import { packLayer } from "../layer/pack.js";
+import type { ArchiveAssembly, LayerPlace } from "../archive/assembly.js";
 import type { SourceTree } from "../layer/sources.js";
 import type { NewLayerRecord } from "./config.js";
 import { layerContent, type WalkedSources } from "./layer-content.js";
@@ -49,6 +50,8 @@ export interface LayerContext {
    * identical layer (same sources, same entries) is the same blob, so it is not packed again.
    */
   packed: Map<string, Layer>;
+  /** The output archive being put together, new layers packed straight into it (archive/assembly.ts). */
+  assembly?: ArchiveAssembly | undefined;
 }
 
 /** The new layers of one image, bottom first, with the history record of each. */
@@ -78,6 +81,7 @@ export async function buildNewLayers(base: Image | undefined, ctx: LayerContext)
   const layers: Layer[] = [...baseLayers];
   const out: NewLayers = { layers: [], records: [], cached: new Set() };
   const planned = ctx.plan.layers;
+  ctx.assembly?.start(baseLayers);
   for (const [i, layerPlan] of planned.entries()) {
     throwIfAborted(ctx.signal);
     const jobs = layerPlan.splittable
@@ -86,7 +90,10 @@ export async function buildNewLayers(base: Image | undefined, ctx: LayerContext)
     for (const job of jobs) {
       const comparedWith = job.comparedWith === layers ? [...layers] : job.comparedWith;
       const isLast = i === planned.length - 1 && job === jobs[jobs.length - 1];
-      const layer = await makeLayer({ ...job, comparedWith }, layers, base, ctx, out, !isLast);
+      const into = ctx.assembly?.nextLayerAt();
+      const { layer, inPlace } = await makeLayer({ ...job, comparedWith }, layers, base, ctx, out, !isLast, into);
+      if (inPlace && into) ctx.assembly?.placed(layer.digest, layer.size, into.position);
+      else ctx.assembly?.pass(layer.digest, layer.size);
       layers.push(layer);
       out.layers.push(layer);
       out.records.push({ diffId: layer.diffId, createdBy: `gantry build: ${describeLayer(job)}` });
@@ -139,7 +146,11 @@ function layerRecipe(plan: ExpandedPlan, layer: ExpandedLayer, comparedWith: rea
   };
 }
 
-async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | undefined, ctx: LayerContext, out: NewLayers, layerAbove: boolean): Promise<Layer> {
+/**
+ * One new layer: from the cache if its key is there, else packed (into `into` as well, where
+ * the output archive has its place: `inPlace` then says it is there).
+ */
+async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | undefined, ctx: LayerContext, out: NewLayers, layerAbove: boolean, into: LayerPlace | undefined): Promise<{ layer: Layer; inPlace: boolean }> {
   const { store, index, signal } = ctx;
   // The key needs only the diffIds compared with, so a hit never reads the layers below.
   let key: LayerKey | undefined;
@@ -153,7 +164,7 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
     // Sources unchanged since a build recorded their snapshot: the key without making it.
     const unchanged = job.walk === undefined ? await ctx.snapshots?.unchangedKey(recipeText(recipe), recipe.sources, signal) : undefined;
     hit = unchanged && await index.lookup(unchanged, store);
-    if (hit !== undefined) return cachedLayer(unchanged!, hit, job, ctx, out, " (its sources as the last build saw them)");
+    if (hit !== undefined) return { layer: cachedLayer(unchanged!, hit, job, ctx, out, " (its sources as the last build saw them)"), inPlace: false };
     if (job.walk === undefined && ctx.snapshots !== undefined) snapshot = new SnapshotHasher();
     const walked = job.walk !== undefined ? { tree: job.walk } : await walkForKey(job.plan.sources, { signal, stat: ctx.stat, onStat: snapshot?.visit });
     key = await keyOfWalk(recipe, walked.tree, { stat: ctx.stat, signal, prehashed: walked.prehashed });
@@ -161,15 +172,15 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
   }
   if (hit !== undefined) {
     if (snapshot !== undefined) await recordSnapshot(snapshot, key!);
-    return cachedLayer(key!, hit, job, ctx, out);
+    return { layer: cachedLayer(key!, hit, job, ctx, out), inPlace: false };
   }
   const shared = index !== undefined && key !== undefined ? await ctx.shared?.find(key, job.what, { store, index }) : undefined;
   if (shared !== undefined) {
     out.cached.add(shared);
-    return shared;
+    return { layer: shared, inPlace: false };
   }
   const walked: WalkedSources | undefined = key !== undefined ? { tree: key.walked, digests: key.digests } : job.walk && { tree: job.walk };
-  const packed = await packNew(job, below, base, ctx, walked, { learn: layerAbove || key !== undefined, layerAbove });
+  const packed = await packNew(job, below, base, ctx, walked, { learn: layerAbove || key !== undefined, layerAbove, into });
   if (index !== undefined && key !== undefined) {
     const changed = packed.fileDigests && changedSince(key, packed.entries, packed.fileDigests);
     if (changed === undefined) {
@@ -180,7 +191,7 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
       ctx.progress({ step: "layer", message: `${job.what} not cached: ${changed} changed while the layer was built; the next build packs it again` });
     }
   }
-  return packed.layer;
+  return { layer: packed.layer, inPlace: packed.inPlace };
 }
 
 /** A layer the layer index has for `key`. */
@@ -215,6 +226,8 @@ function changedSince(key: LayerKey, entries: readonly LayerEntry[], packed: Rea
 
 interface Packed {
   layer: Layer;
+  /** Whether its bytes were also written where `into` said. */
+  inPlace: boolean;
   entries: readonly LayerEntry[];
   /** The content digest of each file as packed, by layer path, when asked for. */
   fileDigests: ReadonlyMap<string, Digest> | undefined;
@@ -226,7 +239,7 @@ interface Packed {
  * the bytes against the key). `layerAbove`: a layer of this build goes on top, and wants
  * the merged tree with this one in it.
  */
-async function packNew(job: LayerJob, below: readonly Layer[], base: Image | undefined, ctx: LayerContext, walked: WalkedSources | undefined, { learn, layerAbove }: { learn: boolean; layerAbove: boolean }): Promise<Packed> {
+async function packNew(job: LayerJob, below: readonly Layer[], base: Image | undefined, ctx: LayerContext, walked: WalkedSources | undefined, { learn, layerAbove, into }: { learn: boolean; layerAbove: boolean; into: LayerPlace | undefined }): Promise<Packed> {
   const { plan, store, signal, progress } = ctx;
   progress({ step: "layer", message: `comparing ${job.what} with the base` });
   const belowTree = new BelowTree(job.comparedWith, { signal, facts: ctx.facts, journal: ctx.journal });
@@ -236,11 +249,11 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
     const same = ctx.packed.get(signature);
     if (same) {
       progress({ step: "layer", message: `${job.what}: the same entries as a layer already packed for another platform` });
-      return { layer: same, entries: content.entries, fileDigests: undefined };
+      return { layer: same, entries: content.entries, fileDigests: undefined, inPlace: false };
     }
     progress({ step: "layer", message: `packing ${job.what}: ${content.entries.length} entries (${plan.compression})` });
     const fileDigests = learn ? new Map<string, Digest>() : undefined;
-    const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${job.what}`, fileDigests, onProgress: progress };
+    const packOpts: Parameters<typeof packLayer>[1] = { compression: plan.compression, store, describe: `new ${job.what}`, fileDigests, onProgress: progress, alsoInto: into };
     if (plan.level !== undefined) packOpts.level = plan.level;
     if (signal) packOpts.signal = signal;
     const layer = await packLayer(content.entries, packOpts);
@@ -254,7 +267,7 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
       await rememberPackedLayer(below, layer, chainTree, facts, ctx.facts);
     }
     ctx.packed.set(signature, layer);
-    return { layer, entries: content.entries, fileDigests };
+    return { layer, entries: content.entries, fileDigests, inPlace: into !== undefined };
   } finally {
     // A staged layer's files are read while packing; its staging directory goes after.
     await content.dispose();

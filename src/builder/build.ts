@@ -1,5 +1,6 @@
 import { WrittenArchivesDir } from "../cache/written-archives.js";
 import { rm } from "node:fs/promises";
+import { ArchiveAssembly } from "../archive/assembly.js";
 import { makeTempDir } from "../util/temp-names.js";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -196,8 +197,12 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     output, access: accessOf(opts), book, progress,
   });
   const tempStore = opts.noCache ? await makeTempDir(tmpdir(), "gantry-build-") : undefined;
+  // One platform's image going into an archive file: its new layers are packed straight into it.
+  const archiveFile = platforms === undefined || platforms.length === 1 ? output.archiveFile : undefined;
+  let assembly: ArchiveAssembly | undefined;
   let stat: StatIndex | undefined;
   try {
+    if (archiveFile !== undefined) assembly = await ArchiveAssembly.create(archiveFile, opts.noCache === true);
     const expanded = await expandPlan(plan, join(tempStore ?? cacheDir, "generated"), signal, progress);
     const localFacts = opts.noCache ? undefined : new LayerFactsIndex(join(cacheDir, "facts"));
     const ctx: BuildContext = {
@@ -210,6 +215,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       snapshots: opts.noCache ? undefined : new SourceSnapshots(join(cacheDir, "snapshots")),
       journal: opts.noCache ? undefined : new LookupJournals(join(cacheDir, "lookups")),
       shared,
+      assembly,
     };
     stat = ctx.stat;
     await ctx.store.sweep();
@@ -232,6 +238,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const written = await output.write([{ doc: top, repoTags }], {
       ...accessOf(opts),
       ...(opts.noCache ? {} : { blobLocations: book, writtenArchives: new WrittenArchivesDir(join(cacheDir, "outputs")) }),
+      assembly,
     });
     await shared?.writeRecords();
     const result: BuildResult = {
@@ -250,6 +257,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   } finally {
     // What was hashed is true of the files whatever became of the build.
     await stat?.save();
+    await assembly?.discard();
     if (tempStore) await rm(tempStore, { recursive: true, force: true });
   }
 }

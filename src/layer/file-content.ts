@@ -2,7 +2,7 @@ import { closeSync, fstatSync, readSync } from "node:fs";
 import { addAbortSignal, type Readable } from "node:stream";
 import { DigestMismatchError, GantryError, SourceUnreadableError } from "../model/errors.js";
 import { openSourceSync, sourceUnreadable } from "./source-error.js";
-import type { TarSink } from "../tar/sink.js";
+import { NotInPlaceError, type TarSink } from "../tar/sink.js";
 import type { Hash } from "node:crypto";
 
 /**
@@ -14,10 +14,13 @@ import type { Hash } from "node:crypto";
  *   must still have the size the walk saw; if not, the error names the file.
  * - `stream`: bytes opened on demand (a blob going into an image archive). The error for a
  *   stream that runs short or long names `what`, since a stream has no path to point at.
+ * - `present`: bytes already at offset `at` of the file the tar is written into (a layer
+ *   packed straight into its archive: archive/assembly.ts); the sink goes past them.
  */
 export type FileContent =
   | { kind: "hostFile"; path: string }
-  | { kind: "stream"; open: (signal?: AbortSignal) => Promise<Readable>; what: string };
+  | { kind: "stream"; open: (signal?: AbortSignal) => Promise<Readable>; what: string }
+  | { kind: "present"; at: number; what: string };
 
 /**
  * Writes the bytes of `content`, exactly `size` of them, into the tar sink, each also given
@@ -27,6 +30,12 @@ export type FileContent =
 export async function copyContent(content: FileContent, size: number, sink: TarSink, signal: AbortSignal, hash?: Hash): Promise<void> {
   if (content.kind === "hostFile") {
     await copyHostFile(content.path, size, sink, hash);
+    return;
+  }
+  if (content.kind === "present") {
+    // Bytes not read cannot be hashed; only an archive, which asks for no digest, is written in place.
+    if (sink.skip === undefined || hash !== undefined) throw new NotInPlaceError(`${content.what} cannot be left in place here`);
+    await sink.skip(size, content.at);
     return;
   }
   for await (const chunk of streamChunks(content, size, signal)) {

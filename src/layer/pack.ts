@@ -1,7 +1,7 @@
-import { givingBackFileWriter } from "../util/io.js";
+import { copyingInto, fileRegionReader, givingBackFileWriter, givingBackWriterAt } from "../util/io.js";
 import { rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
-import type { Writable } from "node:stream";
+import type { Transform, Writable } from "node:stream";
 import { GantryError, ioError, AbortedError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 import { makeLayer } from "../image/layer.js";
@@ -29,16 +29,24 @@ export interface PackOptions {
   fileDigests?: Map<string, Digest> | undefined;
   /** Told the uncompressed bytes packed so far (step "pack", labelled `describe`). */
   onProgress?: ProgressListener | undefined;
+  /**
+   * Where the stored bytes are also written: a file (its path, and open) and the offset they start at (a
+   * layer packed straight into its archive: archive/assembly.ts). `only`: not into the
+   * store at all, the layer then read from there (a build with no cache to keep it in).
+   */
+  alsoInto?: { path: string; fd: number; position: number; only: boolean } | undefined;
 }
 
 /**
  * The one layer pipeline: tar (written straight into blocks) → sha256 of each block (the
  * diffId) → compressor → sha256 and size (the digest) → a temporary file in the blob store,
- * renamed to its digest once complete. Every byte is hashed once, as it streams; nothing
- * is held whole in memory.
+ * renamed to its digest once complete; and, with `alsoInto`, into the output archive at the
+ * layer's place (instead of the store, with `only`). Every byte is hashed once, as it
+ * streams; nothing is held whole in memory.
  */
 export async function packLayer(entries: readonly LayerEntry[], opts: PackOptions): Promise<Layer> {
-  const tempPath = await opts.store.tempPath();
+  const into = opts.alsoInto;
+  const tempPath = into?.only ? undefined : await opts.store.tempPath();
   const meter = byteMeter(opts.onProgress, "pack", `pack ${opts.describe}`, `packing ${opts.describe}`, approximateTarSize(entries));
   const diffIdHash = newHasher();
   let tarSize = 0;
@@ -51,11 +59,13 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
   // Uncompressed, the stored bytes are the tar: one hash serves as diffId and digest.
   const stored = opts.compression === "none" ? undefined : measuring();
   // The compressor lends its blocks (loaned-buffers.ts): freed once written, not at the next GC.
-  const file = givingBackFileWriter(tempPath);
+  const ends: Array<Transform | Writable> = tempPath === undefined
+    ? [givingBackWriterAt(into!.fd, into!.position)]
+    : [...(into ? [copyingInto(into.fd, into.position)] : []), givingBackFileWriter(tempPath)];
   const options = opts.signal === undefined ? {} : { signal: opts.signal };
   let diffId, digest, size;
   try {
-    const written = pipeline(stored === undefined ? [compress, file] : [compress, stored.stream, file], options);
+    const written = pipeline([compress, ...(stored ? [stored.stream] : []), ...ends], options);
     const tarred = writeTar(entries, blocks, { signal: opts.signal, fileDigests: opts.fileDigests }).then(
       () => { compress.end(); },
       (err: unknown) => { compress.destroy(err as Error); throw err; },
@@ -65,16 +75,19 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
     size = tarSize;
     if (stored !== undefined) ({ digest, size } = await stored.result);
     else digest = diffId;
-    await opts.store.commit(tempPath, digest);
+    if (tempPath !== undefined) await opts.store.commit(tempPath, digest);
     meter.end();
   } catch (err) {
-    await rm(tempPath, { force: true });
+    if (tempPath !== undefined) await rm(tempPath, { force: true });
     if (opts.signal?.aborted) throw new AbortedError(opts.signal.reason);
     if (err instanceof GantryError) throw err;
-    throw ioError(`the blob store ${opts.store.root} (writing ${opts.describe})`, err);
+    throw ioError(`${tempPath === undefined ? "the output archive" : `the blob store ${opts.store.root}`} (writing ${opts.describe})`, err);
   }
   const store = opts.store;
-  return makeLayer({ digest, diffId, size, compression: opts.compression, describe: opts.describe, openRaw: () => store.open(digest), hashedOnWrite: true });
+  const openRaw = tempPath === undefined
+    ? () => Promise.resolve(fileRegionReader(into!.path, into!.position, size))
+    : () => store.open(digest);
+  return makeLayer({ digest, diffId, size, compression: opts.compression, describe: opts.describe, openRaw, hashedOnWrite: true });
 }
 
 /**

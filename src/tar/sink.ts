@@ -27,7 +27,16 @@ export interface TarSink {
   give(bytes: Buffer): Promise<void>;
   /** The tar is complete: hands on what is buffered. */
   close(): Promise<void>;
+  /**
+   * For a sink writing into a file whose bytes are partly there already (file-sink.ts): goes
+   * past `count` bytes without writing them, which must start at offset `at` of the file.
+   * Throws NotInPlaceError when they would not.
+   */
+  skip?(count: number, at: number): Promise<void>;
 }
+
+/** A tar written in place found a body elsewhere than where it already is: the file must be written whole. */
+export class NotInPlaceError extends Error {}
 
 /** Writes `count` zero bytes into the sink, in place. */
 export async function putZeros(sink: TarSink, count: number): Promise<void> {

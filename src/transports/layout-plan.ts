@@ -30,6 +30,8 @@ export interface PlannedBlob {
   readonly bytes?: Buffer;
   readonly open?: (signal?: AbortSignal) => Promise<Readable>;
   readonly what: string;
+  /** A layer: an archive holds the layers first, in image order (archive/assembly.ts). */
+  readonly layer?: boolean;
 }
 
 /** One item of a plan: its document, and its names parsed. */
@@ -40,7 +42,7 @@ export interface PlannedItem {
 
 /** A layout computed by planLayout: its blobs, its index.json entries, and the items it holds. */
 export interface LayoutPlan {
-  /** Unique by digest, sorted by digest. */
+  /** Unique by digest: the layers in the order the items first hold them, then the other blobs sorted by digest. */
   readonly blobs: readonly PlannedBlob[];
   /** index.json entries: one per item and tag, in the order given. */
   readonly index: readonly Descriptor[];
@@ -80,8 +82,10 @@ class BlobSet {
     if (!seen) this.blobs.set(blob.digest, blob);
   }
 
-  sorted(): PlannedBlob[] {
-    return [...this.blobs.values()].sort((a, b) => (digestHex(a.digest) < digestHex(b.digest) ? -1 : 1));
+  /** The layers as first added, then the rest by digest. */
+  ordered(): PlannedBlob[] {
+    const all = [...this.blobs.values()];
+    return [...all.filter((b) => b.layer === true), ...all.filter((b) => b.layer !== true).sort((a, b) => (digestHex(a.digest) < digestHex(b.digest) ? -1 : 1))];
   }
 }
 
@@ -91,7 +95,7 @@ async function addDocument(set: BlobSet, doc: ImageOrIndex, what: string, depth:
   set.add({ digest: doc.digest, size: doc.manifestBytes.length, bytes: doc.manifestBytes, what: `the ${doc.kind === "index" ? "index" : "manifest"} of ${what}` });
   if (doc.kind === "image") {
     for (const [n, layer] of doc.layers.entries()) {
-      set.add({ digest: layer.digest, size: layer.size, open: (s) => layer.open(s), what: `layer ${n + 1} of ${what} (${layer.digest})` });
+      set.add({ digest: layer.digest, size: layer.size, open: (s) => layer.open(s), what: `layer ${n + 1} of ${what} (${layer.digest})`, layer: true });
     }
     set.add({ digest: doc.configDigest, size: doc.configBytes.length, bytes: doc.configBytes, what: `the config of ${what}` });
     return;
@@ -129,7 +133,7 @@ export async function planLayout(items: readonly WriteItem[], opts: PlanOptions 
     else for (const tag of tags) index.push(indexEntry(doc, { [ANNOTATION_CONTAINERD_NAME]: tag.full, [ANNOTATION_REF_NAME]: tag.tag }));
     planned.push({ doc, tags });
   }
-  return { blobs: blobs.sorted(), index, items: planned };
+  return { blobs: blobs.ordered(), index, items: planned };
 }
 
 /** A layout's index.json (an OCI index) listing `manifests`, in the order given. */
@@ -142,7 +146,7 @@ export function indexJsonBytes(manifests: readonly Descriptor[]): Buffer {
 export function layoutEntries(plan: LayoutPlan, indexBytes: Buffer = indexJsonBytes(plan.index)): ArchiveEntry[] {
   const entries: ArchiveEntry[] = plan.blobs.map((b) => (b.bytes
     ? { name: blobPath(b.digest), bytes: b.bytes }
-    : { name: blobPath(b.digest), size: b.size, open: b.open!, what: b.what, digest: b.digest }));
+    : { name: blobPath(b.digest), size: b.size, open: b.open!, what: b.what, digest: b.digest, leading: b.layer === true }));
   entries.push({ name: OCI_INDEX_FILE, bytes: indexBytes }, { name: OCI_LAYOUT_FILE, bytes: OCI_LAYOUT_BYTES });
   return entries;
 }

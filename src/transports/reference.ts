@@ -56,6 +56,11 @@ export class ImageReference {
     return this.transport.registry?.(this.value);
   }
 
+  /** The file a write makes as one image archive (see Transport.archiveFile). */
+  get archiveFile(): string | undefined {
+    return this.transport.archiveFile?.(this.value);
+  }
+
   get holdsIndexes(): boolean {
     return this.transport.holdsIndexes;
   }

@@ -5,6 +5,7 @@ import type { ImageOrIndex, ImageSummary } from "../model/image.js";
 import type { ProgressListener } from "../model/progress.js";
 import type { BlobLocationBook } from "./docker/blob-locations.js";
 import type { WrittenArchives } from "../model/written-archives.js";
+import type { ArchiveAssembly } from "../archive/assembly.js";
 
 /**
  * A transport: one kind of place images live (an archive, a layout, a registry, the Docker
@@ -60,6 +61,8 @@ export interface WriteOptions extends AccessOptions {
   compressLayers?: boolean;
   /** Archive files: what was written to them before (the cache's record), so an unchanged one is left as it is. */
   writtenArchives?: WrittenArchives;
+  /** Archive files: the archive as the build put it together, layers packed into it already (archive/assembly.ts). */
+  assembly?: ArchiveAssembly | undefined;
 }
 
 /** What a transport wrote. */
@@ -105,6 +108,12 @@ export interface Transport<R> {
   registry?(ref: R): string;
   /** Whether it can hold an image index (a multi-platform image) as an index. */
   readonly holdsIndexes: boolean;
+  /**
+   * The file a write makes as one image archive, laid out as archive-tar.ts lays archives
+   * out, so that a build can pack its layers straight into it (archive/assembly.ts).
+   * Undefined for standard output.
+   */
+  archiveFile?(ref: R): string | undefined;
   /**
    * The reference a bare path is, when this transport claims it by what is there (read) or
    * what can be made there (write). Transports are asked in list order; the first claim wins.

@@ -59,6 +59,49 @@ export function discarding(): Writable {
   return new Writable({ write(_chunk, _enc, cb) { cb(); } });
 }
 
+/**
+ * A pass-through that also writes the bytes into the open file `fd`, from `position` on, each
+ * chunk passed on once it is there (so a lent chunk is given back only after both writes).
+ */
+export function copyingInto(fd: number, position: number): Transform {
+  let at = position;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      writeFullyAt(fd, chunk, at).then(() => { at += chunk.length; cb(null, chunk); }, cb);
+    },
+  });
+}
+
+/**
+ * A stream that writes its bytes into the open file `fd` from `position` on and gives back
+ * each lent chunk once written (the end of a pipeline whose producer lends its chunks).
+ */
+export function givingBackWriterAt(fd: number, position: number): Writable {
+  let at = position;
+  return new Writable({
+    highWaterMark: WRITE_BUFFER,
+    write(chunk: Buffer, _enc, cb) {
+      writeFullyAt(fd, chunk, at).then(() => { at += chunk.length; giveBack(chunk); cb(); }, cb);
+    },
+  });
+}
+
+/** A read stream of `length` (at least 1) bytes of the file `path` from `position` on. */
+export function fileRegionReader(path: string, position: number, length: number): ReadStream {
+  // A read stream's `end` is inclusive.
+  return createReadStream(path, { start: position, end: position + length - 1, highWaterMark: READ_CHUNK });
+}
+
+/** Writes all of `bytes` at `position` of `fd` (a write to a regular file may be short). */
+export async function writeFullyAt(fd: number, bytes: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    done += await new Promise<number>((resolve, reject) => {
+      write(fd, bytes, done, bytes.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n)));
+    });
+  }
+}
+
 /** A pass-through that tells `onBytes` the length of each chunk, and the chunk (a progress meter's feed, a hash). */
 export function counting(onBytes: (bytes: number, chunk: Buffer) => void): Transform {
   return new Transform({

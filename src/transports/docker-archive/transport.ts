@@ -78,8 +78,9 @@ export const dockerArchiveTransport: Transport<DockerArchiveReference> = {
     return (await archiveKind(bag)) === "legacy" ? listDockerLegacy(bag, opts.signal) : listDockerArchive(bag, opts.signal);
   },
   write: (ref, items, opts) => writeDockerArchive(ref.path, named(ref, items), {
-    signal: opts.signal, onProgress: opts.onProgress, written: opts.writtenArchives, ...(opts.output ? { output: opts.output } : {}),
+    signal: opts.signal, onProgress: opts.onProgress, written: opts.writtenArchives, assembly: opts.assembly, ...(opts.output ? { output: opts.output } : {}),
   }),
+  archiveFile: (ref) => (ref.path === STDIO ? undefined : ref.path),
   async checkWritable(ref) {
     if (ref.path === STDIO) return;
     const st = await stat(ref.path).catch(() => undefined);

@@ -10,8 +10,9 @@ export const ociArchiveTransport = layoutTransport({
   noun: "the OCI archive",
   shape: "tar",
   write: (ref, items, opts) => writeOciArchive(ref.path, items, {
-    refName: ref.refName, signal: opts.signal, onProgress: opts.onProgress, written: opts.writtenArchives, ...(opts.output ? { output: opts.output } : {}),
+    refName: ref.refName, signal: opts.signal, onProgress: opts.onProgress, written: opts.writtenArchives, assembly: opts.assembly, ...(opts.output ? { output: opts.output } : {}),
   }),
+  archiveFile: (ref) => (ref.path === "-" ? undefined : ref.path),
   /** A tar holding a layout and nothing of a docker-archive (which the build's archives also are). */
   async recognize(path, mode) {
     if (mode !== "read") return undefined;

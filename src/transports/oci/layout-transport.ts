@@ -28,6 +28,7 @@ export interface LayoutTransportParts {
   write: NonNullable<LayoutTransport["write"]>;
   checkWritable?: LayoutTransport["checkWritable"];
   recognize: NonNullable<LayoutTransport["recognize"]>;
+  archiveFile?: LayoutTransport["archiveFile"];
 }
 
 /** A layout transport from its parts: the `PATH[:REF]` spelling, reading and listing shared, the rest its own. */
@@ -53,5 +54,6 @@ export function layoutTransport(parts: LayoutTransportParts): LayoutTransport {
     recognize: parts.recognize,
   };
   if (parts.checkWritable) transport.checkWritable = parts.checkWritable;
+  if (parts.archiveFile) transport.archiveFile = parts.archiveFile;
   return transport;
 }

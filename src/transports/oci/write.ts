@@ -101,9 +101,9 @@ export async function writeOciLayout(dir: string, items: readonly WriteItem[], o
 
 /** Writes `items` as a tar of a new OCI layout to `path` (replaced atomically), or to the output stream for `-`. */
 export async function writeOciArchive(
-  path: string, items: readonly WriteItem[], opts: OciWriteOptions & Pick<ArchiveWriteOptions, "output" | "written"> = {},
+  path: string, items: readonly WriteItem[], opts: OciWriteOptions & Pick<ArchiveWriteOptions, "output" | "written" | "assembly"> = {},
 ): Promise<WriteResult> {
   const plan = await planLayout(items, opts);
-  const bytes = await writeTarTo(path, layoutEntries(plan), { signal: opts.signal, onProgress: opts.onProgress, written: opts.written, ...(opts.output ? { output: opts.output } : {}) });
+  const bytes = await writeTarTo(path, layoutEntries(plan), { signal: opts.signal, onProgress: opts.onProgress, written: opts.written, assembly: opts.assembly, ...(opts.output ? { output: opts.output } : {}) });
   return { digests: plan.items.map((i) => i.doc.digest), bytes };
 }
