@@ -1,5 +1,6 @@
 import { copyingInto, fileRegionReader, givingBackFileWriter, givingBackWriterAt } from "../util/io.js";
 import { rm } from "node:fs/promises";
+import { once } from "node:events";
 import { pipeline } from "node:stream/promises";
 import type { Transform, Writable } from "node:stream";
 import { GantryError, ioError, AbortedError } from "../model/errors.js";
@@ -59,9 +60,10 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
   // Uncompressed, the stored bytes are the tar: one hash serves as diffId and digest.
   const stored = opts.compression === "none" ? undefined : measuring();
   // The compressor lends its blocks (loaned-buffers.ts): freed once written, not at the next GC.
-  const ends: Array<Transform | Writable> = tempPath === undefined
+  const file = tempPath === undefined ? undefined : givingBackFileWriter(tempPath);
+  const ends: Array<Transform | Writable> = file === undefined
     ? [givingBackWriterAt(into!.fd, into!.position)]
-    : [...(into ? [copyingInto(into.fd, into.position)] : []), givingBackFileWriter(tempPath)];
+    : [...(into ? [copyingInto(into.fd, into.position)] : []), file];
   const options = opts.signal === undefined ? {} : { signal: opts.signal };
   let diffId, digest, size;
   try {
@@ -78,7 +80,12 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
     if (tempPath !== undefined) await opts.store.commit(tempPath, digest);
     meter.end();
   } catch (err) {
-    if (tempPath !== undefined) await rm(tempPath, { force: true });
+    if (file !== undefined && tempPath !== undefined) {
+      // A write stream destroyed before its file was open still opens (and so creates) it:
+      // only once it is closed can the file be removed for good.
+      if (!file.closed) await once(file, "close").catch(() => {});
+      await rm(tempPath, { force: true });
+    }
     if (opts.signal?.aborted) throw new AbortedError(opts.signal.reason);
     if (err instanceof GantryError) throw err;
     throw ioError(`${tempPath === undefined ? "the output archive" : `the blob store ${opts.store.root}`} (writing ${opts.describe})`, err);
