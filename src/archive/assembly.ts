@@ -39,6 +39,7 @@ export interface LayerPlace {
   only: boolean;
 }
 
+/** The archive file of one build, its layers placed as they are packed; see above. */
 export class ArchiveAssembly {
   /** Where the next layer's header goes; undefined until `start`, or once a layer could not be placed. */
   private next: number | undefined;
@@ -92,15 +93,15 @@ export class ArchiveAssembly {
 
   /**
    * The layer whose bytes were written at `at` (nextLayerAt's position) is `digest`, of
-   * `size` bytes. A blob the archive already has is not placed twice: what was written for
-   * it is covered by what comes after.
+   * `size` bytes. A blob the archive already has is in it once, so the tar goes on where
+   * these bytes are; they stay as they are (the layer is read from them while the image is
+   * built), and no later layer is placed over them: those are written with the archive.
    */
   placed(digest: Digest, size: number, at: number): void {
-    if (this.next === undefined || at !== this.next + BLOCK) {
+    if (this.next === undefined || at !== this.next + BLOCK || this.counted.has(digest)) {
       this.next = undefined;
       return;
     }
-    if (this.counted.has(digest)) return;
     this.placements.set(digest, { at, size });
     this.pass(digest, size);
   }

@@ -94,3 +94,27 @@ test("a layer that is not where the tar puts it is written whole, and the archiv
   }
   assert.deepEqual((await promisify(readdir)(dir)).sort(), ["misplaced.tar", "plain.tar"], "the assembly's temporary file is gone");
 });
+
+test("a layer packed again under a digest already placed places nothing more, and the archive is still the one written from nothing", async (t) => {
+  const dir = await tmpDir(t, "gantry-assembly-");
+  const plain = join(dir, "plain.tar");
+  const both: ArchiveEntry[] = [blob(layerA, true), blob(layerB, true), { name: "index.json", bytes: Buffer.from("{}") }];
+  await writeTarTo(plain, both, {});
+  const dest = join(dir, "twice.tar");
+  const assembly = await ArchiveAssembly.create(dest, true);
+  try {
+    assembly.start([]);
+    for (let i = 0; i < 2; i++) {
+      const at = assembly.nextLayerAt()!.position;
+      await writeAt(assembly.fd, layerA, 0, layerA.length, at);
+      assembly.placed(sha256(layerA), layerA.length, at);
+    }
+    assert.equal(assembly.nextLayerAt(), undefined, "no layer goes over the second copy, which the image is read from");
+    const second = (await readBack(assembly.path)).subarray(-layerA.length);
+    assert.ok(second.equals(layerA), "the second copy stays where it was written");
+    await writeTarTo(dest, [blob(layerA, false), blob(layerB, true), { name: "index.json", bytes: Buffer.from("{}") }], { assembly });
+    assert.ok((await readBack(dest)).equals(await readBack(plain)));
+  } finally {
+    await assembly.discard();
+  }
+});
