@@ -20,8 +20,9 @@ import type { ArchiveAssembly } from "./assembly.js";
  * layers, in order) first, then the others sorted by name (byte order), each parent
  * directory just before the first entry below it, mtime 0, owner 0:0 with no names, mode
  * 0644 / 0755; and where it goes. Layers lead so that their offsets are known before they
- * are made, and a build can pack them straight into the archive (assembly.ts). The bytes themselves come from the one tar writer
- * (layer/tar-writer.ts), which also holds every body to its declared size: a blob that
+ * are made, and a build can pack them straight into the archive (assembly.ts). The bytes
+ * themselves come from the one tar writer (layer/tar-writer.ts), which also holds every
+ * body to its declared size: a blob that
  * runs short or long fails the write with a DIGEST_MISMATCH error naming it instead of
  * shifting the tar.
  */
@@ -160,23 +161,23 @@ export async function writeTarTo(dest: string, entries: readonly ArchiveEntry[],
       return size;
     }
   }
-  if (opts.assembly?.holdsLayers) {
-    const bytes = await writeAroundLayers(opts.assembly, entries, tarOpts);
-    if (bytes !== undefined) {
-      // The layers did not pass through here: the archive is read back for the record.
-      const digest = identity ? hashFileSync(opts.assembly.path, Buffer.allocUnsafe(READ_CHUNK)) : undefined;
-      await opts.assembly.commit();
-      if (written && identity && digest) await written.remember(dest, identity, { digest, size: bytes });
-      return bytes;
-    }
-  }
-  // The bytes are hashed as they are written only when there is a record to make of them.
-  const hash = identity ? newHasher() : undefined;
+  const inPlace = opts.assembly?.holdsLayers ? await writeAroundLayers(opts.assembly, entries, tarOpts) : undefined;
   let bytes = 0;
-  await writeFileAtomically(dest, async (tmp) => {
-    bytes = await writeTarArchive(entries, fileWriter(tmp), { ...tarOpts, onChunk: hash && ((chunk) => hash.update(chunk)) });
-  });
-  if (written && identity && hash) await written.remember(dest, identity, { digest: hasherDigest(hash), size: bytes });
+  let digest: Digest | undefined;
+  if (opts.assembly && inPlace !== undefined) {
+    bytes = inPlace;
+    // The layers did not pass through here: the archive is read back for the record.
+    if (identity) digest = hashFileSync(opts.assembly.path, Buffer.allocUnsafe(READ_CHUNK));
+    await opts.assembly.commit();
+  } else {
+    // The bytes are hashed as they are written only when there is a record to make of them.
+    const hash = identity ? newHasher() : undefined;
+    await writeFileAtomically(dest, async (tmp) => {
+      bytes = await writeTarArchive(entries, fileWriter(tmp), { ...tarOpts, onChunk: hash && ((chunk) => hash.update(chunk)) });
+    });
+    digest = hash && hasherDigest(hash);
+  }
+  if (written && identity && digest) await written.remember(dest, identity, { digest, size: bytes });
   return bytes;
 }
 

@@ -17,8 +17,9 @@ import { wallClockNs } from "./stat-index.js";
  * walk itself. A snapshot hashes what lstat says of every host entry of the sources, in
  * walk order: path, device, inode, st_mode, link count, size, mtime and ctime in
  * nanoseconds, and device number; it does so segment by segment (snapshot-segments.ts), so
- * that a large tree is walked on every core when only its snapshot is wanted. If the snapshot is the one recorded with a key, every
- * input of that key is unchanged, so the key is too:
+ * that a large tree is walked on every core when only its snapshot is wanted. If the
+ * snapshot is the one recorded with a key, every input of that key is unchanged, so the
+ * key is too:
  *
  * - the names, types, modes and sizes are in the snapshot;
  * - a file's bytes and a symlink's target cannot change without moving its ctime, which no

@@ -47,7 +47,9 @@ export interface PackOptions {
  */
 export async function packLayer(entries: readonly LayerEntry[], opts: PackOptions): Promise<Layer> {
   const into = opts.alsoInto;
-  const tempPath = into?.only ? undefined : await opts.store.tempPath();
+  // Where the layer alone lives when it is not stored: its place in the output archive.
+  const onlyInto = into?.only === true ? into : undefined;
+  const tempPath = onlyInto ? undefined : await opts.store.tempPath();
   const meter = byteMeter(opts.onProgress, "pack", `pack ${opts.describe}`, `packing ${opts.describe}`, approximateTarSize(entries));
   const diffIdHash = newHasher();
   let tarSize = 0;
@@ -61,9 +63,9 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
   const stored = opts.compression === "none" ? undefined : measuring();
   // The compressor lends its blocks (loaned-buffers.ts): freed once written, not at the next GC.
   const file = tempPath === undefined ? undefined : givingBackFileWriter(tempPath);
-  const ends: Array<Transform | Writable> = file === undefined
-    ? [givingBackWriterAt(into!.fd, into!.position)]
-    : [...(into ? [copyingInto(into.fd, into.position)] : []), file];
+  const ends: Array<Transform | Writable> = onlyInto
+    ? [givingBackWriterAt(onlyInto.fd, onlyInto.position)]
+    : [...(into ? [copyingInto(into.fd, into.position)] : []), ...(file ? [file] : [])];
   const options = opts.signal === undefined ? {} : { signal: opts.signal };
   let diffId, digest, size;
   try {
@@ -88,11 +90,11 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
     }
     if (opts.signal?.aborted) throw new AbortedError(opts.signal.reason);
     if (err instanceof GantryError) throw err;
-    throw ioError(`${tempPath === undefined ? "the output archive" : `the blob store ${opts.store.root}`} (writing ${opts.describe})`, err);
+    throw ioError(`${onlyInto ? "the output archive" : `the blob store ${opts.store.root}`} (writing ${opts.describe})`, err);
   }
   const store = opts.store;
-  const openRaw = tempPath === undefined
-    ? () => Promise.resolve(fileRegionReader(into!.path, into!.position, size))
+  const openRaw = onlyInto
+    ? () => Promise.resolve(fileRegionReader(onlyInto.path, onlyInto.position, size))
     : () => store.open(digest);
   return makeLayer({ digest, diffId, size, compression: opts.compression, describe: opts.describe, openRaw, hashedOnWrite: true });
 }

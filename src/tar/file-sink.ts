@@ -1,8 +1,5 @@
-import { writeFullyAt } from "../util/io.js";
+import { WRITE_BUFFER, writeFullyAt } from "../util/io.js";
 import { ChunkedTarSink, NotInPlaceError } from "./sink.js";
-
-/** The bytes written at a time, as fileWriter's streams buffer them (util/io.ts). */
-const CHUNK = 4 * 1024 * 1024;
 
 /**
  * A tar sink writing into an open file from offset 0, each chunk where it belongs, and able
@@ -15,8 +12,8 @@ export class FileTarSink extends ChunkedTarSink {
 
   /** `onBytes` is told every byte of the tar, written or gone past (a progress meter). */
   constructor(private readonly fd: number, private readonly onBytes?: (n: number) => void) {
-    // The writer waits for each chunk's write, so one buffer serves them all.
-    super(CHUNK, true);
+    // Written a fileWriter's buffer at a time; the writer waits for each write, so one buffer serves them all.
+    super(WRITE_BUFFER, true);
   }
 
   /** The offset of the next byte: written bytes and skipped ones, buffered ones not yet. */

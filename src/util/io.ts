@@ -59,15 +59,24 @@ export function discarding(): Writable {
   return new Writable({ write(_chunk, _enc, cb) { cb(); } });
 }
 
+/** Writes the chunks it is given one after another into the open file `fd`, from `position` on. */
+function appendingAt(fd: number, position: number): (chunk: Buffer) => Promise<void> {
+  let at = position;
+  return async (chunk) => {
+    await writeFullyAt(fd, chunk, at);
+    at += chunk.length;
+  };
+}
+
 /**
  * A pass-through that also writes the bytes into the open file `fd`, from `position` on, each
  * chunk passed on once it is there (so a lent chunk is given back only after both writes).
  */
 export function copyingInto(fd: number, position: number): Transform {
-  let at = position;
+  const append = appendingAt(fd, position);
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      writeFullyAt(fd, chunk, at).then(() => { at += chunk.length; cb(null, chunk); }, cb);
+      append(chunk).then(() => cb(null, chunk), cb);
     },
   });
 }
@@ -77,11 +86,11 @@ export function copyingInto(fd: number, position: number): Transform {
  * each lent chunk once written (the end of a pipeline whose producer lends its chunks).
  */
 export function givingBackWriterAt(fd: number, position: number): Writable {
-  let at = position;
+  const append = appendingAt(fd, position);
   return new Writable({
     highWaterMark: WRITE_BUFFER,
     write(chunk: Buffer, _enc, cb) {
-      writeFullyAt(fd, chunk, at).then(() => { at += chunk.length; giveBack(chunk); cb(); }, cb);
+      append(chunk).then(() => { giveBack(chunk); cb(); }, cb);
     },
   });
 }

@@ -62,59 +62,49 @@ test("layers lead the archive in the order given, after their directories; the r
   assert.deepEqual(names, ["blobs/", "blobs/sha256/", `blobs/sha256/${sha256(layerA).slice(7)}`, `blobs/sha256/${sha256(layerB).slice(7)}`, "blobs/sha256/0000", "index.json"]);
 });
 
-test("a layer already in the file is not read again, and the archive is the one written from nothing", async (t) => {
-  const dir = await tmpDir(t, "gantry-assembly-");
-  const plain = join(dir, "plain.tar");
-  await writeTarTo(plain, entries(true), {});
-  const dest = join(dir, "in-place.tar");
-  const assembly = await assembled(dest);
+/**
+ * Finishes `assembly` as NAME with `inPlace` (the assembly goes either way) and checks it:
+ * the same bytes as the archive `fromNothing` makes without one, and no temporary file left.
+ */
+async function assertFinishedAsFromNothing(dir: string, name: string, assembly: ArchiveAssembly, inPlace: ArchiveEntry[], fromNothing: ArchiveEntry[]): Promise<void> {
+  const plain = join(dir, `${name}.plain`);
+  await writeTarTo(plain, fromNothing, {});
   try {
-    assert.ok(assembly.holdsLayers);
-    const bytes = await writeTarTo(dest, entries(false), { assembly });
-    const got = await readBack(dest);
+    const bytes = await writeTarTo(join(dir, name), inPlace, { assembly });
+    const got = await readBack(join(dir, name));
     assert.equal(bytes, got.length);
-    assert.ok(got.equals(await readBack(plain)), "the same bytes");
+    assert.ok(got.equals(await readBack(plain)), "the same bytes as the archive written from nothing");
   } finally {
     await assembly.discard();
   }
-  assert.deepEqual((await promisify(readdir)(dir)).sort(), ["in-place.tar", "plain.tar"], "the temporary file became the archive");
+  assert.deepEqual((await promisify(readdir)(dir)).sort(), [name, `${name}.plain`], "the temporary file became the archive or is gone");
+}
+
+test("a layer already in the file is not read again, and the archive is the one written from nothing", async (t) => {
+  const dir = await tmpDir(t, "gantry-assembly-");
+  const assembly = await assembled(join(dir, "in-place.tar"));
+  assert.ok(assembly.holdsLayers);
+  await assertFinishedAsFromNothing(dir, "in-place.tar", assembly, entries(false), entries(true));
 });
 
 test("a layer that is not where the tar puts it is written whole, and the archive is still the one written from nothing", async (t) => {
   const dir = await tmpDir(t, "gantry-assembly-");
-  const plain = join(dir, "plain.tar");
-  await writeTarTo(plain, entries(true), {});
-  const dest = join(dir, "misplaced.tar");
-  const assembly = await assembled(dest, 512);
-  try {
-    await writeTarTo(dest, entries(true), { assembly });
-    assert.ok((await readBack(dest)).equals(await readBack(plain)));
-  } finally {
-    await assembly.discard();
-  }
-  assert.deepEqual((await promisify(readdir)(dir)).sort(), ["misplaced.tar", "plain.tar"], "the assembly's temporary file is gone");
+  const assembly = await assembled(join(dir, "misplaced.tar"), 512);
+  await assertFinishedAsFromNothing(dir, "misplaced.tar", assembly, entries(true), entries(true));
 });
 
 test("a layer packed again under a digest already placed places nothing more, and the archive is still the one written from nothing", async (t) => {
   const dir = await tmpDir(t, "gantry-assembly-");
-  const plain = join(dir, "plain.tar");
-  const both: ArchiveEntry[] = [blob(layerA, true), blob(layerB, true), { name: "index.json", bytes: Buffer.from("{}") }];
-  await writeTarTo(plain, both, {});
-  const dest = join(dir, "twice.tar");
-  const assembly = await ArchiveAssembly.create(dest, true);
-  try {
-    assembly.start([]);
-    for (let i = 0; i < 2; i++) {
-      const at = assembly.nextLayerAt()!.position;
-      await writeAt(assembly.fd, layerA, 0, layerA.length, at);
-      assembly.placed(sha256(layerA), layerA.length, at);
-    }
-    assert.equal(assembly.nextLayerAt(), undefined, "no layer goes over the second copy, which the image is read from");
-    const second = (await readBack(assembly.path)).subarray(-layerA.length);
-    assert.ok(second.equals(layerA), "the second copy stays where it was written");
-    await writeTarTo(dest, [blob(layerA, false), blob(layerB, true), { name: "index.json", bytes: Buffer.from("{}") }], { assembly });
-    assert.ok((await readBack(dest)).equals(await readBack(plain)));
-  } finally {
-    await assembly.discard();
+  const assembly = await ArchiveAssembly.create(join(dir, "twice.tar"), true);
+  assembly.start([]);
+  for (let i = 0; i < 2; i++) {
+    const at = assembly.nextLayerAt()!.position;
+    await writeAt(assembly.fd, layerA, 0, layerA.length, at);
+    assembly.placed(sha256(layerA), layerA.length, at);
   }
+  assert.equal(assembly.nextLayerAt(), undefined, "no layer goes over the second copy, which the image is read from");
+  const second = (await readBack(assembly.path)).subarray(-layerA.length);
+  assert.ok(second.equals(layerA), "the second copy stays where it was written");
+  const index = { name: "index.json", bytes: Buffer.from("{}") };
+  await assertFinishedAsFromNothing(dir, "twice.tar", assembly, [blob(layerA, false), blob(layerB, true), index], [blob(layerA, true), blob(layerB, true), index]);
 });
