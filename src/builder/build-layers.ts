@@ -211,15 +211,10 @@ function cachedLayer(key: IndexKey, hit: StoredLayerBlob, job: LayerJob, ctx: La
  * under a key that says otherwise.
  */
 function changedSince(key: LayerKey, entries: readonly LayerEntry[], packed: ReadonlyMap<string, Digest>): string | undefined {
-  const keyed = new Map<string, Digest>();
-  for (const [path, node] of key.walked.entries()) {
-    const digest = key.digests.get(path);
-    if (node.hostPath !== undefined && digest !== undefined) keyed.set(node.hostPath, digest);
-  }
   for (const e of entries) {
     if (e.content?.kind !== "hostFile") continue;
     const got = packed.get(e.path);
-    if (got !== undefined && got !== keyed.get(e.content.path)) return e.content.path;
+    if (got !== undefined && got !== key.digests.get(e.content.path)) return e.content.path;
   }
   return undefined;
 }

@@ -23,6 +23,7 @@ export interface LayerContent {
 /** Sources walked for a layer's key, with the content digests the key was made of. */
 export interface WalkedSources {
   tree: SourceTree;
+  /** By host path (LayerKey.digests). */
   digests?: ReadonlyMap<string, Digest>;
 }
 

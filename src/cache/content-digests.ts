@@ -2,11 +2,15 @@ import { basename, dirname } from "node:path";
 import type { Digest } from "../model/digest.js";
 import { walkSources, type HostFingerprint, type SourceSpec, type SourceTree, type StatVisitor } from "../layer/sources.js";
 import { HashQueue } from "./hash-pool.js";
-import type { DirectoryTable, StatIndex } from "./stat-index.js";
+import { fingerprintText, type DirectoryTable, type StatIndex } from "./stat-index.js";
 
 /** What contentDigests found: a digest per regular file, and how many files it had to read. */
 export interface ContentDigests {
-  /** Image path of every regular file of the tree → the sha256 of its bytes. */
+  /**
+   * Host path of every regular file of the tree → the sha256 of its bytes (keyed by host
+   * path, as the files are read: one entry however many image paths a file fills). It may
+   * also hold files of the walk that the tree, a part of it, left out.
+   */
   digests: Map<string, Digest>;
   /** Files read and hashed (not vouched for by the stat index). */
   hashed: number;
@@ -19,12 +23,21 @@ export interface KeyWalk {
   prehashed?: Prehashed | undefined;
 }
 
-/** The content digests a walk for a key already has, or has under way. */
+/** The content digests a walk for a key already has, or has under way: one entry per walked file. */
 export interface Prehashed {
   /** Host path → digest, for the files the stat index vouched for. */
   known: Map<string, Digest>;
-  /** The files it did not vouch for, being hashed. */
+  /** The files it did not vouch for, being hashed: host path → where to record the digest (none: nowhere). */
+  unvouched: Map<string, StatRow | undefined>;
   queue: HashQueue;
+}
+
+/** Where the stat index keeps one host file, with the fingerprint the walk saw, spelt once. */
+interface StatRow {
+  table: DirectoryTable;
+  path: string;
+  fingerprint: HostFingerprint;
+  text: string;
 }
 
 /**
@@ -35,21 +48,15 @@ export interface Prehashed {
  */
 export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, onStat?: StatVisitor): Promise<KeyWalk> {
   if (stat === undefined) return { tree: await walkSources(sources, { signal, fingerprint: true, onStat }) };
-  // Every table a file of these sources can be kept in (statPlace): each source and its parent.
-  const tables = new Map<string, DirectoryTable>();
-  for (const dir of new Set(sources.flatMap((s) => [s.from, dirname(s.from)]))) tables.set(dir, await stat.table(dir));
-  const queue = new HashQueue();
-  const known = new Map<string, Digest>();
+  const tables = await tablesOf(sources, stat);
+  const prehashed: Prehashed = { known: new Map(), unvouched: new Map(), queue: new HashQueue() };
   const onFile = (hostPath: string, size: number, fingerprint: HostFingerprint): void => {
-    const place = statPlace(hostPath, sources);
-    const digest = place === undefined ? undefined : tables.get(place.dir)?.lookup(place.path, fingerprint);
-    if (digest !== undefined) known.set(hostPath, digest);
-    else queue.add({ path: hostPath, size });
+    triage(prehashed, hostPath, size, statRow(hostPath, fingerprint, sources, tables));
   };
   try {
-    return { tree: await walkSources(sources, { signal, fingerprint: true, onFile, onStat }), prehashed: { known, queue } };
+    return { tree: await walkSources(sources, { signal, fingerprint: true, onFile, onStat }), prehashed };
   } catch (err) {
-    await queue.finish().catch(() => {}); // stops its workers
+    await prehashed.queue.finish().catch(() => {}); // stops its workers
     throw err;
   }
 }
@@ -57,51 +64,58 @@ export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatI
 /**
  * The content digest of every regular file of a walked tree: from the stat index where the
  * file's fingerprint is unchanged, else read and hashed (and recorded), by `prehashed` when
- * the walk queued it. Each host file is hashed at most once, however many image paths it
- * fills.
+ * the walk queued it (its maps are then taken over). Each host file is hashed at most once,
+ * however many image paths it fills.
  */
 export async function contentDigests(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, prehashed?: Prehashed): Promise<ContentDigests> {
-  const digests = new Map<string, Digest>();
-  const byHostPath = new Map<string, Digest>();
-  const tables = new Map<string, DirectoryTable>();
-  /** Files the stat index cannot vouch for, each host file once, with where to record it. */
-  const toHash = new Map<string, { size: number; table: DirectoryTable | undefined; path: string; fingerprint: HostFingerprint | undefined }>();
-  const pending: Array<[imagePath: string, hostPath: string]> = [];
+  // A walk that prehashed has triaged every file it found; a tree walked without does so here.
+  const triaged = prehashed ?? await triageTree(tree, sources, stat);
+  const { known: digests, unvouched, queue } = triaged;
+  const hashed = await queue.finish(signal);
+  for (const [host, row] of unvouched) {
+    const digest = hashed.get(host)!;
+    digests.set(host, digest);
+    row?.table.record(row.path, row.fingerprint, row.text, digest, queue.startedAtNs);
+  }
+  return { digests, hashed: unvouched.size };
+}
+
+/** Sorts the files of a tree walked without a stat index at hand, as walkAndPrehash does during its walk. */
+async function triageTree(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined): Promise<Prehashed> {
+  const tables = stat === undefined ? undefined : await tablesOf(sources, stat);
+  const out: Prehashed = { known: new Map(), unvouched: new Map(), queue: new HashQueue() };
   for (const [path, node] of tree.entries()) {
     if (node.type !== "file" || node.hostPath === undefined) continue;
-    const host = node.hostPath;
-    const known = byHostPath.get(host) ?? prehashed?.known.get(host);
-    if (known !== undefined) {
-      digests.set(path, known);
-      continue;
-    }
     const fingerprint = tree.fingerprints.get(path);
-    const place = fingerprint === undefined || stat === undefined ? undefined : statPlace(host, sources);
-    let table: DirectoryTable | undefined;
-    if (place !== undefined) {
-      table = tables.get(place.dir);
-      if (table === undefined) tables.set(place.dir, table = await stat!.table(place.dir));
-      const digest = table.lookup(place.path, fingerprint!);
-      if (digest !== undefined) {
-        byHostPath.set(host, digest);
-        digests.set(path, digest);
-        continue;
-      }
-    }
-    pending.push([path, host]);
-    if (!toHash.has(host)) toHash.set(host, { size: node.size, table, path: place?.path ?? "", fingerprint });
+    const row = fingerprint === undefined || tables === undefined ? undefined : statRow(node.hostPath, fingerprint, sources, tables);
+    triage(out, node.hostPath, node.size, row);
   }
-  // What the walk queued (started before anything here), plus anything it did not.
-  const queue = prehashed?.queue ?? new HashQueue();
-  for (const [host, { size }] of toHash) queue.add({ path: host, size });
-  const hashed = await queue.finish(signal);
-  for (const [host, where] of toHash) {
-    const digest = hashed.get(host)!;
-    byHostPath.set(host, digest);
-    where.table?.record(where.path, where.fingerprint!, digest, queue.startedAtNs);
+  return out;
+}
+
+/** One file: known, if its row vouches for it, else queued to be hashed (each host file once). */
+function triage(into: Prehashed, hostPath: string, size: number, row: StatRow | undefined): void {
+  if (into.known.has(hostPath) || into.unvouched.has(hostPath)) return;
+  const digest = row?.table.lookup(row.path, row.text);
+  if (digest !== undefined) {
+    into.known.set(hostPath, digest);
+    return;
   }
-  for (const [path, host] of pending) digests.set(path, byHostPath.get(host)!);
-  return { digests, hashed: toHash.size };
+  into.unvouched.set(hostPath, row);
+  into.queue.add({ path: hostPath, size });
+}
+
+/** Every table a file of these sources can be kept in (statPlace): each source's and its parent's. */
+async function tablesOf(sources: readonly SourceSpec[], stat: StatIndex): Promise<Map<string, DirectoryTable>> {
+  const tables = new Map<string, DirectoryTable>();
+  for (const dir of new Set(sources.flatMap((s) => [s.from, dirname(s.from)]))) tables.set(dir, await stat.table(dir));
+  return tables;
+}
+
+function statRow(hostPath: string, fingerprint: HostFingerprint, sources: readonly SourceSpec[], tables: ReadonlyMap<string, DirectoryTable>): StatRow | undefined {
+  const place = statPlace(hostPath, sources);
+  const table = place === undefined ? undefined : tables.get(place.dir);
+  return table === undefined ? undefined : { table, path: place!.path, fingerprint, text: fingerprintText(fingerprint) };
 }
 
 /**

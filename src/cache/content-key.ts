@@ -55,7 +55,7 @@ export interface LayerKey {
   hex: string;
   /** The walk the key was made from, for the layer's content on a miss (one walk per build). */
   walked: SourceTree;
-  /** The content digest of each regular file the key holds, by image path: what packing must find again. */
+  /** The content digest of each regular file the key holds, by host path: what packing must find again. */
   digests: ReadonlyMap<string, Digest>;
   /** Files that had to be read to make the key (none on a warm machine). */
   hashed: number;
@@ -91,7 +91,9 @@ export async function keyOfWalk(recipe: LayerRecipe, tree: SourceTree, opts: Key
   const { digests, hashed } = await contentDigests(tree, recipe.sources, opts.stat, opts.signal, opts.prehashed);
   const hash = newHasher();
   hash.update(`${recipeText(recipe)}\n`);
-  for (const [path, node] of tree.entries()) hash.update(entryLine(path, node, digests.get(path)));
+  for (const [path, node] of tree.entries()) {
+    hash.update(entryLine(path, node, node.type === "file" && node.hostPath !== undefined ? digests.get(node.hostPath) : undefined));
+  }
   return { hex: digestHex(hasherDigest(hash)), walked: tree, digests, hashed };
 }
 

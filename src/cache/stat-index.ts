@@ -60,23 +60,20 @@ export function isRacyChange(ctimeNs: bigint, seenAtNs: bigint): boolean {
 /** Rows of a table written at a time (see DirectoryTable.serialize). */
 const SERIALIZE_PIECE = 2000;
 
-interface Line {
-  fingerprint: string;
-  digest: Digest;
-}
-
 /**
  * Joined, not concatenated: a template literal of ten parts is kept as a tree of ten string
  * pieces (a V8 rope) for as long as the line is held, 400 bytes more than the flat string
- * join makes; a table holds one per source file.
+ * join makes; a table holds one per source file. A walk makes it once per file and gives it
+ * to both lookup() and record().
  */
-function fingerprintText(f: HostFingerprint): string {
+export function fingerprintText(f: HostFingerprint): string {
   return [f.dev, f.ino, f.mode, f.size, f.mtimeNs, f.ctimeNs].join("\0");
 }
 
 /** The files of one source directory, by their path below it. */
 export class DirectoryTable {
-  readonly lines = new Map<string, Line>();
+  /** Path → `FINGERPRINT\0HEX`: one string per file, not an object of two. */
+  readonly lines = new Map<string, string>();
   changed = false;
 
   constructor(readonly dir: string) {}
@@ -92,21 +89,23 @@ export class DirectoryTable {
       if (first < 0 || last <= first) continue;
       // Checked by its length alone: the file is gantry's, and a wrong digest is only a wrong key.
       if (row.length - last - 1 !== HEX_LENGTH) continue;
-      table.lines.set(row.slice(0, first), { fingerprint: row.slice(first + 1, last), digest: `sha256:${row.slice(last + 1)}` });
+      table.lines.set(row.slice(0, first), row.slice(first + 1));
     }
     return table;
   }
 
-  /** The digest recorded for `path`, if its fingerprint is still `fingerprint`. */
-  lookup(path: string, fingerprint: HostFingerprint): Digest | undefined {
+  /** The digest recorded for `path`, if its fingerprint is still the one `fingerprint` (fingerprintText) spells. */
+  lookup(path: string, fingerprint: string): Digest | undefined {
     const line = this.lines.get(path);
-    return line !== undefined && line.fingerprint === fingerprintText(fingerprint) ? line.digest : undefined;
+    const matches = line !== undefined && line.length === fingerprint.length + 1 + HEX_LENGTH &&
+      line.charCodeAt(fingerprint.length) === 0 && line.startsWith(fingerprint);
+    return matches ? `sha256:${line.slice(fingerprint.length + 1)}` : undefined;
   }
 
-  /** Records what `path` hashed to; a racy file (see above) is not recorded. */
-  record(path: string, fingerprint: HostFingerprint, digest: Digest, hashedAtNs: bigint): void {
+  /** Records what `path` hashed to (`text` is fingerprintText of `fingerprint`); a racy file (see above) is not recorded. */
+  record(path: string, fingerprint: HostFingerprint, text: string, digest: Digest, hashedAtNs: bigint): void {
     if (isRacy(fingerprint, hashedAtNs)) return;
-    this.lines.set(path, { fingerprint: fingerprintText(fingerprint), digest });
+    this.lines.set(path, `${text}\0${digestHex(digest)}`);
     this.changed = true;
   }
 
@@ -118,8 +117,7 @@ export class DirectoryTable {
   *serialize(): Generator<string> {
     let rows = [`${FORMAT}\0${this.dir}`];
     for (const path of [...this.lines.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const line = this.lines.get(path)!;
-      rows.push(`${path}\0${line.fingerprint}\0${digestHex(line.digest)}`);
+      rows.push(`${path}\0${this.lines.get(path)!}`);
       if (rows.length === SERIALIZE_PIECE) {
         yield `${rows.join("\n")}\n`;
         rows = [];

@@ -43,7 +43,7 @@ export interface DiffOptions {
    * When false (copyToRoot) the source only adds and replaces.
    */
   deletions: boolean;
-  /** The content digests already known (a layer key's), by source path: those files are not read again. */
+  /** The content digests already known (a layer key's), by host path: those files are not read again. */
   knownDigests?: ReadonlyMap<string, Digest> | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -128,7 +128,7 @@ export async function diffLayer(base: FileTree | LowerLookups, source: SourceTre
     const verdict = compare(p, base.get(p.target));
     if (verdict === "different") stored.push(p);
     else if (typeof verdict === "object") {
-      const known = opts.knownDigests?.get(p.sourcePath);
+      const known = p.node.hostPath === undefined ? undefined : opts.knownDigests?.get(p.node.hostPath);
       if (known === undefined) toHash.push({ p, expected: verdict.hashMustEqual });
       else if (known !== verdict.hashMustEqual) stored.push(p);
     }

@@ -3,7 +3,7 @@ import { addAbortSignal, type Readable } from "node:stream";
 import { DigestMismatchError, GantryError, SourceUnreadableError } from "../model/errors.js";
 import { openSourceSync, sourceUnreadable } from "./source-error.js";
 import { NotInPlaceError, type TarSink } from "../tar/sink.js";
-import type { Hash } from "node:crypto";
+import type { ContentDigester } from "../model/digest.js";
 
 /**
  * Where the bytes of a regular file in a tar come from, and the reading of them. A tar
@@ -27,7 +27,7 @@ export type FileContent =
  * to `hash` when there is one. Whatever it opened is released when it ends or fails;
  * `signal` (aborted when the tar is gone) also stops a stream that is still waiting for bytes.
  */
-export async function copyContent(content: FileContent, size: number, sink: TarSink, signal: AbortSignal, hash?: Hash): Promise<void> {
+export async function copyContent(content: FileContent, size: number, sink: TarSink, signal: AbortSignal, hash?: ContentDigester): Promise<void> {
   if (content.kind === "hostFile") {
     await copyHostFile(content.path, size, sink, hash);
     return;
@@ -55,7 +55,7 @@ export async function copyContent(content: FileContent, size: number, sink: TarS
  * read asks for one byte more than is left: a file that grew returns it, one that shrank
  * returns less. (When the rest fills the buffer exactly, a one-byte read past the end checks.)
  */
-async function copyHostFile(path: string, size: number, sink: TarSink, hash: Hash | undefined): Promise<void> {
+async function copyHostFile(path: string, size: number, sink: TarSink, hash: ContentDigester | undefined): Promise<void> {
   const fd = openSourceSync(path);
   const changed = (now: number): GantryError => new SourceUnreadableError(`the source file ${path} changed size while the layer was built (${size} bytes when walked, ${now} now); build again once it stops changing`);
   const read = (into: Buffer, at: number, length: number, position: number): number => {
@@ -77,7 +77,9 @@ async function copyHostFile(path: string, size: number, sink: TarSink, hash: Has
       if (n > rest) throw changed(fstatSync(fd).size);
       if (n === 0 && rest > 0) throw changed(fstatSync(fd).size);
       if (n === 0) break;
-      hash?.update(buffer.subarray(used, used + n));
+      const piece = buffer.subarray(used, used + n);
+      if (offset === 0 && n === size) hash?.whole(piece);
+      else hash?.update(piece);
       offset += n;
       const wait = sink.filled(n);
       if (wait !== undefined) await wait;

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
+import { ContentDigester, hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import { AbortedError } from "../model/errors.js";
 import { sourceUnreadable } from "./source-error.js";
 
@@ -34,22 +34,33 @@ export async function hashFile(hostPath: string, signal?: AbortSignal): Promise<
 /**
  * sha256 of a host file's bytes, read with synchronous calls into `chunk` (reused across
  * files): on trees of many small files the promised calls of hashFile cost far more than
- * the reads. A read failure is SOURCE_UNREADABLE naming the file.
+ * the reads. The chunk is filled before it is hashed, so a file that fits is hashed in one
+ * call (ContentDigester). A read failure is SOURCE_UNREADABLE naming the file.
  */
 export function hashFileSync(hostPath: string, chunk: Buffer): Digest {
-  const hash = newHasher();
+  const digester = new ContentDigester();
   let fd: number | undefined;
   try {
     fd = openSync(hostPath, "r");
+    let used = 0;
+    let hashedAny = false;
     for (;;) {
-      const n = readSync(fd, chunk, 0, chunk.length, null);
+      const n = readSync(fd, chunk, used, chunk.length - used, null);
+      used += n;
+      if (n > 0 && used < chunk.length) continue;
+      if (n === 0 && !hashedAny) {
+        digester.whole(chunk.subarray(0, used));
+        break;
+      }
+      digester.update(chunk.subarray(0, used));
+      hashedAny = true;
+      used = 0;
       if (n === 0) break;
-      hash.update(chunk.subarray(0, n));
     }
   } catch (err) {
     throw sourceUnreadable(hostPath, err);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
-  return hasherDigest(hash);
+  return digester.digest();
 }

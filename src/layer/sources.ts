@@ -135,8 +135,8 @@ interface WalkState {
   inodes: Map<string, Array<{ path: string; node: SourceNode }>>;
   signal: AbortSignal | undefined;
   owners: boolean;
-  /** Each walked regular file's fingerprint by node, when asked for; resolved to paths once the overlay is final. */
-  fingerprints: WeakMap<SourceNode, HostFingerprint> | undefined;
+  /** Whether to fill `tree.fingerprints`: each file's as it is added, the overlay's leftovers dropped at the end. */
+  fingerprint: boolean;
   onFile: WalkOptions["onFile"];
   onStat: StatVisitor | undefined;
 }
@@ -174,7 +174,7 @@ export async function walkSources(sources: readonly SourceSpec[], opts: WalkOpti
     inodes: new Map(),
     signal: opts.signal,
     owners: opts.owners === true,
-    fingerprints: opts.fingerprint === true ? new WeakMap() : undefined,
+    fingerprint: opts.fingerprint === true,
     onFile: opts.onFile,
     onStat: opts.onStat,
   };
@@ -202,7 +202,7 @@ export async function walkSources(sources: readonly SourceSpec[], opts: WalkOpti
       addEntry(state, source.from, to, st);
     }
   }
-  collectFingerprints(state);
+  dropReplacedFingerprints(state.tree);
   markHardlinkGroups(state);
   return state.tree;
 }
@@ -282,10 +282,14 @@ function addEntry(state: WalkState, hostPath: string, imagePath: string, st: Big
   const walked = nodeOf(hostPath, st);
   if (walked === undefined) return;
   const node = state.owners ? { ...walked, uid: Number(st.uid), gid: Number(st.gid) } : walked;
-  if (node.type === "file" && state.fingerprints !== undefined) {
-    const fingerprint = fingerprintOf(st);
-    state.fingerprints.set(node, fingerprint);
-    state.onFile?.(hostPath, node.size, fingerprint);
+  if (state.fingerprint) {
+    if (node.type === "file") {
+      const fingerprint = fingerprintOf(st);
+      state.tree.fingerprints.set(imagePath, fingerprint);
+      state.onFile?.(hostPath, node.size, fingerprint);
+    } else {
+      state.tree.fingerprints.delete(imagePath); // a later source put a non-file over a walked file
+    }
   }
   // A later directory over an earlier one merges into it; anything else replaces.
   state.tree.set(imagePath, node);
@@ -297,12 +301,15 @@ function addEntry(state: WalkState, hostPath: string, imagePath: string, st: Big
   }
 }
 
-/** Keys the fingerprints of the files that survived the overlay by image path. */
-function collectFingerprints(state: WalkState): void {
-  if (state.fingerprints === undefined) return;
-  for (const [path, node] of state.tree.entries()) {
-    const fingerprint = state.fingerprints.get(node);
-    if (fingerprint !== undefined) state.tree.fingerprints.set(path, fingerprint);
+/**
+ * Drops the fingerprints of files the overlay removed without adding anything at their path:
+ * those below a directory a later non-directory replaced, and a file a later source's
+ * deeper path turned into a directory. (A file replaced at its own path had its fingerprint
+ * replaced or dropped as the new node was added.)
+ */
+function dropReplacedFingerprints(tree: SourceTree): void {
+  for (const path of tree.fingerprints.keys()) {
+    if (tree.get(path)?.type !== "file") tree.fingerprints.delete(path);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import { EMPTY_DIGEST, hasherDigest, newHasher, type Digest } from "../model/digest.js";
+import { ContentDigester, EMPTY_DIGEST, type Digest } from "../model/digest.js";
 import { SpecError, UnsafePathError, AbortedError, IoError, UnsupportedError } from "../model/errors.js";
 import { END_OF_ARCHIVE_BYTES, MAX_SHORT_OCTAL, encodeHeader, paddingLength, writeUstarHeader, type TarHeaderFields, type TarTypeFlag } from "../tar/encode.js";
 import { BLOCK } from "../tar/header.js";
@@ -118,10 +118,10 @@ async function writeBody(e: LayerEntry, sink: TarSink, signal: AbortSignal, dige
     digests?.set(e.path, EMPTY_DIGEST);
     return;
   }
-  const hash = digests ? newHasher() : undefined;
+  const hash = digests ? new ContentDigester() : undefined;
   await copyContent(content, e.size, sink, signal, hash);
   await putZeros(sink, paddingLength(e.size));
-  if (hash) digests?.set(e.path, hasherDigest(hash));
+  if (hash) digests?.set(e.path, hash.digest());
 }
 
 /**

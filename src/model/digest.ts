@@ -1,4 +1,4 @@
-import { createHash, type Hash } from "node:crypto";
+import { createHash, hash as hashOnce, type Hash } from "node:crypto";
 
 /** A content digest in its canonical spelling, `sha256:` + 64 lowercase hex digits. */
 export type Digest = `sha256:${string}`;
@@ -33,10 +33,38 @@ const PREFIX = Buffer.from("sha256:", "latin1");
  * (the prefix and the hex joined by pointers), 112 bytes where a flat one takes 88.
  */
 export function hasherDigest(h: Hash): Digest {
+  return digestOfHex(h.digest("hex"));
+}
+
+function digestOfHex(hex: string): Digest {
   const out = Buffer.allocUnsafe(PREFIX.length + 64);
   PREFIX.copy(out, 0);
-  out.write(h.digest("hex"), PREFIX.length, "latin1");
+  out.write(hex, PREFIX.length, "latin1");
   return out.toString("latin1") as Digest;
+}
+
+/**
+ * The sha256 of a file's bytes as they are read, made for layers of many small files: a
+ * file read in one piece is hashed in one call, with no Hash object (a Hash costs about
+ * 4 µs to make and finish, as much as hashing a 2 KB file). Only a second piece makes one.
+ */
+export class ContentDigester {
+  private hash: Hash | undefined;
+  private result: Digest | undefined;
+
+  /** Hashes `bytes`, which must be all of the content. */
+  whole(bytes: Uint8Array): void {
+    this.result = digestOfHex(hashOnce("sha256", bytes, "hex"));
+  }
+
+  /** Hashes the next piece of the content. */
+  update(piece: Uint8Array): void {
+    (this.hash ??= createHash("sha256")).update(piece);
+  }
+
+  digest(): Digest {
+    return this.result ?? (this.hash === undefined ? EMPTY_DIGEST : hasherDigest(this.hash));
+  }
 }
 
 /** The digest of no bytes: every empty file's content digest, one string shared by all. */

@@ -68,13 +68,23 @@ test("a fingerprinting walk leaves the nodes as they are and fingerprints the re
   await symlink("x", join(dir, "one/x-link"));
   await mkdir(join(dir, "two"));
   await writeFile(join(dir, "two/d"), "d is a file now");
-  const sources = [{ from: join(dir, "one"), to: "/" }, { from: join(dir, "two"), to: "/" }];
+  // A file a later source makes a directory, and one it replaces with a symlink.
+  await writeFile(join(dir, "one/f"), "becomes a directory");
+  await mkdir(join(dir, "two/f"));
+  await writeFile(join(dir, "two/f/g"), "g");
+  await writeFile(join(dir, "one/s"), "becomes a symlink");
+  await symlink("x", join(dir, "two/s"));
+  // A file that becomes the directory above a later source's destination.
+  await writeFile(join(dir, "one/t"), "becomes a directory too");
+  await mkdir(join(dir, "three"));
+  await writeFile(join(dir, "three/h"), "h");
+  const sources = [{ from: join(dir, "one"), to: "/" }, { from: join(dir, "two"), to: "/" }, { from: join(dir, "three"), to: "/t/inner" }];
 
   const plain = await walkSources(sources);
   const printed = await walkSources(sources, { fingerprint: true });
   assert.deepEqual([...printed.entries()], [...plain.entries()], "the same nodes, nothing added to them");
   assert.equal(plain.fingerprints.size, 0);
-  assert.deepEqual([...printed.fingerprints.keys()].sort(), ["d", "x", "x-hard"]);
+  assert.deepEqual([...printed.fingerprints.keys()].sort(), ["d", "f/g", "t/inner/h", "x", "x-hard"]);
 
   const st = await lstat(join(dir, "one/x"), { bigint: true });
   assert.deepEqual(printed.fingerprints.get("x"), {

@@ -12,7 +12,9 @@ import { DEFAULT_GZIP_LEVEL } from "../../src/compression/compression.js";
 import { walkSources } from "../../src/layer/sources.js";
 import { tarStream } from "../../src/layer/tar-writer.js";
 import { FileTree } from "../../src/layer/tree.js";
-import { sha256 } from "../../src/model/digest.js";
+import { sha256, type Digest } from "../../src/model/digest.js";
+import { hashFileSync } from "../../src/layer/hash-file.js";
+import { READ_CHUNK, WRITE_BUFFER } from "../../src/util/io.js";
 import { GantryError } from "../../src/model/errors.js";
 import { tempDir } from "../fixtures/layer/helpers.js";
 
@@ -74,6 +76,32 @@ test("a failing pack leaves no blob and no temporary file", async () => {
     await assert.rejects(packLayer(entries, { compression: "gzip", store, describe: "aborted", signal: controller.signal }),
       (err: unknown) => err instanceof GantryError && err.code === "ABORTED");
     assert.deepEqual(await readdir(join(dir, "store/tmp")), []);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("the content digests learnt while packing, and those of hashFileSync, are the sha256 of each file at every size around the buffers", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    // Sizes at the edges of a one-read file: the read chunk (hashing), the sink's buffer (packing), and several of each.
+    const sizes = [0, 1, 2000, READ_CHUNK - 1, READ_CHUNK, READ_CHUNK + 1, 3 * READ_CHUNK + 5, WRITE_BUFFER - 1, WRITE_BUFFER, WRITE_BUFFER + 1];
+    const root = join(dir, "src");
+    await mkdir(root);
+    const expected = new Map<string, string>();
+    for (const size of sizes) {
+      const bytes = randomBytes(size);
+      await writeFile(join(root, `f${size}`), bytes);
+      expected.set(`f${size}`, sha256(bytes));
+    }
+    const entries = await diffLayer(new FileTree(), await walkSources([{ from: root, to: "/" }]), {
+      uid: 0, gid: 0, uname: "", gname: "", mtime: 1, perms: [], deletions: false,
+    });
+    const fileDigests = new Map<string, Digest>();
+    await packLayer(entries, { compression: "none", store: new BlobStore(join(dir, "store")), describe: "sizes", fileDigests });
+    assert.deepEqual(new Map([...fileDigests].sort()), new Map([...expected].sort()), "as packed");
+    const chunk = Buffer.alloc(READ_CHUNK);
+    for (const [name, digest] of expected) assert.equal(hashFileSync(join(root, name), chunk), digest, `${name}, hashed alone`);
   } finally {
     await cleanup();
   }
