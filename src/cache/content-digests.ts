@@ -71,12 +71,8 @@ export async function contentDigests(tree: SourceTree, sources: readonly SourceS
   // A walk that prehashed has triaged every file it found; a tree walked without does so here.
   const triaged = prehashed ?? await triageTree(tree, sources, stat);
   const { known: digests, unvouched, queue } = triaged;
-  const hashed = await queue.finish(signal);
-  for (const [host, row] of unvouched) {
-    const digest = hashed.get(host)!;
-    digests.set(host, digest);
-    row?.table.record(row.path, row.fingerprint, row.text, digest, queue.startedAtNs);
-  }
+  await queue.finish(signal, digests);
+  for (const [host, row] of unvouched) row?.table.record(row.path, row.fingerprint, row.text, digests.get(host)!, queue.startedAtNs);
   return { digests, hashed: unvouched.size };
 }
 

@@ -127,9 +127,8 @@ export class HashQueue {
     this.sent.push(worker.hash(files.map((f) => f.path)).then((reply) => ({ files, reply }), () => ({ files, reply: undefined })));
   }
 
-  /** Every queued file's digest, by path; the workers are stopped. */
-  async finish(signal?: AbortSignal): Promise<Map<string, Digest>> {
-    const out = new Map<string, Digest>();
+  /** Every queued file's digest, by path, added to `out`; the workers are stopped. */
+  async finish(signal?: AbortSignal, out = new Map<string, Digest>()): Promise<Map<string, Digest>> {
     try {
       this.send();
       for (const w of this.workers ?? []) w.ref();
