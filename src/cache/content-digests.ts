@@ -73,7 +73,10 @@ export async function contentDigests(tree: SourceTree, sources: readonly SourceS
   const { known: digests, unvouched, queue } = triaged;
   await queue.finish(signal, digests);
   for (const [host, row] of unvouched) row?.table.record(row.path, row.fingerprint, row.text, digests.get(host)!, queue.startedAtNs);
-  return { digests, hashed: unvouched.size };
+  const hashed = unvouched.size;
+  // Recorded: the rows (a fingerprint and its text per file) would otherwise be held while the layer is packed.
+  unvouched.clear();
+  return { digests, hashed };
 }
 
 /** Sorts the files of a tree walked without a stat index at hand, as walkAndPrehash does during its walk. */

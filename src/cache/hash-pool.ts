@@ -144,6 +144,10 @@ export class HashQueue {
       this.local.forEach((f, i) => out.set(f.path, here[i]!));
       return out;
     } finally {
+      // A finished queue may be held to the end of a build; its list of every path it saw need not be.
+      this.seen.clear();
+      this.local.length = 0;
+      this.sent.length = 0;
       await Promise.all((this.workers ?? []).map((w) => w.stop()));
     }
   }
