@@ -79,8 +79,20 @@ function restoreExtraCaCerts(): void {
   if (deferred !== undefined && process.env["NODE_EXTRA_CA_CERTS"] === undefined) process.env["NODE_EXTRA_CA_CERTS"] = deferred;
 }
 
+/**
+ * bin/gantry caps glibc's malloc arenas for gantry's own process (see there) when the user
+ * had not; glibc read the cap as node started, so it can go now, and the programs gantry
+ * runs start with the environment the user gave.
+ */
+function restoreMallocArenas(): void {
+  if (process.env["GANTRY_SET_MALLOC_ARENA_MAX"] !== "1") return;
+  delete process.env["MALLOC_ARENA_MAX"];
+  delete process.env["GANTRY_SET_MALLOC_ARENA_MAX"];
+}
+
 function launch(): void {
   restoreExtraCaCerts();
+  restoreMallocArenas();
   const source = readFileSync(BUNDLE, "utf8");
   const bundle = lstatSync(BUNDLE);
   const dir = join(userCacheHome(), "gantry-code");

@@ -3,7 +3,8 @@
  * load at start-up, 90 ms with a system bundle, whether or not a TLS connection follows), yet
  * gantry's own TLS connections trust those certificates as node would have, and the programs
  * gantry runs get the variable back. Spoken to as 0.0.0.0:PORT, a registry that is not a
- * loopback name, so gantry insists on checked TLS (test/fixtures/tls).
+ * loopback name, so gantry insists on checked TLS (test/fixtures/tls). It also starts node with
+ * glibc's malloc arenas capped, and takes the cap back from the programs gantry runs.
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
@@ -74,6 +75,23 @@ test("bin/gantry: node starts without NODE_EXTRA_CA_CERTS, yet gantry's TLS trus
   assert.doesNotMatch(nodeEnv, /^NODE_EXTRA_CA_CERTS=/m, "node itself started without the variable");
   assert.match(nodeEnv, new RegExp(`^GANTRY_EXTRA_CA_CERTS=${CA}$`, "m"));
   assert.match(await spy.helperEnv(), new RegExp(`^NODE_EXTRA_CA_CERTS=${CA}$`, "m"), "the credential helper gantry ran has it back");
+});
+
+test("bin/gantry: node starts with glibc's malloc arenas capped, the programs gantry runs without the cap, and a cap the user set is kept for both", async (t) => {
+  const server = await startRegistry(t);
+  const registry = `0.0.0.0:${server.port}`;
+  const spy = await spies(t, registry);
+  const capped = await inspect(registry, spy, { NODE_EXTRA_CA_CERTS: CA, MALLOC_ARENA_MAX: undefined, GANTRY_SET_MALLOC_ARENA_MAX: undefined });
+  assert.equal(capped.code, 1, capped.stderr);
+  assert.match(await spy.nodeEnv(), /^MALLOC_ARENA_MAX=2$/m, "node itself started with the cap");
+  const helperEnv = await spy.helperEnv();
+  assert.doesNotMatch(helperEnv, /^MALLOC_ARENA_MAX=/m, "the credential helper gantry ran started without it");
+  assert.doesNotMatch(helperEnv, /^GANTRY_SET_MALLOC_ARENA_MAX=/m);
+
+  const own = await inspect(registry, spy, { NODE_EXTRA_CA_CERTS: CA, MALLOC_ARENA_MAX: "4", GANTRY_SET_MALLOC_ARENA_MAX: undefined });
+  assert.equal(own.code, 1, own.stderr);
+  assert.match(await spy.nodeEnv(), /^MALLOC_ARENA_MAX=4$/m, "the user's own cap, unchanged");
+  assert.match(await spy.helperEnv(), /^MALLOC_ARENA_MAX=4$/m, "and kept for the programs gantry runs");
 });
 
 test("bin/gantry: without NODE_EXTRA_CA_CERTS the self-signed registry is refused, before any request", async (t) => {
