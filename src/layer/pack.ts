@@ -13,7 +13,7 @@ import { measuring } from "../model/verify.js";
 import { compressor, compressorConsumesInput } from "../compression/compression.js";
 import type { LayerEntry } from "./differ.js";
 import { approximateTarSize, writeTar } from "./tar-writer.js";
-import { ChunkedTarSink } from "../tar/sink.js";
+import { BlockSink } from "./block-sink.js";
 import { byteMeter, type ProgressListener } from "../model/progress.js";
 
 /** How packLayer stores a layer; a fired `signal` rejects with an AbortedError and leaves no file in the store. */
@@ -109,26 +109,4 @@ async function firstCause(tarred: Promise<void>, written: Promise<void>): Promis
   if (tar.status === "rejected" && tar.reason instanceof GantryError) throw tar.reason;
   if (stream.status === "rejected") throw stream.reason;
   if (tar.status === "rejected") throw tar.reason;
-}
-
-/** The tar bytes a layer's blocks hold: large enough that a block costs little, small enough to sit in cache. */
-const BLOCK_BYTES = 1024 * 1024;
-
-/**
- * The layer's tar in blocks of BLOCK_BYTES: each is told to `onBlock` (hashing, progress),
- * then written to the compressor, and the writer waits until it is taken. A compressor
- * that consumes its input before it calls back gets the same buffer again and again, so
- * a layer of any size allocates one.
- */
-class BlockSink extends ChunkedTarSink {
-  constructor(private readonly out: Writable, reuse: boolean, private readonly onBlock: (block: Buffer) => void) {
-    super(BLOCK_BYTES, reuse);
-  }
-
-  protected handOn(block: Buffer): Promise<void> {
-    this.onBlock(block);
-    return new Promise((resolve, reject) => {
-      this.out.write(block, (err) => (err ? reject(err) : resolve()));
-    });
-  }
 }
