@@ -88,7 +88,7 @@ export async function layerKey(recipe: LayerRecipe, opts: KeyOptions = {}): Prom
 
 /**
  * The key of a recipe over sources already walked (`tree` may be part of a walk: the units
- * of one `maxLayers` layer).
+ * of one `maxLayers` layer). It uses up the tree's fingerprints: they are cleared once the key is made.
  */
 export async function keyOfWalk(recipe: LayerRecipe, tree: SourceTree, opts: KeyOptions = {}): Promise<LayerKey> {
   const { digests, hashed } = await contentDigests(tree, recipe.sources, opts.stat, opts.signal, opts.prehashed);

@@ -65,7 +65,8 @@ export interface HostFingerprint {
 export class SourceTree extends PathTree<SourceNode> {
   /**
    * From a walk asked for fingerprints: the image path of every regular file in the tree
-   * → the fingerprint of the host file its bytes come from. Empty otherwise.
+   * → the fingerprint of the host file its bytes come from. Empty otherwise, and once a
+   * layer key was made of the tree (keyOfWalk clears it).
    */
   readonly fingerprints = new Map<string, HostFingerprint>();
 
