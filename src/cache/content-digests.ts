@@ -113,8 +113,8 @@ async function tablesOf(sources: readonly SourceSpec[], stat: StatIndex): Promis
 
 function statRow(hostPath: string, fingerprint: HostFingerprint, sources: readonly SourceSpec[], tables: ReadonlyMap<string, DirectoryTable>): StatRow | undefined {
   const place = statPlace(hostPath, sources);
-  const table = place === undefined ? undefined : tables.get(place.dir);
-  return table === undefined ? undefined : { table, path: place!.path, fingerprint, text: fingerprintText(fingerprint) };
+  const table = place && tables.get(place.dir);
+  return place && table && { table, path: place.path, fingerprint, text: fingerprintText(fingerprint) };
 }
 
 /**

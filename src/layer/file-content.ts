@@ -78,7 +78,7 @@ async function copyHostFile(path: string, size: number, sink: TarSink, hash: Con
       if (n === 0 && rest > 0) throw changed(fstatSync(fd).size);
       if (n === 0) break;
       const piece = buffer.subarray(used, used + n);
-      if (offset === 0 && n === size) hash?.whole(piece);
+      if (offset + n === size) hash?.last(piece);
       else hash?.update(piece);
       offset += n;
       const wait = sink.filled(n);

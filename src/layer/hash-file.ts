@@ -43,19 +43,17 @@ export function hashFileSync(hostPath: string, chunk: Buffer): Digest {
   try {
     fd = openSync(hostPath, "r");
     let used = 0;
-    let hashedAny = false;
     for (;;) {
       const n = readSync(fd, chunk, used, chunk.length - used, null);
       used += n;
-      if (n > 0 && used < chunk.length) continue;
-      if (n === 0 && !hashedAny) {
-        digester.whole(chunk.subarray(0, used));
+      if (n === 0) {
+        digester.last(chunk.subarray(0, used));
         break;
       }
-      digester.update(chunk.subarray(0, used));
-      hashedAny = true;
-      used = 0;
-      if (n === 0) break;
+      if (used === chunk.length) {
+        digester.update(chunk);
+        used = 0;
+      }
     }
   } catch (err) {
     throw sourceUnreadable(hostPath, err);

@@ -52,14 +52,15 @@ export class ContentDigester {
   private hash: Hash | undefined;
   private result: Digest | undefined;
 
-  /** Hashes `bytes`, which must be all of the content. */
-  whole(bytes: Uint8Array): void {
-    this.result = digestOfHex(hashOnce("sha256", bytes, "hex"));
-  }
-
   /** Hashes the next piece of the content. */
   update(piece: Uint8Array): void {
     (this.hash ??= createHash("sha256")).update(piece);
+  }
+
+  /** Hashes the content's last piece: in one call when it is all of it (no piece came before). */
+  last(piece: Uint8Array): void {
+    if (this.hash === undefined) this.result = digestOfHex(hashOnce("sha256", piece, "hex"));
+    else this.hash.update(piece);
   }
 
   digest(): Digest {
