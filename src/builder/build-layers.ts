@@ -8,6 +8,7 @@ import type { IndexKey, LayerIndex } from "../cache/layer-index.js";
 import { keyOfWalk, recipeText, walkForKey, type LayerKey, type LayerRecipe } from "../cache/content-key.js";
 import { SnapshotHasher, type SourceSnapshots } from "../cache/source-snapshot.js";
 import type { StatIndex } from "../cache/stat-index.js";
+import { neverBuiltFrom, type KeyWalk } from "../cache/content-digests.js";
 import type { FactsStore } from "../layer/merged-tree.js";
 import { packedFacts } from "../layer/apply-layer.js";
 import type { SharedCache } from "./shared-cache.js";
@@ -16,7 +17,7 @@ import { rememberPackedLayer } from "../layer/merged-tree.js";
 import { BelowTree, type LookupJournalStore } from "../layer/below-tree.js";
 import { packLayer } from "../layer/pack.js";
 import type { ArchiveAssembly, LayerPlace } from "../archive/assembly.js";
-import type { SourceTree } from "../layer/sources.js";
+import type { SourceSpec, SourceTree } from "../layer/sources.js";
 import type { NewLayerRecord } from "./config.js";
 import { layerContent, type WalkedSources } from "./layer-content.js";
 import type { ExpandedLayer, ExpandedPlan } from "./plan.js";
@@ -149,6 +150,10 @@ function layerRecipe(plan: ExpandedPlan, layer: ExpandedLayer, comparedWith: rea
 /**
  * One new layer: from the cache if its key is there, else packed (into `into` as well, where
  * the output archive has its place: `inPlace` then says it is there).
+ *
+ * The key is made before packing, so that a hit packs nothing, except on a first build from
+ * where the sources are (firstBuildFrom): there the layer is packed first and its key made
+ * from the digests packing learnt, so each file is read once rather than twice.
  */
 async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | undefined, ctx: LayerContext, out: NewLayers, layerAbove: boolean, into: LayerPlace | undefined): Promise<{ layer: Layer; inPlace: boolean }> {
   const { store, index, signal } = ctx;
@@ -156,6 +161,8 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
   let key: LayerKey | undefined;
   let hit: StoredLayerBlob | undefined;
   let snapshot: SnapshotHasher | undefined;
+  /** A walk whose key waits for packing (a first build from where the sources are). */
+  let keyAfterPacking: KeyWalk | undefined;
   const recipe = layerRecipe(ctx.plan, job.plan, job.comparedWith);
   // What a snapshot record is filed under: the recipe, the sources named by their host paths.
   const recordSnapshot = (walked: SnapshotHasher, key: IndexKey): Promise<void> | undefined =>
@@ -166,9 +173,13 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
     hit = unchanged && await index.lookup(unchanged, store);
     if (hit !== undefined) return { layer: cachedLayer(unchanged!, hit, job, ctx, out, " (its sources as the last build saw them)"), inPlace: false };
     if (job.walk === undefined && ctx.snapshots !== undefined) snapshot = new SnapshotHasher();
-    const walked = job.walk !== undefined ? { tree: job.walk } : await walkForKey(job.plan.sources, { signal, stat: ctx.stat, onStat: snapshot?.visit });
-    key = await keyOfWalk(recipe, walked.tree, { stat: ctx.stat, signal, prehashed: walked.prehashed });
-    hit = await index.lookup(key, store);
+    const packFirst = job.walk === undefined && await firstBuildFrom(job.plan.sources, ctx);
+    const walked = job.walk !== undefined ? { tree: job.walk } : await walkForKey(job.plan.sources, { signal, stat: ctx.stat, onStat: snapshot?.visit, deferHashing: packFirst });
+    if (packFirst) keyAfterPacking = walked;
+    else {
+      key = await keyOfWalk(recipe, walked.tree, { stat: ctx.stat, signal, prehashed: walked.prehashed });
+      hit = await index.lookup(key, store);
+    }
   }
   if (hit !== undefined) {
     if (snapshot !== undefined) await recordSnapshot(snapshot, key!);
@@ -179,8 +190,14 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
     out.cached.add(shared);
     return { layer: shared, inPlace: false };
   }
-  const walked: WalkedSources | undefined = key !== undefined ? { tree: key.walked, digests: key.digests } : job.walk && { tree: job.walk };
-  const packed = await packNew(job, below, base, ctx, walked, { learn: layerAbove || key !== undefined, layerAbove, into });
+  const walked: WalkedSources | undefined = key !== undefined ? { tree: key.walked, digests: key.digests }
+    : keyAfterPacking !== undefined ? { tree: keyAfterPacking.tree } : job.walk && { tree: job.walk };
+  const learn = layerAbove || key !== undefined || keyAfterPacking !== undefined;
+  const packed = await packNew(job, below, base, ctx, walked, { learn, layerAbove, into });
+  if (keyAfterPacking !== undefined) {
+    const learnt = packed.fileDigests && byHostPath(packed.entries, packed.fileDigests);
+    key = await keyOfWalk(recipe, keyAfterPacking.tree, { stat: ctx.stat, signal, prehashed: keyAfterPacking.prehashed, learnt });
+  }
   if (index !== undefined && key !== undefined) {
     const changed = packed.fileDigests && changedSince(key, packed.entries, packed.fileDigests);
     if (changed === undefined) {
@@ -192,6 +209,26 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
     }
   }
   return { layer: packed.layer, inPlace: packed.inPlace };
+}
+
+/**
+ * Whether no key was made from where these sources are (the stat index knows none of their
+ * directories) and no registry cache is looked in: a first build from there. The key made first would only find the same files
+ * built from another place (a moved checkout), and would read every file twice to do so.
+ */
+async function firstBuildFrom(sources: readonly SourceSpec[], ctx: LayerContext): Promise<boolean> {
+  return ctx.stat !== undefined && ctx.shared?.looksUp !== true && await neverBuiltFrom(sources, ctx.stat);
+}
+
+/** The digests packing learnt (by layer path), by the host path each file was read from. */
+function byHostPath(entries: readonly LayerEntry[], fileDigests: ReadonlyMap<string, Digest>): Map<string, Digest> {
+  const out = new Map<string, Digest>();
+  for (const e of entries) {
+    if (e.content?.kind !== "hostFile") continue;
+    const digest = fileDigests.get(e.path);
+    if (digest !== undefined) out.set(e.content.path, digest);
+  }
+  return out;
 }
 
 /** A layer the layer index has for `key`. */

@@ -42,6 +42,8 @@ export class SharedCache {
     /** The registry the image is pushed to, if it is pushed: hits there are mounted, not downloaded. */
     private readonly outputRegistry: string | undefined,
     private readonly progress: ProgressListener,
+    /** Whether find() can answer (there are repositories to read from, not only to record in). */
+    readonly looksUp: boolean,
   ) {}
 
   /**
@@ -58,7 +60,7 @@ export class SharedCache {
       ...(access.env !== undefined ? { env: access.env } : {}),
       ...(access.signal !== undefined ? { signal: access.signal } : {}),
     });
-    return new SharedCache(cache, opts.output.registry, opts.progress);
+    return new SharedCache(cache, opts.output.registry, opts.progress, opts.from.length > 0);
   }
 
   /**

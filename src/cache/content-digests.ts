@@ -1,7 +1,7 @@
 import { basename, dirname } from "node:path";
 import type { Digest } from "../model/digest.js";
 import { walkSources, type HostFingerprint, type SourceSpec, type SourceTree, type StatVisitor } from "../layer/sources.js";
-import { HashQueue } from "./hash-pool.js";
+import { HashQueue, type FileToHash } from "./hash-pool.js";
 import { fingerprintText, type DirectoryTable, type StatIndex } from "./stat-index.js";
 
 /** What contentDigests found: a digest per regular file, and how many files it had to read. */
@@ -30,6 +30,11 @@ export interface Prehashed {
   /** The files it did not vouch for, being hashed: host path → where to record the digest (none: nowhere). */
   unvouched: Map<string, StatRow | undefined>;
   queue: HashQueue;
+  /**
+   * With deferred hashing (walkAndPrehash's `defer`): the unvouched files, not yet queued.
+   * contentDigests takes what packing learnt of them and hashes only the rest.
+   */
+  deferred?: FileToHash[];
 }
 
 /** Where the stat index keeps one host file, with the fingerprint the walk saw, spelt once. */
@@ -44,12 +49,14 @@ interface StatRow {
  * Walks `sources` with each file's fingerprint and, given the stat index, queues every file
  * it does not vouch for to be hashed while the walk goes on (on worker threads when there
  * is much to hash): a fresh checkout's walk and hashing overlap instead of following each
- * other. contentDigests() then takes the digests from the queue.
+ * other. contentDigests() then takes the digests from the queue. With `defer`, they are only
+ * listed: the layer is packed first, and contentDigests() takes what packing read.
  */
-export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, onStat?: StatVisitor): Promise<KeyWalk> {
+export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, onStat?: StatVisitor, defer = false): Promise<KeyWalk> {
   if (stat === undefined) return { tree: await walkSources(sources, { signal, fingerprint: true, onStat }) };
   const tables = await tablesOf(sources, stat);
-  const prehashed: Prehashed = { known: new Map(), unvouched: new Map(), queue: new HashQueue() };
+  // Made before the walk: its start is the time the stat index records every digest at (the racy rule).
+  const prehashed: Prehashed = { known: new Map(), unvouched: new Map(), queue: new HashQueue(), ...(defer ? { deferred: [] } : {}) };
   const onFile = (hostPath: string, size: number, fingerprint: HostFingerprint): void => {
     triage(prehashed, hostPath, size, statRow(hostPath, fingerprint, sources, tables));
   };
@@ -65,14 +72,21 @@ export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatI
  * The content digest of every regular file of a walked tree: from the stat index where the
  * file's fingerprint is unchanged, else read and hashed (and recorded), by `prehashed` when
  * the walk queued it (its maps are then taken over). Each host file is hashed at most once,
- * however many image paths it fills.
+ * however many image paths it fills. A walk that deferred its hashing takes the digests in
+ * `learnt` (by host path: what packing the layer read) and hashes only the files not in it.
  */
-export async function contentDigests(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, prehashed?: Prehashed): Promise<ContentDigests> {
+export async function contentDigests(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, prehashed?: Prehashed, learnt?: ReadonlyMap<string, Digest>): Promise<ContentDigests> {
   // A walk that prehashed has triaged every file it found; a tree walked without does so here.
   const triaged = prehashed ?? await triageTree(tree, sources, stat);
   const { known: digests, unvouched, queue } = triaged;
+  for (const file of triaged.deferred?.splice(0) ?? []) {
+    const digest = learnt?.get(file.path);
+    if (digest !== undefined) digests.set(file.path, digest);
+    else queue.add(file);
+  }
   await queue.finish(signal, digests);
   for (const [host, row] of unvouched) row?.table.record(row.path, row.fingerprint, row.text, digests.get(host)!, queue.startedAtNs);
+  if (stat !== undefined) for (const table of (await tablesOf(sources, stat)).values()) table.builtFrom();
   const hashed = unvouched.size;
   // Recorded: the rows (a fingerprint and its text per file) would otherwise be held while the layer is packed.
   unvouched.clear();
@@ -101,7 +115,18 @@ function triage(into: Prehashed, hostPath: string, size: number, row: StatRow | 
     return;
   }
   into.unvouched.set(hostPath, row);
-  into.queue.add({ path: hostPath, size });
+  if (into.deferred !== undefined) into.deferred.push({ path: hostPath, size });
+  else into.queue.add({ path: hostPath, size });
+}
+
+/**
+ * Whether no key was ever made from where these sources are (no table of theirs is known):
+ * a first build from there. Reading every file for the key would then buy a cache hit only
+ * for the same files built from elsewhere (a moved checkout), at the cost of reading them all twice.
+ */
+export async function neverBuiltFrom(sources: readonly SourceSpec[], stat: StatIndex): Promise<boolean> {
+  for (const table of (await tablesOf(sources, stat)).values()) if (table.known) return false;
+  return true;
 }
 
 /** Every table a file of these sources can be kept in (statPlace): each source's and its parent's. */

@@ -66,10 +66,11 @@ export interface LayerKey {
 
 /**
  * Walks sources for a key: lstat only, with each file's fingerprint for the stat index;
- * with the index, the files it cannot vouch for are hashed while the walk goes on.
+ * with the index, the files it cannot vouch for are hashed while the walk goes on, or, with
+ * `deferHashing`, left for packing to read (keyOfWalk's `learnt`).
  */
-export async function walkForKey(sources: readonly SourceSpec[], opts: { signal?: AbortSignal | undefined; stat?: StatIndex | undefined; onStat?: StatVisitor | undefined } = {}): Promise<KeyWalk> {
-  return walkAndPrehash(sources, opts.stat, opts.signal, opts.onStat);
+export async function walkForKey(sources: readonly SourceSpec[], opts: { signal?: AbortSignal | undefined; stat?: StatIndex | undefined; onStat?: StatVisitor | undefined; deferHashing?: boolean } = {}): Promise<KeyWalk> {
+  return walkAndPrehash(sources, opts.stat, opts.signal, opts.onStat, opts.deferHashing);
 }
 
 /** How a key is made: with the stat index (none: every file is read), and the hashing a walk began. */
@@ -78,6 +79,8 @@ export interface KeyOptions {
   signal?: AbortSignal | undefined;
   /** The hashing the walk started (walkForKey). */
   prehashed?: Prehashed | undefined;
+  /** With a walk that deferred its hashing: the digests packing learnt, by host path. */
+  learnt?: ReadonlyMap<string, Digest> | undefined;
 }
 
 /** Walks the recipe's sources and hashes everything into a key. */
@@ -91,7 +94,7 @@ export async function layerKey(recipe: LayerRecipe, opts: KeyOptions = {}): Prom
  * of one `maxLayers` layer). It uses up the tree's fingerprints: they are cleared once the key is made.
  */
 export async function keyOfWalk(recipe: LayerRecipe, tree: SourceTree, opts: KeyOptions = {}): Promise<LayerKey> {
-  const { digests, hashed } = await contentDigests(tree, recipe.sources, opts.stat, opts.signal, opts.prehashed);
+  const { digests, hashed } = await contentDigests(tree, recipe.sources, opts.stat, opts.signal, opts.prehashed, opts.learnt);
   const hash = newHasher();
   hash.update(`${recipeText(recipe)}\n`);
   // Lines go to the hash LINES_PER_UPDATE at a time: one native call per entry cost more than the hashing.

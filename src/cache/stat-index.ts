@@ -75,6 +75,11 @@ export class DirectoryTable {
   /** Path → `FINGERPRINT\0HEX`: one string per file, not an object of two. */
   readonly lines = new Map<string, string>();
   changed = false;
+  /**
+   * Whether a build has made a key from this directory's files before (the table was on
+   * disk, if with no row: every file racy then). builtFrom() marks it so.
+   */
+  known = false;
 
   constructor(readonly dir: string) {}
 
@@ -82,6 +87,7 @@ export class DirectoryTable {
     const table = new DirectoryTable(dir);
     const rows = text.split("\n");
     if (rows[0] !== `${FORMAT}\0${dir}`) return table;
+    table.known = true;
     for (let i = 1; i < rows.length; i++) {
       const row = rows[i]!;
       const first = row.indexOf("\0");
@@ -100,6 +106,13 @@ export class DirectoryTable {
     const matches = line !== undefined && line.length === fingerprint.length + 1 + HEX_LENGTH &&
       line.charCodeAt(fingerprint.length) === 0 && line.startsWith(fingerprint);
     return matches ? `sha256:${line.slice(fingerprint.length + 1)}` : undefined;
+  }
+
+  /** Marks the table known (see `known`): it is written, if need be with no row. */
+  builtFrom(): void {
+    if (this.known) return;
+    this.known = true;
+    this.changed = true;
   }
 
   /** Records what `path` hashed to (`text` is fingerprintText of `fingerprint`); a racy file (see above) is not recorded. */

@@ -8,11 +8,12 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { lstat, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { link, lstat, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildImage, type BuildOptions, type BuildResult } from "../../src/builder/build.js";
 import type { ImageSpecInput } from "../../src/builder/spec-schema.js";
-import { digestHex } from "../../src/model/digest.js";
+import { StatIndex } from "../../src/cache/stat-index.js";
+import { digestHex, sha256 } from "../../src/model/digest.js";
 import { REPO_ROOT } from "../helpers/paths.js";
 import { settle } from "../helpers/settle.js";
 import { tmpDir } from "../helpers/tmp.js";
@@ -74,6 +75,33 @@ test("a second build of the same spec reuses the stored layer: same bytes, blob 
   assert.equal(after.ino, before.ino, "the blob was not replaced");
   assert.ok(after.mtimeNs >= before.mtimeNs, "the hit marks the blob used, for cache prune");
   assert.ok(!second.messages.some((m) => /^(comparing|packing)/.test(m)), `no comparing or packing: ${second.messages.join(" | ")}`);
+});
+
+test("a first build packs before it keys; the key it files is the one a build that reads every file again finds", async (t) => {
+  const c = await makeCase(t);
+  const root = join(c.dir, "root");
+  const files = { "app/a.txt": "alpha\n", "app/sub/b.txt": "bravo\n", "empty": "" };
+  await writeTree(root, files);
+  // Packed as a hardlink to app/a-again.txt (first in path order): its digest is not one packing learnt.
+  await link(join(root, "app/a.txt"), join(root, "app/a-again.txt"));
+  await settle(c.dir);
+  const first = await c.build({ copyToRoot: "./root" }, "first.tar");
+  assert.deepEqual(newLayers(first).map((l) => l.cached), [false]);
+  // The stat index has every file, with the digest of its bytes.
+  const table = await new StatIndex(join(c.cacheDir, "stat")).table(root);
+  const expected: Record<string, string> = { ...files, "app/a-again.txt": files["app/a.txt"] };
+  assert.deepEqual([...table.lines.keys()].sort(), Object.keys(expected).sort());
+  for (const [path, content] of Object.entries(expected)) {
+    assert.ok(table.lines.get(path)?.endsWith(`\0${digestHex(sha256(content))}`), `${path}: ${table.lines.get(path)}`);
+  }
+  // The next build makes the key first (the index knows these sources) and, with no snapshot
+  // and every fingerprint changed, from every file read again: it must find the first's layer.
+  await rm(join(c.cacheDir, "snapshots"), { recursive: true });
+  execFileSync("touch", ["-d", "2001-02-03", ...Object.keys(expected).map((p) => join(root, p))]);
+  await settle(c.dir);
+  const second = await c.build({ copyToRoot: "./root" }, "second.tar");
+  assert.deepEqual(newLayers(second).map((l) => l.cached), [true], second.messages.join(" | "));
+  assert.deepEqual(await readFile(join(c.dir, "second.tar")), await readFile(join(c.dir, "first.tar")));
 });
 
 test("an edit of the same size with its mtime restored is seen: the layer is packed again with the new content", async (t) => {

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { chmod, link, lstat, mkdir, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { layerKey, type LayerRecipe } from "../../src/cache/content-key.js";
+import { keyOfWalk, layerKey, walkForKey, type LayerRecipe } from "../../src/cache/content-key.js";
 import { StatIndex } from "../../src/cache/stat-index.js";
 import { DEFAULT_GZIP_LEVEL } from "../../src/compression/compression.js";
 import { sha256 } from "../../src/model/digest.js";
@@ -106,6 +106,26 @@ test("a file changed just before it was hashed is not recorded: it is read again
   const again = await layerKey(recipe(src), { stat: new StatIndex(join(dir, "stat")) });
   assert.equal(again.hashed, 1, "the racy a.txt is hashed again; sub/b.txt is vouched for");
   assert.equal(again.hex, first.hex);
+});
+
+test("with the hashing left to packing, the key takes what packing read; a file changed after the walk is read again next time", async (t) => {
+  const dir = await tmpDir(t);
+  const src = join(dir, "src");
+  await writeSources(src);
+  await settle(dir);
+  const stat = new StatIndex(join(dir, "stat"));
+  const walked = await walkForKey(recipe(src).sources, { stat, deferHashing: true });
+  // Written after the walk: the walk's fingerprint is of the old bytes. Packing read what
+  // `learnt` says (as if the file moved on again after it was read).
+  await writeFile(join(src, "a.txt"), "ALPHA\n");
+  const learnt = new Map([[join(src, "a.txt"), sha256("as packed\n")]]);
+  const key = await keyOfWalk(recipe(src), walked.tree, { stat, prehashed: walked.prehashed, learnt });
+  assert.equal(key.digests.get(join(src, "a.txt")), sha256("as packed\n"), "what packing read, not read again");
+  assert.equal(key.digests.get(join(src, "sub/b.txt")), sha256("bravo\n"), "not packed, so read for the key");
+  await stat.save();
+  const again = await layerKey(recipe(src), { stat: new StatIndex(join(dir, "stat")) });
+  assert.equal(again.hashed, 1, "a.txt is read again (its fingerprint moved); sub/b.txt is vouched for");
+  assert.equal(again.digests.get(join(src, "a.txt")), sha256("ALPHA\n"));
 });
 
 test("every input of the layer's bytes is part of its key", async (t) => {
