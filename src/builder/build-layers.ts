@@ -193,22 +193,28 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
   const walked: WalkedSources | undefined = key !== undefined ? { tree: key.walked, digests: key.digests }
     : keyAfterPacking !== undefined ? { tree: keyAfterPacking.tree } : job.walk && { tree: job.walk };
   const learn = layerAbove || key !== undefined || keyAfterPacking !== undefined;
-  const packed = await packNew(job, below, base, ctx, walked, { learn, layerAbove, into });
+  let packed: Packed | undefined = await packNew(job, below, base, ctx, walked, { learn, layerAbove, into });
+  const { layer, inPlace } = packed;
+  let changed: string | undefined;
   if (keyAfterPacking !== undefined) {
     const learnt = packed.fileDigests && byHostPath(packed.entries, packed.fileDigests);
+    // The key is made of what packing read, so there is nothing to check against it, and the
+    // layer's entries need not be held while it is made (a sixth of a big walk's memory).
+    packed = undefined;
     key = await keyOfWalk(recipe, keyAfterPacking.tree, { stat: ctx.stat, signal, prehashed: keyAfterPacking.prehashed, learnt });
+  } else if (key !== undefined && packed.fileDigests !== undefined) {
+    changed = changedSince(key, packed.entries, packed.fileDigests);
   }
   if (index !== undefined && key !== undefined) {
-    const changed = packed.fileDigests && changedSince(key, packed.entries, packed.fileDigests);
     if (changed === undefined) {
-      await index.record(key, packed.layer);
+      await index.record(key, layer);
       if (snapshot !== undefined) await recordSnapshot(snapshot, key);
-      ctx.shared?.remember(key, packed.layer, job.what);
+      ctx.shared?.remember(key, layer, job.what);
     } else {
       ctx.progress({ step: "layer", message: `${job.what} not cached: ${changed} changed while the layer was built; the next build packs it again` });
     }
   }
-  return { layer: packed.layer, inPlace: packed.inPlace };
+  return { layer, inPlace };
 }
 
 /**

@@ -1,8 +1,8 @@
 import { basename, dirname } from "node:path";
 import type { Digest } from "../model/digest.js";
 import { walkSources, type HostFingerprint, type SourceSpec, type SourceTree, type StatVisitor } from "../layer/sources.js";
-import { HashQueue, type FileToHash } from "./hash-pool.js";
-import { fingerprintText, type DirectoryTable, type StatIndex } from "./stat-index.js";
+import { HashQueue } from "./hash-pool.js";
+import type { DirectoryTable, StatIndex } from "./stat-index.js";
 
 /** What contentDigests found: a digest per regular file, and how many files it had to read. */
 export interface ContentDigests {
@@ -25,38 +25,40 @@ export interface KeyWalk {
 
 /** The content digests a walk for a key already has, or has under way: one entry per walked file. */
 export interface Prehashed {
-  /** Host path → digest, for the files the stat index vouched for. */
+  /** Host path → digest, for the files the stat index vouched for (and, triaged after packing, those packing read). */
   known: Map<string, Digest>;
   /** The files it did not vouch for, being hashed: host path → where to record the digest (none: nowhere). */
   unvouched: Map<string, StatRow | undefined>;
   queue: HashQueue;
   /**
-   * With deferred hashing (walkAndPrehash's `defer`): the unvouched files, not yet queued.
-   * contentDigests takes what packing learnt of them and hashes only the rest.
+   * Set by a walk that deferred its hashing (walkAndPrehash's `defer`): nothing is triaged
+   * yet. contentDigests does it once the layer is packed, taking what packing read.
    */
-  deferred?: FileToHash[];
+  untriaged?: true;
 }
 
-/** Where the stat index keeps one host file, with the fingerprint the walk saw, spelt once. */
+/** Where the stat index keeps one host file, with the fingerprint the walk saw. */
 interface StatRow {
   table: DirectoryTable;
   path: string;
   fingerprint: HostFingerprint;
-  text: string;
 }
 
 /**
  * Walks `sources` with each file's fingerprint and, given the stat index, queues every file
  * it does not vouch for to be hashed while the walk goes on (on worker threads when there
  * is much to hash): a fresh checkout's walk and hashing overlap instead of following each
- * other. contentDigests() then takes the digests from the queue. With `defer`, they are only
- * listed: the layer is packed first, and contentDigests() takes what packing read.
+ * other. contentDigests() then takes the digests from the queue. With `defer`, nothing is
+ * queued: the layer is packed first, and contentDigests() takes what packing read.
  */
 export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, onStat?: StatVisitor, defer = false): Promise<KeyWalk> {
   if (stat === undefined) return { tree: await walkSources(sources, { signal, fingerprint: true, onStat }) };
+  // Made before the walk: its start is the time the stat index records every digest at (the
+  // racy rule), packing's reads included. Its workers start only once files are queued.
+  const prehashed: Prehashed = { known: new Map(), unvouched: new Map(), queue: new HashQueue() };
+  // Only the tree is held while the layer is packed, not a row per file.
+  if (defer) return { tree: await walkSources(sources, { signal, fingerprint: true, onStat }), prehashed: { ...prehashed, untriaged: true } };
   const tables = await tablesOf(sources, stat);
-  // Made before the walk: its start is the time the stat index records every digest at (the racy rule).
-  const prehashed: Prehashed = { known: new Map(), unvouched: new Map(), queue: new HashQueue(), ...(defer ? { deferred: [] } : {}) };
   const onFile = (hostPath: string, size: number, fingerprint: HostFingerprint): void => {
     triage(prehashed, hostPath, size, statRow(hostPath, fingerprint, sources, tables));
   };
@@ -76,16 +78,13 @@ export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatI
  * `learnt` (by host path: what packing the layer read) and hashes only the files not in it.
  */
 export async function contentDigests(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, prehashed?: Prehashed, learnt?: ReadonlyMap<string, Digest>): Promise<ContentDigests> {
-  // A walk that prehashed has triaged every file it found; a tree walked without does so here.
-  const triaged = prehashed ?? await triageTree(tree, sources, stat);
+  // A walk that prehashed has triaged every file it found; a tree walked without (or one
+  // that deferred) does so here.
+  const triaged = prehashed !== undefined && prehashed.untriaged === undefined ? prehashed
+    : await triageTree(tree, sources, stat, prehashed?.queue ?? new HashQueue(), learnt);
   const { known: digests, unvouched, queue } = triaged;
-  for (const file of triaged.deferred?.splice(0) ?? []) {
-    const digest = learnt?.get(file.path);
-    if (digest !== undefined) digests.set(file.path, digest);
-    else queue.add(file);
-  }
   await queue.finish(signal, digests);
-  for (const [host, row] of unvouched) row?.table.record(row.path, row.fingerprint, row.text, digests.get(host)!, queue.startedAtNs);
+  for (const [host, row] of unvouched) row?.table.record(row.path, row.fingerprint, digests.get(host)!, queue.startedAtNs);
   if (stat !== undefined) for (const table of (await tablesOf(sources, stat)).values()) table.builtFrom();
   const hashed = unvouched.size;
   // Recorded: the rows (a fingerprint and its text per file) would otherwise be held while the layer is packed.
@@ -93,29 +92,36 @@ export async function contentDigests(tree: SourceTree, sources: readonly SourceS
   return { digests, hashed };
 }
 
-/** Sorts the files of a tree walked without a stat index at hand, as walkAndPrehash does during its walk. */
-async function triageTree(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined): Promise<Prehashed> {
+/**
+ * Sorts the files of a tree walked without a stat index at hand (or whose walk deferred),
+ * as walkAndPrehash does during its walk, into `queue` (made before the walk).
+ */
+async function triageTree(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, queue: HashQueue, learnt: ReadonlyMap<string, Digest> | undefined): Promise<Prehashed> {
   const tables = stat === undefined ? undefined : await tablesOf(sources, stat);
-  const out: Prehashed = { known: new Map(), unvouched: new Map(), queue: new HashQueue() };
+  const out: Prehashed = { known: new Map(), unvouched: new Map(), queue };
   for (const [path, node] of tree.entries()) {
     if (node.type !== "file" || node.hostPath === undefined) continue;
     const fingerprint = tree.fingerprints.get(path);
     const row = fingerprint === undefined || tables === undefined ? undefined : statRow(node.hostPath, fingerprint, sources, tables);
-    triage(out, node.hostPath, node.size, row);
+    triage(out, node.hostPath, node.size, row, learnt);
   }
   return out;
 }
 
-/** One file: known, if its row vouches for it, else queued to be hashed (each host file once). */
-function triage(into: Prehashed, hostPath: string, size: number, row: StatRow | undefined): void {
+/**
+ * One file: known, if its row vouches for it; else recorded from what packing read of it
+ * (`learnt`), or queued to be hashed (each host file once).
+ */
+function triage(into: Prehashed, hostPath: string, size: number, row: StatRow | undefined, learnt?: ReadonlyMap<string, Digest>): void {
   if (into.known.has(hostPath) || into.unvouched.has(hostPath)) return;
-  const digest = row?.table.lookup(row.path, row.text);
+  const digest = row?.table.lookup(row.path, row.fingerprint);
   if (digest !== undefined) {
     into.known.set(hostPath, digest);
     return;
   }
   into.unvouched.set(hostPath, row);
-  if (into.deferred !== undefined) into.deferred.push({ path: hostPath, size });
+  const packed = learnt?.get(hostPath);
+  if (packed !== undefined) into.known.set(hostPath, packed);
   else into.queue.add({ path: hostPath, size });
 }
 
@@ -139,7 +145,7 @@ async function tablesOf(sources: readonly SourceSpec[], stat: StatIndex): Promis
 function statRow(hostPath: string, fingerprint: HostFingerprint, sources: readonly SourceSpec[], tables: ReadonlyMap<string, DirectoryTable>): StatRow | undefined {
   const place = statPlace(hostPath, sources);
   const table = place && tables.get(place.dir);
-  return place && table && { table, path: place.path, fingerprint, text: fingerprintText(fingerprint) };
+  return place && table && { table, path: place.path, fingerprint };
 }
 
 /**

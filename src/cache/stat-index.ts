@@ -4,7 +4,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { join } from "node:path";
 import { digestHex, sha256, type Digest } from "../model/digest.js";
-import type { HostFingerprint } from "../layer/sources.js";
+import { fingerprintCtimeNs, type HostFingerprint } from "../layer/sources.js";
 import { writeFileAtomically } from "../util/atomic.js";
 import { touchUsed } from "./prune.js";
 
@@ -43,7 +43,7 @@ const NS_PER_SECOND = 1_000_000_000n;
 
 /** Whether a file hashed at `hashedAtNs` could still change without its fingerprint showing it. */
 export function isRacy(fingerprint: HostFingerprint, hashedAtNs: bigint): boolean {
-  return isRacyChange(fingerprint.ctimeNs, hashedAtNs);
+  return isRacyChange(fingerprintCtimeNs(fingerprint), hashedAtNs);
 }
 
 /** The wall-clock time in nanoseconds, as the racy rule compares it with a ctime. */
@@ -59,16 +59,6 @@ export function isRacyChange(ctimeNs: bigint, seenAtNs: bigint): boolean {
 
 /** Rows of a table written at a time (see DirectoryTable.serialize). */
 const SERIALIZE_PIECE = 2000;
-
-/**
- * Joined, not concatenated: a template literal of ten parts is kept as a tree of ten string
- * pieces (a V8 rope) for as long as the line is held, 400 bytes more than the flat string
- * join makes; a table holds one per source file. A walk makes it once per file and gives it
- * to both lookup() and record().
- */
-export function fingerprintText(f: HostFingerprint): string {
-  return [f.dev, f.ino, f.mode, f.size, f.mtimeNs, f.ctimeNs].join("\0");
-}
 
 /** The files of one source directory, by their path below it. */
 export class DirectoryTable {
@@ -100,8 +90,8 @@ export class DirectoryTable {
     return table;
   }
 
-  /** The digest recorded for `path`, if its fingerprint is still the one `fingerprint` (fingerprintText) spells. */
-  lookup(path: string, fingerprint: string): Digest | undefined {
+  /** The digest recorded for `path`, if its fingerprint is still `fingerprint`. */
+  lookup(path: string, fingerprint: HostFingerprint): Digest | undefined {
     const line = this.lines.get(path);
     const matches = line !== undefined && line.length === fingerprint.length + 1 + HEX_LENGTH &&
       line.charCodeAt(fingerprint.length) === 0 && line.startsWith(fingerprint);
@@ -115,10 +105,10 @@ export class DirectoryTable {
     this.changed = true;
   }
 
-  /** Records what `path` hashed to (`text` is fingerprintText of `fingerprint`); a racy file (see above) is not recorded. */
-  record(path: string, fingerprint: HostFingerprint, text: string, digest: Digest, hashedAtNs: bigint): void {
+  /** Records what `path` hashed to, with the fingerprint it had; a racy file (see above) is not recorded. */
+  record(path: string, fingerprint: HostFingerprint, digest: Digest, hashedAtNs: bigint): void {
     if (isRacy(fingerprint, hashedAtNs)) return;
-    this.lines.set(path, `${text}\0${digestHex(digest)}`);
+    this.lines.set(path, `${fingerprint}\0${digestHex(digest)}`);
     this.changed = true;
   }
 
