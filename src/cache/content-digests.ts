@@ -87,7 +87,7 @@ export async function contentDigests(tree: SourceTree, sources: readonly SourceS
   for (const [host, row] of unvouched) row?.table.record(row.path, row.fingerprint, digests.get(host)!, queue.startedAtNs);
   if (stat !== undefined) for (const table of (await tablesOf(sources, stat)).values()) table.builtFrom();
   const hashed = unvouched.size;
-  // Recorded: the rows (a fingerprint and its text per file) would otherwise be held while the layer is packed.
+  // Recorded: the rows (one per file) would otherwise be held while the layer is packed.
   unvouched.clear();
   return { digests, hashed };
 }
