@@ -1,9 +1,9 @@
 import { join } from "node:path";
 import { digestHex, sha256, type Digest } from "../model/digest.js";
-import { factRecords, factsFromRecords, type LayerFacts } from "../layer/apply-layer.js";
+import { factRecord, factsFromRecords, type LayerFacts } from "../layer/apply-layer.js";
 import type { FactsStore } from "../layer/merged-tree.js";
 import { gantryVersion } from "./versions.js";
-import { readSealed, writeSealed } from "./sealed-file.js";
+import { readSealed, writeSealedRecords } from "./sealed-file.js";
 
 /**
  * The layer facts index: `<cache>/facts/<key>.json` holds what one layer says, entry by
@@ -40,6 +40,6 @@ export class LayerFactsIndex implements FactsStore {
   }
 
   async save(diffId: Digest, facts: LayerFacts): Promise<void> {
-    await writeSealed(this.pathOf(diffId), FACTS_FORMAT, factRecords(facts), { entries: facts.length });
+    await writeSealedRecords(this.pathOf(diffId), FACTS_FORMAT, facts, factRecord, { entries: facts.length });
   }
 }

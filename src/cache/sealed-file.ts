@@ -1,6 +1,6 @@
-import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { sha256 } from "../model/digest.js";
+import { hasherDigest, newHasher, sha256 } from "../model/digest.js";
 import { writeFileAtomically } from "../util/atomic.js";
 import { touchUsed } from "./prune.js";
 
@@ -41,5 +41,38 @@ export async function writeSealed(path: string, format: string, body: unknown, e
   await writeFileAtomically(path, async (temp) => {
     await writeFile(temp, `${JSON.stringify(header)}\n`);
     await appendFile(temp, rest);
+  });
+}
+
+/** Records turned into JSON, hashed and written at a time by writeSealedRecords. */
+const RECORDS_PER_PIECE = 2000;
+
+/**
+ * writeSealed of a body that is an array of many records (`items`, each as `toRecord` makes
+ * it), with the same bytes, but made a few thousand records at a time, twice: once to hash the
+ * body for the header that comes first, once to write it. A layer's facts, 100,000 entries, as
+ * one array of records and one JSON text held 50 MB at the end of its build.
+ */
+export async function writeSealedRecords<T>(path: string, format: string, items: readonly T[], toRecord: (item: T) => unknown, extra: Record<string, unknown> = {}): Promise<void> {
+  function* pieces(): Generator<string> {
+    if (items.length === 0) yield "[]";
+    for (let start = 0; start < items.length; start += RECORDS_PER_PIECE) {
+      const text = JSON.stringify(items.slice(start, start + RECORDS_PER_PIECE).map(toRecord));
+      // The piece's records without its brackets, joined to the pieces around them as one JSON text joins them.
+      yield `${start === 0 ? "[" : ","}${text.slice(1, -1)}${start + RECORDS_PER_PIECE >= items.length ? "]" : ""}`;
+    }
+  }
+  const hash = newHasher();
+  for (const piece of pieces()) hash.update(piece);
+  const header = { ...extra, format, sha256: hasherDigest(hash) };
+  await mkdir(dirname(path), { recursive: true });
+  await writeFileAtomically(path, async (temp) => {
+    const file = await open(temp, "w");
+    try {
+      await file.write(`${JSON.stringify(header)}\n`);
+      for (const piece of pieces()) await file.write(piece);
+    } finally {
+      await file.close();
+    }
   });
 }

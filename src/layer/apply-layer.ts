@@ -159,9 +159,9 @@ export type FactRecord = [
   linkname: string | null, devmajor: number | null, devminor: number | null, size: number | null, digest: Digest | null,
 ];
 
-/** A layer's facts as records, in order, for a facts store to keep; factsFromRecords reads them back. */
-export function factRecords(facts: LayerFacts): FactRecord[] {
-  return facts.map((f) => [f.name, f.type, f.mode, f.uid, f.gid, f.mtime, f.linkname ?? null, f.devmajor ?? null, f.devminor ?? null, f.content?.size ?? null, f.content?.digest ?? null]);
+/** One fact as a record, for a facts store to keep; factsFromRecords reads a layer's back. */
+export function factRecord(f: EntryFacts): FactRecord {
+  return [f.name, f.type, f.mode, f.uid, f.gid, f.mtime, f.linkname ?? null, f.devmajor ?? null, f.devminor ?? null, f.content?.size ?? null, f.content?.digest ?? null];
 }
 
 const ENTRY_TYPES: ReadonlySet<string> = new Set(["file", "dir", "symlink", "hardlink", "char", "block", "fifo"]);
@@ -180,7 +180,7 @@ function isFactRecord(r: unknown): r is FactRecord {
     && ((size === null && digest === null) || (whole(size) && isDigest(digest)));
 }
 
-/** Facts from records written by `factRecords`; undefined when they are not such records. */
+/** Facts from records made by `factRecord`; undefined when they are not such records. */
 export function factsFromRecords(records: unknown): LayerFacts | undefined {
   if (!Array.isArray(records)) return undefined;
   const facts: EntryFacts[] = [];

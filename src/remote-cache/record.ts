@@ -2,7 +2,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { isDigest, sha256, type Digest } from "../model/digest.js";
 import { FormatError } from "../model/errors.js";
 import { MediaType, compressionOfMediaType, layerMediaType, type Compression } from "../model/mediatypes.js";
-import { factRecords, factsFromRecords, type LayerFacts } from "../layer/apply-layer.js";
+import { factRecord, factsFromRecords, type LayerFacts } from "../layer/apply-layer.js";
 
 /**
  * One layer of the registry cache, as the registry holds it: an OCI artifact manifest,
@@ -105,7 +105,7 @@ function isSize(n: unknown): n is number {
 
 /** The facts blob: the fact records as JSON, gzipped at a fixed level. */
 export function factsBlob(facts: LayerFacts): { bytes: Buffer; digest: Digest } {
-  const bytes = gzipSync(Buffer.from(JSON.stringify(factRecords(facts))), { level: 6 });
+  const bytes = gzipSync(Buffer.from(JSON.stringify(facts.map(factRecord))), { level: 6 });
   return { bytes, digest: sha256(bytes) };
 }
 

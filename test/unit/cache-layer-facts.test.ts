@@ -1,7 +1,8 @@
 /**
  * The layer facts index: what each layer says, kept in the cache by diffId, so a changed top
  * layer is compared with the layers below without decompressing them. What it keeps must be
- * what reading the layer gives, and a damaged entry must be a miss, never wrong facts.
+ * what reading the layer gives, and a damaged entry must be a miss, never wrong facts. A
+ * layer's facts are written a piece at a time, in the bytes one JSON text would give.
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { buildImage } from "../../src/builder/build.js";
 import type { ImageSpecInput } from "../../src/builder/spec-schema.js";
 import { LayerFactsIndex } from "../../src/cache/layer-facts.js";
+import { readSealed, writeSealed, writeSealedRecords } from "../../src/cache/sealed-file.js";
 import type { Layer } from "../../src/model/image.js";
 import { applyLayer, replayFacts, type EntryFacts } from "../../src/layer/apply-layer.js";
 import { forgetMergedTrees } from "../../src/layer/merged-tree.js";
@@ -133,4 +135,18 @@ test("facts are keyed by the layer's diffId alone", async (t) => {
   await index.save(one, facts);
   assert.deepEqual(await index.load(one), facts);
   assert.equal(await index.load(two), undefined);
+});
+
+test("records written a piece at a time are the bytes one JSON text gives, and read back whole", async (t) => {
+  const dir = await tmpDir(t);
+  // Pieces are 2,000 records: none, one, a whole piece, one past it, and pieces and a part.
+  for (const count of [0, 1, 2000, 2001, 4500]) {
+    const items = Array.from({ length: count }, (_, i) => ({ name: `dir/f${i}.txt`, note: i % 3 === 0 ? "é \"q\"" : null }));
+    const toRecord = (item: { name: string; note: string | null }): unknown => [item.name, item.note];
+    await writeSealed(join(dir, `whole-${count}`), "test format", items.map(toRecord), { entries: count });
+    await writeSealedRecords(join(dir, `pieces-${count}`), "test format", items, toRecord, { entries: count });
+    assert.deepEqual(await readFile(join(dir, `pieces-${count}`)), await readFile(join(dir, `whole-${count}`)), `${count} records`);
+    const read = await readSealed(join(dir, `pieces-${count}`), "test format");
+    assert.deepEqual(read?.body, items.map(toRecord));
+  }
 });
