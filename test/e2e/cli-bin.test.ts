@@ -4,8 +4,7 @@
  * gantry's own TLS connections trust those certificates as node would have, and the programs
  * gantry runs get the variable back. Spoken to as 0.0.0.0:PORT, a registry that is not a
  * loopback name, so gantry insists on checked TLS (test/fixtures/tls). It also starts node with
- * glibc's malloc arenas capped, and takes the cap back from the programs gantry runs, and with
- * V8's young generation kept small.
+ * glibc's malloc arenas capped, and takes the cap back from the programs gantry runs.
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
@@ -41,25 +40,20 @@ async function startRegistry(t: TestContext): Promise<Registry> {
 }
 
 /**
- * A directory for PATH with a `node` that notes its own environment and arguments before it runs the real
+ * A directory for PATH with a `node` that notes its own environment before it runs the real
  * node, and the credential helper `docker-credential-envcheck`, which notes its environment
  * and answers with fixed credentials; and a DOCKER_CONFIG naming that helper for `registry`.
  */
-async function spies(t: TestContext, registry: string): Promise<{ dir: string; nodeEnv: () => Promise<string>; nodeArgs: () => Promise<string>; helperEnv: () => Promise<string> }> {
+async function spies(t: TestContext, registry: string): Promise<{ dir: string; nodeEnv: () => Promise<string>; helperEnv: () => Promise<string> }> {
   const dir = await mkdtemp(join(tmpdir(), "gantry-bin-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(join(dir, "node"), `#!/bin/sh\nenv > "${dir}/node.env"\necho "$@" > "${dir}/node.args"\nexec "${process.execPath}" "$@"\n`);
+  await writeFile(join(dir, "node"), `#!/bin/sh\nenv > "${dir}/node.env"\nexec "${process.execPath}" "$@"\n`);
   await writeFile(join(dir, "docker-credential-envcheck"),
     `#!/bin/sh\nenv > "${dir}/helper.env"\ncat >/dev/null\necho '{"ServerURL":"${registry}","Username":"u","Secret":"p"}'\n`);
   await chmod(join(dir, "node"), 0o755);
   await chmod(join(dir, "docker-credential-envcheck"), 0o755);
   await writeFile(join(dir, "config.json"), JSON.stringify({ credHelpers: { [registry]: "envcheck" } }));
-  return {
-    dir,
-    nodeEnv: () => readFile(join(dir, "node.env"), "utf8"),
-    nodeArgs: () => readFile(join(dir, "node.args"), "utf8"),
-    helperEnv: () => readFile(join(dir, "helper.env"), "utf8"),
-  };
+  return { dir, nodeEnv: () => readFile(join(dir, "node.env"), "utf8"), helperEnv: () => readFile(join(dir, "helper.env"), "utf8") };
 }
 
 async function inspect(registry: string, spy: { dir: string }, extra: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string }> {
@@ -98,18 +92,6 @@ test("bin/gantry: node starts with glibc's malloc arenas capped, the programs ga
   assert.equal(own.code, 1, own.stderr);
   assert.match(await spy.nodeEnv(), /^MALLOC_ARENA_MAX=4$/m, "the user's own cap, unchanged");
   assert.match(await spy.helperEnv(), /^MALLOC_ARENA_MAX=4$/m, "and kept for the programs gantry runs");
-});
-
-test("bin/gantry: node starts with a small young generation, unless NODE_OPTIONS sizes it", async (t) => {
-  const server = await startRegistry(t);
-  const registry = `0.0.0.0:${server.port}`;
-  const spy = await spies(t, registry);
-  const capped = await inspect(registry, spy, { NODE_EXTRA_CA_CERTS: CA, NODE_OPTIONS: undefined });
-  assert.equal(capped.code, 1, capped.stderr);
-  assert.match(await spy.nodeArgs(), /^--max-semi-space-size=4 \S+\/gantry\.mjs /);
-  const own = await inspect(registry, spy, { NODE_EXTRA_CA_CERTS: CA, NODE_OPTIONS: "--max-semi-space-size=16" });
-  assert.equal(own.code, 1, own.stderr);
-  assert.doesNotMatch(await spy.nodeArgs(), /--max-semi-space-size/, "the user's size stands");
 });
 
 test("bin/gantry: without NODE_EXTRA_CA_CERTS the self-signed registry is refused, before any request", async (t) => {
