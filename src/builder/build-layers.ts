@@ -219,8 +219,9 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
 
 /**
  * Whether no key was made from where these sources are (the stat index knows none of their
- * directories) and no registry cache is looked in: a first build from there. The key made first would only find the same files
- * built from another place (a moved checkout), and would read every file twice to do so.
+ * directories) and no registry cache is looked in: a first build from there. A key made
+ * first would only find the same files built from another place (a moved checkout), and
+ * would read every file twice to do so.
  */
 async function firstBuildFrom(sources: readonly SourceSpec[], ctx: LayerContext): Promise<boolean> {
   return ctx.stat !== undefined && ctx.shared?.looksUp !== true && await neverBuiltFrom(sources, ctx.stat);
