@@ -1,6 +1,4 @@
-import { copyingInto, fileRegionReader, givingBackFileWriter, givingBackWriterAt } from "../util/io.js";
-import { rm } from "node:fs/promises";
-import { once } from "node:events";
+import { copyingInto, fileRegionReader, givingBackFileWriter, givingBackWriterAt, removeWhenClosed } from "../util/io.js";
 import { pipeline } from "node:stream/promises";
 import type { Transform, Writable } from "node:stream";
 import { GantryError, ioError, AbortedError } from "../model/errors.js";
@@ -82,12 +80,7 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
     if (tempPath !== undefined) await opts.store.commit(tempPath, digest);
     meter.end();
   } catch (err) {
-    if (file !== undefined && tempPath !== undefined) {
-      // A write stream destroyed before its file was open still opens (and so creates) it:
-      // only once it is closed can the file be removed for good.
-      if (!file.closed) await once(file, "close").catch(() => {});
-      await rm(tempPath, { force: true });
-    }
+    if (file !== undefined && tempPath !== undefined) await removeWhenClosed(file, tempPath);
     if (opts.signal?.aborted) throw new AbortedError(opts.signal.reason);
     if (err instanceof GantryError) throw err;
     throw ioError(`${onlyInto ? "the output archive" : `the blob store ${opts.store.root}`} (writing ${opts.describe})`, err);

@@ -1,4 +1,6 @@
 import { close, createReadStream, createWriteStream, open, write, writev, type ReadStream, type WriteStream } from "node:fs";
+import { rm } from "node:fs/promises";
+import { once } from "node:events";
 import { Transform, Writable } from "node:stream";
 import { giveBack } from "./loaned-buffers.js";
 
@@ -15,6 +17,20 @@ export const WRITE_BUFFER = 4 * 1024 * 1024;
 /** A write stream to `path` with a WRITE_BUFFER-sized buffer; truncates an existing file. `mode` applies when it creates one. */
 export function fileWriter(path: string, mode?: number): WriteStream {
   return createWriteStream(path, { highWaterMark: WRITE_BUFFER, ...(mode !== undefined ? { mode } : {}) });
+}
+
+/**
+ * Removes the file a write stream was writing, once the stream is closed (it is destroyed
+ * first, if it is not). A write stream destroyed before its file is open still opens, and so
+ * creates, the file: removed before that, a failed write left a file behind.
+ */
+export async function removeWhenClosed(stream: WriteStream, path: string): Promise<void> {
+  if (!stream.closed) {
+    const closed = once(stream, "close").catch(() => {});
+    stream.destroy();
+    await closed;
+  }
+  await rm(path, { force: true });
 }
 
 /**

@@ -1,11 +1,12 @@
 import { createWriteStream } from "node:fs";
-import { readFile, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ContentStore } from "../../model/content-store.js";
 import { sha256, type Digest } from "../../model/digest.js";
 import { DigestMismatchError, GantryError, ioError } from "../../model/errors.js";
 import { verifying } from "../../model/verify.js";
+import { removeWhenClosed } from "../../util/io.js";
 import type { RegistryClient } from "./client.js";
 import { downloadBlob } from "./download.js";
 import { registryFailure } from "./failure.js";
@@ -76,10 +77,11 @@ export async function readSmallFromStore(store: ContentStore, digest: Digest): P
 export async function saveSmallToStore(store: ContentStore, digest: Digest, bytes: Buffer): Promise<void> {
   if ((await store.has(digest)) !== undefined) return;
   const temp = await store.tempPath();
+  const file = createWriteStream(temp);
   try {
-    await pipeline(Readable.from([bytes]), createWriteStream(temp));
+    await pipeline(Readable.from([bytes]), file);
   } catch (err) {
-    await rm(temp, { force: true });
+    await removeWhenClosed(file, temp);
     throw ioError(`the blob store ${store.root}`, err);
   }
   await store.commit(temp, digest);
@@ -93,10 +95,12 @@ export async function saveSmallToStore(store: ContentStore, digest: Digest, byte
 export async function fetchIntoStore(store: ContentStore, blob: BlobRef, open: () => Promise<Readable>): Promise<void> {
   if ((await store.has(blob.digest)) === blob.size) return;
   const temp = await store.tempPath();
+  const file = createWriteStream(temp);
   try {
-    await pipeline(await open(), verifying(blob.digest, blob.describe, blob.size), createWriteStream(temp));
+    await pipeline(await open(), verifying(blob.digest, blob.describe, blob.size), file);
   } catch (err) {
-    await rm(temp, { force: true });
+    // The bytes may fail their check before the file is even open (more than the size at once).
+    await removeWhenClosed(file, temp);
     throw err instanceof GantryError ? err : ioError(`the blob store ${store.root}`, err);
   }
   await store.commit(temp, blob.digest);

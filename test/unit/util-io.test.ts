@@ -1,0 +1,58 @@
+/**
+ * util/io.ts's removeWhenClosed: a write stream destroyed before its file is open still
+ * opens, and so creates, the file; a failed write must leave nothing behind all the same.
+ * The stream here opens its file late (as a busy thread pool would), so removing the path
+ * at once, without waiting for the stream, leaves the file there.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { createWriteStream } from "node:fs";
+import { access } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { removeWhenClosed } from "../../src/util/io.js";
+import { tmpDir } from "../helpers/tmp.js";
+
+/** A write stream to `path` whose open(2) is started only after `delayMs`. */
+function lateOpening(path: string, delayMs: number): ReturnType<typeof createWriteStream> {
+  const lateOpen = (...args: unknown[]): void => {
+    setTimeout(() => (fs.open as (...a: unknown[]) => void)(...args), delayMs);
+  };
+  // Node's stream takes its file calls from `fs` as a whole: the rest are the real ones.
+  const calls = { open: lateOpen, close: fs.close, write: fs.write, writev: fs.writev };
+  return createWriteStream(path, { fs: calls } as Parameters<typeof createWriteStream>[1]);
+}
+
+const exists = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
+
+test("a write stream destroyed before its file opened: the file is removed once the stream has closed", async (t) => {
+  const dir = await tmpDir(t);
+  const path = join(dir, "blob.tmp");
+  const stream = lateOpening(path, 40);
+  stream.on("error", () => {});
+  stream.destroy(new Error("the bytes failed their check"));
+  await removeWhenClosed(stream, path);
+  await sleep(80);
+  assert.equal(await exists(path), false, "the late open created the file after it was removed");
+});
+
+test("a write stream never destroyed is destroyed, closed, and its file removed", async (t) => {
+  const dir = await tmpDir(t);
+  const path = join(dir, "blob.tmp");
+  const stream = lateOpening(path, 20);
+  await removeWhenClosed(stream, path);
+  assert.equal(stream.closed, true);
+  await sleep(60);
+  assert.equal(await exists(path), false);
+});
+
+test("a stream already closed: the file is removed at once", async (t) => {
+  const dir = await tmpDir(t);
+  const path = join(dir, "blob.tmp");
+  const stream = createWriteStream(path);
+  stream.end("bytes");
+  await new Promise<void>((resolve) => stream.on("close", () => resolve()));
+  await removeWhenClosed(stream, path);
+  assert.equal(await exists(path), false);
+});
