@@ -1,4 +1,4 @@
-import { counting, fileWriter, READ_CHUNK } from "../util/io.js";
+import { counting, READ_CHUNK } from "../util/io.js";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AbortedError, IoError } from "../model/errors.js";
@@ -8,7 +8,7 @@ import type { LayerEntry } from "../layer/differ.js";
 import type { FileContent } from "../layer/file-content.js";
 import { approximateTarSize, tarStream, writeTar } from "../layer/tar-writer.js";
 import { hashFileSync } from "../layer/hash-file.js";
-import { writeFileAtomically } from "../util/atomic.js";
+import { writeStreamAtomically } from "../util/atomic.js";
 import { byteMeter, type ProgressListener } from "../model/progress.js";
 import { FileTarSink } from "../tar/file-sink.js";
 import { NotInPlaceError } from "../tar/sink.js";
@@ -172,8 +172,8 @@ export async function writeTarTo(dest: string, entries: readonly ArchiveEntry[],
   } else {
     // The bytes are hashed as they are written only when there is a record to make of them.
     const hash = identity ? newHasher() : undefined;
-    await writeFileAtomically(dest, async (tmp) => {
-      bytes = await writeTarArchive(entries, fileWriter(tmp), { ...tarOpts, onChunk: hash && ((chunk) => hash.update(chunk)) });
+    await writeStreamAtomically(dest, async (out) => {
+      bytes = await writeTarArchive(entries, out, { ...tarOpts, onChunk: hash && ((chunk) => hash.update(chunk)) });
     });
     digest = hash && hasherDigest(hash);
   }

@@ -3,13 +3,12 @@ import { makeTempDir } from "../util/temp-names.js";
 import { basename, dirname, join } from "node:path";
 import { tmpdir } from "node:os";
 import { pipeline } from "node:stream/promises";
-import { fileWriter } from "../util/io.js";
 import { ioError } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
 import { mergedTree } from "../layer/merged-tree.js";
 import type { FileTree } from "../layer/tree.js";
 import { tarStream } from "../layer/tar-writer.js";
-import { writeFileAtomically } from "../util/atomic.js";
+import { writeStreamAtomically } from "../util/atomic.js";
 import { planHardlinks } from "./hardlinks.js";
 import { streamSurvivingFiles } from "./layer-files.js";
 import { DirectoryWriter } from "./dir-writer.js";
@@ -61,7 +60,7 @@ export async function writeTar(layers: readonly Layer[], tree: FileTree, output:
     const entries = writer.entries(tree, links);
     const tar = () => tarStream(entries, signal ? { signal } : {});
     if (output === STDOUT) await pipeline(tar(), process.stdout);
-    else await writeFileAtomically(output, async (temp) => { await pipeline(tar(), fileWriter(temp)); });
+    else await writeStreamAtomically(output, async (out) => { await pipeline(tar(), out); });
   } finally {
     await rm(spool, { recursive: true, force: true });
   }

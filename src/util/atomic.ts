@@ -1,9 +1,10 @@
 import { open, rename, rm, stat } from "node:fs/promises";
 import { makeTempDir, ownerTag, sweepStale } from "./temp-names.js";
-import { createWriteStream, type WriteStream } from "node:fs";
+import type { WriteStream } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ioError } from "../model/errors.js";
+import { fileWriter, removeWhenClosed } from "./io.js";
 
 /**
  * Atomic outputs: every command writes beside its destination under a hidden
@@ -31,8 +32,6 @@ function tempNameBeside(dest: string): string {
 export interface AtomicFile {
   /** Where to write. */
   readonly path: string;
-  /** A new write stream to `path`, truncating what was written before. */
-  stream(): WriteStream;
   /** Rename into place. */
   commit(): Promise<void>;
   /** Remove the temporary file; safe to call after commit (does nothing then). */
@@ -54,7 +53,6 @@ export async function atomicFile(dest: string): Promise<AtomicFile> {
   }
   return {
     path,
-    stream: () => createWriteStream(path, { flags: "w" }),
     // No fsync: what atomicity promises is that a command that fails or is interrupted
     // leaves DEST as it was, which the rename gives; forcing hundreds of megabytes to disk
     // before it (as tar, cp, skopeo and docker save do not) doubled the time of large writes.
@@ -78,6 +76,26 @@ export async function writeFileAtomically(dest: string, fill: (tempPath: string)
   try {
     await fill(f.path);
     await f.commit();
+  } finally {
+    await f.discard();
+  }
+}
+
+/**
+ * writeFileAtomically for a stream: `fill(out)` writes into a write stream to the temporary
+ * file (made by `openStream`, fileWriter by default). On failure the stream is closed before the
+ * file is removed: one destroyed before its file was open would still open, and so create,
+ * the file beside `dest` after the removal (removeWhenClosed).
+ */
+export async function writeStreamAtomically(dest: string, fill: (out: WriteStream) => Promise<void>, openStream: (path: string) => WriteStream = fileWriter): Promise<void> {
+  const f = await atomicFile(dest);
+  const out = openStream(f.path);
+  try {
+    await fill(out);
+    await f.commit();
+  } catch (err) {
+    await removeWhenClosed(out, f.path);
+    throw err;
   } finally {
     await f.discard();
   }

@@ -1,6 +1,7 @@
 /**
- * util/io.ts's removeWhenClosed: a write stream destroyed before its file is open still
- * opens, and so creates, the file; a failed write must leave nothing behind all the same.
+ * util/io.ts's removeWhenClosed and util/atomic.ts's writeStreamAtomically: a write stream
+ * destroyed before its file is open still opens, and so creates, the file; a failed write
+ * must leave nothing behind all the same (beside an output: no temporary file).
  * The stream here opens its file late (as a busy thread pool would), so removing the path
  * at once, without waiting for the stream, leaves the file there.
  */
@@ -8,10 +9,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { createWriteStream } from "node:fs";
-import { access } from "node:fs/promises";
+import { access, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { removeWhenClosed } from "../../src/util/io.js";
+import { writeStreamAtomically } from "../../src/util/atomic.js";
 import { tmpDir } from "../helpers/tmp.js";
 
 /** A write stream to `path` whose open(2) is started only after `delayMs`. */
@@ -55,4 +57,18 @@ test("a stream already closed: the file is removed at once", async (t) => {
   await new Promise<void>((resolve) => stream.on("close", () => resolve()));
   await removeWhenClosed(stream, path);
   assert.equal(await exists(path), false);
+});
+
+test("an output whose bytes fail before its temporary file opened: the output as it was, nothing beside it", async (t) => {
+  const dir = await tmpDir(t);
+  const dest = join(dir, "out.tar");
+  await writeFile(dest, "the old archive");
+  const failing = writeStreamAtomically(dest, async (out) => {
+    out.destroy(new Error("a layer could not be read"));
+    throw new Error("a layer could not be read");
+  }, (path) => lateOpening(path, 40));
+  await assert.rejects(failing, /a layer could not be read/);
+  await sleep(80);
+  assert.deepEqual(await readdir(dir), ["out.tar"]);
+  assert.equal(await readFile(dest, "utf8"), "the old archive");
 });
