@@ -21,13 +21,17 @@ const HIDE_CURSOR = `${ESC}[?25l`;
 const SHOW_CURSOR = `${ESC}[?25h`;
 const SUMMARY = /^built progress:1 sha256:[0-9a-f]{64} [\d.]+ (kB|MB), 1 layer \((\d) new, (\d) cached, 0 base\) in [\d.]+ s -> \S+out\.tar$/m;
 
-/** A spec whose one layer takes a moment to pack: 24 MB that gzip cannot shrink, at level 9. */
-async function slowSpec(t: TestContext): Promise<{ dir: string; spec: string; out: string }> {
+/**
+ * A spec whose one layer takes a moment to pack: 24 MB that gzip cannot shrink, at level 9;
+ * or, for a transfer to take a moment on loopback, where 25 MB went in 0.1 s, before a bar
+ * was ever drawn: more megabytes at a level that packs them quickly.
+ */
+async function slowSpec(t: TestContext, { megabytes = 24, level = 9 } = {}): Promise<{ dir: string; spec: string; out: string }> {
   const dir = await tmpDir(t, "gantry-progress-");
   await mkdir(join(dir, "root", "data"), { recursive: true });
-  await writeFile(join(dir, "root", "data", "noise.bin"), randomBytes(24 * 1024 * 1024));
+  await writeFile(join(dir, "root", "data", "noise.bin"), randomBytes(megabytes * 1024 * 1024));
   const spec = join(dir, "spec.json");
-  await writeFile(spec, JSON.stringify({ name: "progress", tag: "1", copyToRoot: ["./root"], compressionLevel: 9 }));
+  await writeFile(spec, JSON.stringify({ name: "progress", tag: "1", copyToRoot: ["./root"], compressionLevel: level }));
   return { dir, spec, out: join(dir, "out.tar") };
 }
 
@@ -107,7 +111,7 @@ test("on a terminal, a push draws a bar per layer sent and a pull one per layer 
   requireTools("script", "docker-registry");
   const registry = await startRegistry();
   t.after(() => registry.stop());
-  const { dir, spec } = await slowSpec(t);
+  const { dir, spec } = await slowSpec(t, { megabytes: 128, level: 1 });
   const env = { GANTRY_CACHE: join(dir, "cache") };
   const push = await runGantryOnTty(["build", spec, "-o", `docker://${registry.host}/progress:1`], { cwd: dir, env });
   const pushed = push.stdout.toString("utf8");
