@@ -8,6 +8,7 @@ import { cp, mkdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { settleDisk } from "./lib.js";
 
 export const repo = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -16,7 +17,7 @@ export interface Timed { seconds: number; rssKb: number; stdout: string; stderr:
 /** Runs a shell command under GNU time; its wall time, peak RSS and output. */
 export function timed(script: string, env: NodeJS.ProcessEnv = process.env): Timed {
   const rssFile = join(tmpdir(), `gantry-bench-rss-${process.pid}`);
-  spawnSync("sync"); // untimed, as in lib.ts's timeShell: no contender pays for the one before
+  settleDisk();
   const t0 = process.hrtime.bigint();
   const r = spawnSync("/usr/bin/time", ["-f", "%M", "-o", rssFile, "bash", "-o", "pipefail", "-c", script], { env, encoding: "utf8", maxBuffer: 1 << 24 });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;

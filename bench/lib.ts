@@ -44,13 +44,17 @@ export async function copySome(from: string, to: string, budget: number, state: 
 }
 
 /**
- * Runs a bash script, returning its wall time in seconds; throws when it fails. What the
- * commands before it left to write goes to disk first, untimed: right after `buildah rm` of
- * 100,000 files, the next contender's first build took 5.5–8.9 s instead of 4.9–5.6 s,
- * a third of it in the kernel.
+ * Before a timed command: what the commands before it left to write goes to disk, untimed.
+ * Right after `buildah rm` of 100,000 files, the next contender's first build took 5.5–8.9 s
+ * instead of 4.9–5.6 s, a third of it in the kernel.
  */
-export function timeShell(script: string, env?: NodeJS.ProcessEnv): number {
+export function settleDisk(): void {
   spawnSync("sync");
+}
+
+/** Runs a bash script (after settleDisk), returning its wall time in seconds; throws when it fails. */
+export function timeShell(script: string, env?: NodeJS.ProcessEnv): number {
+  settleDisk();
   const t0 = process.hrtime.bigint();
   const r = spawnSync("bash", ["-o", "pipefail", "-c", script], { stdio: ["ignore", "ignore", "inherit"], env: env ?? process.env });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;

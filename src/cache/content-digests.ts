@@ -53,11 +53,14 @@ interface StatRow {
  */
 export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, onStat?: StatVisitor, defer = false): Promise<KeyWalk> {
   if (stat === undefined) return { tree: await walkSources(sources, { signal, fingerprint: true, onStat }) };
-  // Made before the walk: its start is the time the stat index records every digest at (the
-  // racy rule), packing's reads included. Its workers start only once files are queued.
-  const prehashed: Prehashed = { known: new Map(), unvouched: new Map(), queue: new HashQueue() };
-  // Only the tree is held while the layer is packed, not a row per file.
-  if (defer) return { tree: await walkSources(sources, { signal, fingerprint: true, onStat }), prehashed: { ...prehashed, untriaged: true } };
+  // Made before the walk: its queue's start is the time the stat index records every digest
+  // at (the racy rule), packing's reads included. Its workers start only once files are queued.
+  const prehashed = newPrehashed();
+  if (defer) {
+    // Only the tree is held while the layer is packed, not a row per file.
+    prehashed.untriaged = true;
+    return { tree: await walkSources(sources, { signal, fingerprint: true, onStat }), prehashed };
+  }
   const tables = await tablesOf(sources, stat);
   const onFile = (hostPath: string, size: number, fingerprint: HostFingerprint): void => {
     triage(prehashed, hostPath, size, statRow(hostPath, fingerprint, sources, tables));
@@ -81,7 +84,7 @@ export async function contentDigests(tree: SourceTree, sources: readonly SourceS
   // A walk that prehashed has triaged every file it found; a tree walked without (or one
   // that deferred) does so here.
   const triaged = prehashed !== undefined && prehashed.untriaged === undefined ? prehashed
-    : await triageTree(tree, sources, stat, prehashed?.queue ?? new HashQueue(), learnt);
+    : await triageTree(tree, sources, stat, prehashed ?? newPrehashed(), learnt);
   const { known: digests, unvouched, queue } = triaged;
   await queue.finish(signal, digests);
   for (const [host, row] of unvouched) row?.table.record(row.path, row.fingerprint, digests.get(host)!, queue.startedAtNs);
@@ -92,13 +95,16 @@ export async function contentDigests(tree: SourceTree, sources: readonly SourceS
   return { digests, hashed };
 }
 
+function newPrehashed(): Prehashed {
+  return { known: new Map(), unvouched: new Map(), queue: new HashQueue() };
+}
+
 /**
- * Sorts the files of a tree walked without a stat index at hand (or whose walk deferred),
- * as walkAndPrehash does during its walk, into `queue` (made before the walk).
+ * Sorts the files of a tree walked without a stat index at hand (or whose walk deferred)
+ * into `out`, as walkAndPrehash does during its walk.
  */
-async function triageTree(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, queue: HashQueue, learnt: ReadonlyMap<string, Digest> | undefined): Promise<Prehashed> {
+async function triageTree(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, out: Prehashed, learnt: ReadonlyMap<string, Digest> | undefined): Promise<Prehashed> {
   const tables = stat === undefined ? undefined : await tablesOf(sources, stat);
-  const out: Prehashed = { known: new Map(), unvouched: new Map(), queue };
   for (const [path, node] of tree.entries()) {
     if (node.type !== "file" || node.hostPath === undefined) continue;
     const fingerprint = tree.fingerprints.get(path);
@@ -125,11 +131,7 @@ function triage(into: Prehashed, hostPath: string, size: number, row: StatRow | 
   else into.queue.add({ path: hostPath, size });
 }
 
-/**
- * Whether no key was ever made from where these sources are (no table of theirs is known):
- * a first build from there. Reading every file for the key would then buy a cache hit only
- * for the same files built from elsewhere (a moved checkout), at the cost of reading them all twice.
- */
+/** Whether no key was ever made from where these sources are: no table of theirs is known. */
 export async function neverBuiltFrom(sources: readonly SourceSpec[], stat: StatIndex): Promise<boolean> {
   for (const table of (await tablesOf(sources, stat)).values()) if (table.known) return false;
   return true;

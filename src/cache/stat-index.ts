@@ -1,11 +1,10 @@
-import { createWriteStream } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { join } from "node:path";
 import { digestHex, sha256, type Digest } from "../model/digest.js";
 import { fingerprintCtimeNs, type HostFingerprint } from "../layer/sources.js";
-import { writeFileAtomically } from "../util/atomic.js";
+import { writeStreamAtomically } from "../util/atomic.js";
 import { touchUsed } from "./prune.js";
 
 /**
@@ -167,7 +166,7 @@ export class StatIndex {
       if (!table.changed) continue;
       try {
         await mkdir(this.root, { recursive: true });
-        await writeFileAtomically(this.fileOf(table.dir), (temp) => pipeline(Readable.from(table.serialize()), createWriteStream(temp)));
+        await writeStreamAtomically(this.fileOf(table.dir), (out) => pipeline(Readable.from(table.serialize()), out));
         table.changed = false;
       } catch {
         // The next build hashes these files again.

@@ -94,10 +94,9 @@ export async function writeStreamAtomically(dest: string, fill: (out: WriteStrea
     await fill(out);
     await f.commit();
   } catch (err) {
+    // In place of f.discard(), which removes the file without waiting for the stream.
     await removeWhenClosed(out, f.path);
     throw err;
-  } finally {
-    await f.discard();
   }
 }
 
