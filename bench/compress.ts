@@ -25,7 +25,8 @@ import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { compressor } from "../src/compression/compression.js";
-import { createParallelGzip, defaultGzipThreads, DEFAULT_PARALLEL_AFTER } from "../src/compression/parallel-gzip.js";
+import { createParallelGzip, DEFAULT_PARALLEL_AFTER } from "../src/compression/parallel-gzip.js";
+import { defaultCompressionThreads } from "../src/compression/parallel-blocks.js";
 import { copySome, has, mb, printTable, timeAsync, timeShell, type Row } from "./lib.js";
 
 const source = process.argv[2] ?? "/usr/lib";
@@ -69,7 +70,7 @@ async function fastest(measure: () => Promise<Measured> | Measured): Promise<Mea
 async function largeTable(tar: string, work: string): Promise<void> {
   const out = (name: string): string => join(work, name);
   const rows: Measured[] = [];
-  const threads = defaultGzipThreads();
+  const threads = defaultCompressionThreads();
   rows.push(await fastest(() => timeNode(`gantry gzip -6 (${threads} threads)`, tar, out("gantry.gz"), () => compressor("gzip", 6))));
   rows.push(await fastest(() => timeNode("gantry gzip -6, 1 thread", tar, out("gantry1.gz"), () => createParallelGzip({ level: 6, threads: 1 }))));
   rows.push(await fastest(() => timeNode("node createGzip -6", tar, out("node.gz"), () => createGzip({ level: 6, chunkSize: 64 * 1024 }))));

@@ -1,10 +1,9 @@
 import { PassThrough, type Duplex, type Transform } from "node:stream";
-import { availableParallelism } from "node:os";
 import type { Compression } from "../model/mediatypes.js";
 import type { ExpansionBound } from "./expansion.js";
 import { StrictGunzip } from "./gunzip-stream.js";
 import { createParallelGzip } from "./parallel-gzip.js";
-import { zstdModule } from "./zstd-module.js";
+import { createParallelZstd } from "./parallel-zstd.js";
 import { ZstdDecompressor } from "./zstd-stream.js";
 
 /**
@@ -32,9 +31,6 @@ export function sniffCompression(head: Buffer): Compression {
 export const DEFAULT_GZIP_LEVEL = 4;
 /** zstd's own default, what `zstd` and containerd use. */
 export const DEFAULT_ZSTD_LEVEL = 3;
-/** The input each zstd worker compresses at a time. */
-const ZSTD_JOB_SIZE = 2 * 1024 * 1024;
-
 /** The levels each compressor takes (zstd's negative "fast" levels are left out). */
 export const LEVELS: Record<Exclude<Compression, "none">, { min: number; max: number }> = {
   gzip: { min: 1, max: 9 },
@@ -50,17 +46,9 @@ export function compressor(kind: Compression, level?: number, threads?: number):
     case "gzip":
       // Fixed-size blocks deflated on every core, one gzip member with a fixed header (see parallel-gzip.ts).
       return createParallelGzip({ level: level ?? DEFAULT_GZIP_LEVEL, ...(threads !== undefined ? { threads } : {}) });
-    case "zstd": {
-      // zstd's own worker threads: its output is the same for any number of workers from one
-      // up (zero is another mode, with other bytes), so at least one is always asked for.
-      return new (zstdModule().CompressStream)({
-        compressionLevel: level ?? DEFAULT_ZSTD_LEVEL,
-        nbWorkers: Math.max(1, threads ?? zstdWorkers()),
-        // Fixed, so part of the format like the level: zstd's default (4 windows) held 50 MiB
-        // more at level 3 for 0.7% of size (bench/README.md, peak RSS).
-        jobSize: ZSTD_JOB_SIZE,
-      });
-    }
+    case "zstd":
+      // Fixed-size frames compressed on every core and concatenated (see parallel-zstd.ts).
+      return createParallelZstd({ level: level ?? DEFAULT_ZSTD_LEVEL, ...(threads !== undefined ? { threads } : {}) });
     case "none":
       return new PassThrough();
   }
@@ -68,16 +56,11 @@ export function compressor(kind: Compression, level?: number, threads?: number):
 
 /**
  * Whether `compressor(kind)` is done with a written chunk once its write calls back, so the
- * writer may fill the same buffer again: the gzip stream copies its input into its blocks
- * and zstd-napi compresses it before calling back; "none" passes the chunk itself on.
+ * writer may fill the same buffer again: the gzip and zstd streams copy their input into
+ * their blocks; "none" passes the chunk itself on.
  */
 export function compressorConsumesInput(kind: Compression): boolean {
   return kind !== "none";
-}
-
-/** zstd's worker threads: every core, at least one (the mode whose bytes are independent of the count). */
-export function zstdWorkers(): number {
-  return Math.max(1, Math.min(availableParallelism(), 8));
 }
 
 /**

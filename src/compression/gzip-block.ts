@@ -1,4 +1,5 @@
 import * as zlib from "node:zlib";
+import type { BlockJob } from "./block-job.js";
 
 /**
  * The block format of gantry's gzip output, shared by the calling thread and the
@@ -28,18 +29,6 @@ export const DICTIONARY_SIZE = 32 * 1024;
  * output buffer exactly, zlib is called again and writes a second, empty marker.
  */
 const OUTPUT_BUFFER_SIZE = BLOCK_SIZE + (BLOCK_SIZE >> 8) + 1024;
-
-/** One block to deflate, as the calling thread passes it to deflateBlock or a worker. */
-export interface BlockJob {
-  /** At most BLOCK_SIZE bytes; less only for the last block. */
-  input: Uint8Array;
-  /** The DICTIONARY_SIZE bytes of input before this block; absent for the first. */
-  dictionary: Uint8Array | undefined;
-  /** The final block of the input: it ends with Z_FINISH instead of a sync flush. */
-  last: boolean;
-  /** The deflate level, the same for every block of a stream. */
-  level: number;
-}
 
 /** Deflates one block (raw deflate, no header) as the format above says. */
 export function deflateBlock(job: BlockJob): Buffer {

@@ -132,14 +132,14 @@ test("a reader that stops reading stops the writes: memory stays bounded by the 
 });
 
 test("when the workers cannot start, the calling thread deflates and the bytes are the same", async (t) => {
-  // A copy of the modules without gzip-worker.js, as a bundle that left it behind would be.
+  // A copy of the modules without block-worker.js, as a bundle that left it behind would be.
   const dir = await tmpDir(t);
   const dist = fileURLToPath(new URL("../../src", import.meta.url));
   await mkdir(join(dir, "compression"), { recursive: true });
   await mkdir(join(dir, "model"), { recursive: true });
   await mkdir(join(dir, "util"), { recursive: true });
   await writeFile(join(dir, "package.json"), '{ "type": "module" }');
-  for (const file of ["compression/parallel-gzip.js", "compression/gzip-block.js", "compression/gzip-pool.js", "model/errors.js", "util/loaned-buffers.js"]) {
+  for (const file of ["compression/parallel-gzip.js", "compression/parallel-blocks.js", "compression/block-job.js", "compression/gzip-block.js", "compression/zstd-block.js", "compression/zstd-module.js", "compression/block-pool.js", "model/errors.js", "util/loaned-buffers.js"]) {
     await copyFile(join(dist, file), join(dir, file));
   }
   const moved = (await import(join(dir, "compression/parallel-gzip.js"))) as { createParallelGzip: typeof createParallelGzip };

@@ -1,11 +1,11 @@
 import { Worker } from "node:worker_threads";
 import { AbortedError, IoError } from "../model/errors.js";
-import type { BlockJob } from "./gzip-block.js";
-import type { WorkerMessage } from "./gzip-worker.js";
+import type { BlockJob } from "./block-job.js";
+import type { WorkerMessage } from "./block-worker.js";
 
 /**
- * A fixed set of worker threads that deflate gzip blocks, one job per worker at a time,
- * jobs started in the order they were given. Each gzip stream owns its pool and closes
+ * A fixed set of worker threads that compress blocks (block-job.ts), one job per worker at
+ * a time, jobs started in the order they were given. Each compressing stream owns its pool and closes
  * it when it ends or is destroyed. A worker takes jobs once it says it is loaded (about
  * 60–80 ms after it is made); `ready` tells whether any has.
  *
@@ -13,11 +13,11 @@ import type { WorkerMessage } from "./gzip-worker.js";
  * alive, while a worker with a job does, so a pending result is never lost to an exit.
  */
 
-/** The pool cannot deflate (a worker failed to start or died): the job can be done elsewhere. */
-export class DeflatePoolFailure extends Error {
+/** The pool cannot compress (a worker failed to start or died): the job can be done elsewhere. */
+export class BlockPoolFailure extends Error {
   constructor(options: { cause: unknown }) {
-    super("a gzip deflate worker failed", options);
-    this.name = "DeflatePoolFailure";
+    super("a compression worker failed", options);
+    this.name = "BlockPoolFailure";
   }
 }
 
@@ -34,14 +34,14 @@ interface Slot {
 }
 
 // Spelled from the compression folder so that it resolves the same from the CLI bundle (dist/src/cli).
-const WORKER_URL = new URL("../compression/gzip-worker.js", import.meta.url);
+const WORKER_URL = new URL("../compression/block-worker.js", import.meta.url);
 
 /**
- * `threads` deflate workers, started at construction, running jobs in the order given. A job fails with
- * an IoError when zlib fails it, with DeflatePoolFailure (as does every job then pending) when a worker
+ * `threads` compression workers, started at construction, running jobs in the order given. A job fails with
+ * an IoError when the compressor fails it, with BlockPoolFailure (as does every job then pending) when a worker
  * breaks, with an AbortedError once the pool is broken or closed. Its owner must `close` it.
  */
-export class DeflatePool {
+export class BlockPool {
   private readonly slots: Slot[] = [];
   private readonly queue: QueuedJob[] = [];
   private closed = false;
@@ -55,11 +55,11 @@ export class DeflatePool {
     return !this.closed && this.slots.some((slot) => slot.ready);
   }
 
-  /** Deflates `job` on a worker. Rejects with DeflatePoolFailure if the pool broke. */
+  /** Compresses `job` on a worker. Rejects with BlockPoolFailure if the pool broke. */
   run(job: BlockJob): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       if (this.closed) {
-        reject(new AbortedError(undefined, "the gzip stream was closed before a block was compressed"));
+        reject(new AbortedError(undefined, "the compressing stream was closed before a block was compressed"));
         return;
       }
       this.queue.push({ job, resolve, reject });
@@ -70,7 +70,7 @@ export class DeflatePool {
   /** Stops every worker; jobs not yet answered are rejected. */
   async close(): Promise<void> {
     this.closed = true;
-    this.rejectAll(new AbortedError(undefined, "the gzip stream was closed before a block was compressed"));
+    this.rejectAll(new AbortedError(undefined, "the compressing stream was closed before a block was compressed"));
     // Idle workers are unreferenced; referenced while they terminate, so the process waits
     // for them and a destroyed stream still gets to emit 'close'.
     await Promise.all(this.slots.map((slot) => {
@@ -98,7 +98,7 @@ export class DeflatePool {
     });
     worker.on("error", (err) => this.fail(err));
     worker.on("exit", (code) => {
-      if (!this.closed) this.fail(new Error(`a gzip worker exited with code ${code}`));
+      if (!this.closed) this.fail(new Error(`a compression worker exited with code ${code}`));
     });
     // After the listeners: adding a message listener refs the worker again.
     worker.unref();
@@ -112,8 +112,8 @@ export class DeflatePool {
       if (next === undefined) return;
       slot.current = next;
       slot.worker.ref();
-      // The block is in shared memory (parallel-gzip.ts): the worker reads it where it is, and
-      // the caller still has it, to deflate it itself if the pool breaks.
+      // The block is in shared memory (parallel-blocks.ts): the worker reads it where it is, and
+      // the caller still has it, to compress it itself if the pool breaks.
       slot.worker.postMessage(next.job);
     }
   }
@@ -124,7 +124,7 @@ export class DeflatePool {
     slot.worker.unref();
     if (done !== undefined) {
       if ("output" in reply) done.resolve(Buffer.from(reply.output.buffer, reply.output.byteOffset, reply.output.byteLength));
-      else done.reject(new IoError(`gzip compression of a layer block failed: ${reply.error}`));
+      else done.reject(new IoError(`${done.job.format === "zstd" ? "zstd" : "gzip"} compression of a layer block failed: ${reply.error}`));
     }
     this.dispatch();
   }
@@ -132,7 +132,7 @@ export class DeflatePool {
   private fail(cause: unknown): void {
     if (this.closed) return;
     this.closed = true;
-    this.rejectAll(new DeflatePoolFailure({ cause }));
+    this.rejectAll(new BlockPoolFailure({ cause }));
     for (const slot of this.slots) void slot.worker.terminate();
   }
 

@@ -1,12 +1,12 @@
 import { parentPort } from "node:worker_threads";
-import { deflateBlock, type BlockJob } from "./gzip-block.js";
+import { compressBlock, type BlockJob } from "./block-job.js";
 
 /**
- * A deflate worker of the gzip pool (gzip-pool.ts): says `{ ready }` once loaded, then
+ * A compression worker of a block pool (block-pool.ts): says `{ ready }` once loaded, then
  * receives one BlockJob at a time and answers `{ output }` or `{ error }`.
  */
 
-/** What a deflate worker posts: once ready, then one output (or error) for each BlockJob it was sent. */
+/** What a compression worker posts: once ready, then one output (or error) for each BlockJob it was sent. */
 export type WorkerMessage = { ready: true } | { output: Uint8Array } | { error: string };
 
 const port = parentPort;
@@ -14,13 +14,13 @@ if (port !== null) {
   port.on("message", (job: BlockJob) => {
     let output: Buffer;
     try {
-      output = deflateBlock(job);
+      output = compressBlock(job);
     } catch (err) {
       port.postMessage({ error: err instanceof Error ? err.message : String(err) } satisfies WorkerMessage);
       return;
     }
     // Posting a Buffer copies its whole ArrayBuffer; hand that buffer over instead when
-    // the output owns it (zlib's output buffer is larger than Buffer's shared pool slab).
+    // the output owns it (it is larger than Buffer's shared pool slab).
     const owned = output.buffer.byteLength > Buffer.poolSize;
     port.postMessage({ output } satisfies WorkerMessage, owned ? [output.buffer as ArrayBuffer] : []);
   });

@@ -1,0 +1,247 @@
+import { availableParallelism } from "node:os";
+import { Transform, type TransformCallback } from "node:stream";
+import { UnsupportedError } from "../model/errors.js";
+import { compressBlock, type BlockFormatName, type BlockJob } from "./block-job.js";
+import { BlockPool, BlockPoolFailure } from "./block-pool.js";
+import { lend } from "../util/loaned-buffers.js";
+
+/**
+ * Compression on several cores with bytes that depend on the input, the format and the
+ * level alone: gzip (parallel-gzip.ts) and zstd (parallel-zstd.ts) both cut their input into
+ * fixed-size blocks, compress each on its own (on worker threads once the input is large
+ * enough to pay for starting them, on the calling thread before that), and write the
+ * results in input order between the format's header and trailer. Which thread compressed a
+ * block never shows in the output, so the thread count, the timing and the switch to
+ * workers leave the bytes unchanged.
+ *
+ * Memory stays bounded: at most 2 × threads blocks are out for compression at once; a
+ * further block waits until the oldest is written out, and writes wait, as for any
+ * Transform, while the reader is behind.
+ */
+
+/** More threads than this gain little on one layer and crowd out hashing and reading. */
+const MAX_DEFAULT_THREADS = 8;
+
+/** How a format cuts and frames its blocks. */
+export interface BlockFormat {
+  name: BlockFormatName;
+  /** Input per block; the block size is part of the format, never a matter of threads. */
+  blockSize: number;
+  /** Input before a block it is primed with (deflate's window); 0 when blocks are independent. */
+  dictionarySize: number;
+  /** Input compressed on the calling thread before the workers start, unless told otherwise. */
+  parallelAfter: number;
+  /** The level as the compressor takes it; throws an UnsupportedError for one it does not take. */
+  checkLevel(level: number): number;
+  /** What precedes the first block's output. */
+  header?(level: number): Buffer;
+  /** What follows the last block's output, from the crc32 and length of the whole input. */
+  trailer?(crc: number, length: number): Buffer;
+  /** The running crc32 the trailer needs. */
+  crc32?(data: Uint8Array, crc: number): number;
+}
+
+/** Options for a parallel compressor: only `level` changes the output bytes. */
+export interface ParallelOptions {
+  /** The compressor's level (see the format's checkLevel). */
+  level: number;
+  /** Worker threads; 0 compresses every block on the calling thread. Default: the cores available, at most 8. */
+  threads?: number;
+  /** Input bytes compressed on the calling thread before the workers start. Default: the format's. */
+  parallelAfter?: number;
+}
+
+/** The worker threads a compressing stream uses unless told: the cores available, at least 1 and at most 8. */
+export function defaultCompressionThreads(): number {
+  return Math.max(1, Math.min(availableParallelism(), MAX_DEFAULT_THREADS));
+}
+
+/**
+ * Where a block's bytes and its dictionary live: shared memory, which a worker reads in place
+ * rather than getting a copy. Copies would be garbage in the worker's heap, and V8 collects
+ * such external memory only every few tens of MiB, per worker: peak RSS grew by 100 MiB.
+ * Slots go round: a slot is filled again once its block's output is written.
+ */
+interface Slot {
+  data: Buffer;
+  dictionary: Buffer | undefined;
+}
+
+function newSlot(format: BlockFormat): Slot {
+  return {
+    data: Buffer.from(new SharedArrayBuffer(format.blockSize)),
+    dictionary: format.dictionarySize > 0 ? Buffer.from(new SharedArrayBuffer(format.dictionarySize)) : undefined,
+  };
+}
+
+/** A block given out for compression, whose result is written once every earlier one is. */
+interface PendingBlock {
+  result: Promise<Buffer>;
+  settled: boolean;
+  slot: Slot;
+}
+
+function track(result: Promise<Buffer>, slot: Slot): PendingBlock {
+  const pending: PendingBlock = { result, settled: false, slot };
+  // Also keeps a failure that nobody awaits yet (the stream may be destroyed first) from counting as unhandled.
+  result.then(() => { pending.settled = true; }, () => { pending.settled = true; });
+  return pending;
+}
+
+/**
+ * Compresses on the calling thread in a later turn of the event loop, so that a source that
+ * never waits for I/O still lets timers, I/O and the workers' messages through between blocks.
+ */
+function compressSoon(job: BlockJob): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    setImmediate(() => {
+      try {
+        resolve(compressBlock(job));
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
+}
+
+function checkCount(format: BlockFormat, value: number, what: string): number {
+  if (!Number.isInteger(value) || value < 0) {
+    throw new UnsupportedError(`${format.name === "deflate" ? "gzip" : "zstd"} ${what} ${value} is not supported: use a whole number, 0 or more`);
+  }
+  return value;
+}
+
+/** A compressing stream of `format`, as described above. Throws an UnsupportedError for options out of range. */
+export class ParallelBlockCompressor extends Transform {
+  private readonly level: number;
+  private readonly threads: number;
+  private readonly parallelAfter: number;
+  /** How many blocks may be out for compression or waiting to be written. */
+  private readonly window: number;
+
+  /** The slot being filled; its dictionary holds the end of the block before (when there is one). */
+  private slot: Slot;
+  /** Slots of blocks already written out. */
+  private readonly spare: Slot[] = [];
+  private filled = 0;
+  private hasDictionary = false;
+  private crc = 0;
+  private length = 0;
+  private readonly pending: PendingBlock[] = [];
+  private headerWritten = false;
+  private pool: BlockPool | undefined;
+  /** Workers are started once per stream; after a failure the calling thread compresses the rest. */
+  private poolTried = false;
+
+  constructor(private readonly format: BlockFormat, options: ParallelOptions) {
+    super({ readableHighWaterMark: Math.min(format.blockSize, 1024 * 1024) });
+    this.level = format.checkLevel(options.level);
+    this.threads = checkCount(format, options.threads ?? defaultCompressionThreads(), "thread count");
+    this.parallelAfter = checkCount(format, options.parallelAfter ?? format.parallelAfter, "parallel threshold");
+    this.window = 2 * Math.max(1, this.threads);
+    this.slot = newSlot(format);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.ingest(chunk).then(() => callback(), callback);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.finish().then(() => callback(), callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.pending.length = 0;
+    const pool = this.pool;
+    this.pool = undefined;
+    if (pool === undefined) callback(error);
+    else pool.close().then(() => callback(error), () => callback(error));
+  }
+
+  private async ingest(chunk: Buffer): Promise<void> {
+    if (this.format.crc32) this.crc = this.format.crc32(chunk, this.crc);
+    this.length += chunk.length;
+    const { blockSize } = this.format;
+    let offset = 0;
+    while (offset < chunk.length) {
+      const copied = chunk.copy(this.slot.data, this.filled, offset);
+      offset += copied;
+      this.filled += copied;
+      if (this.filled === blockSize) await this.sealBlock(false);
+    }
+    // Pass on what is already compressed, without waiting for what is not.
+    while (this.pending[0]?.settled === true) await this.writeOldest();
+  }
+
+  private async finish(): Promise<void> {
+    await this.sealBlock(true);
+    while (this.pending.length > 0) await this.writeOldest();
+    const trailer = this.format.trailer?.(this.crc, this.length);
+    if (trailer) this.push(trailer);
+    const pool = this.pool;
+    this.pool = undefined;
+    void pool?.close();
+  }
+
+  /** Gives the filled block out for compression, once the window has room. */
+  private async sealBlock(last: boolean): Promise<void> {
+    while (this.pending.length >= this.window) await this.writeOldest();
+    const { slot, format } = this;
+    const job: BlockJob = {
+      format: format.name,
+      input: last ? slot.data.subarray(0, this.filled) : slot.data,
+      dictionary: this.hasDictionary ? slot.dictionary : undefined,
+      last,
+      level: this.level,
+    };
+    if (!last) {
+      this.slot = this.spare.pop() ?? newSlot(format);
+      if (this.slot.dictionary !== undefined) {
+        slot.data.copy(this.slot.dictionary, 0, format.blockSize - format.dictionarySize);
+        this.hasDictionary = true;
+      }
+    }
+    this.filled = 0;
+    this.pending.push(track(this.compress(job), slot));
+  }
+
+  private compress(job: BlockJob): Promise<Buffer> {
+    const pool = this.workers();
+    // Until a worker is loaded, the calling thread goes on compressing rather than wait; so it
+    // does for good when none ever loads (a bundle that left block-worker.js behind, say).
+    if (pool === undefined || !pool.ready) return compressSoon(job);
+    return pool.run(job).catch((err: unknown) => {
+      // A worker that died costs speed, not the result: its blocks are compressed here.
+      if (!(err instanceof BlockPoolFailure) || this.destroyed) throw err;
+      return compressBlock(job);
+    });
+  }
+
+  /** The worker pool, started the first time the input is past the threshold. */
+  private workers(): BlockPool | undefined {
+    if (!this.poolTried && this.threads > 0 && this.length > this.parallelAfter) {
+      this.poolTried = true;
+      this.pool = new BlockPool(this.threads);
+    }
+    return this.pool;
+  }
+
+  private writeHeader(): void {
+    if (this.headerWritten) return;
+    this.headerWritten = true;
+    const header = this.format.header?.(this.level);
+    if (header) this.push(header);
+  }
+
+  private async writeOldest(): Promise<void> {
+    const oldest = this.pending.shift();
+    if (oldest === undefined) return;
+    const output = await oldest.result;
+    // Compressed: nobody reads the slot any more, so it can hold a later block.
+    this.spare.push(oldest.slot);
+    this.writeHeader();
+    // Each block's output owns its memory and is referenced nowhere else: lent, so that a
+    // pipeline's last stage can free it at once (loaned-buffers.ts).
+    this.push(lend(output));
+  }
+}
