@@ -3,6 +3,7 @@ import type { Compression } from "../model/mediatypes.js";
 import type { ExpansionBound } from "./expansion.js";
 import { StrictGunzip } from "./gunzip-stream.js";
 import { createParallelGzip } from "./parallel-gzip.js";
+import { ParallelBlockCompressor } from "./parallel-blocks.js";
 import { createParallelZstd } from "./parallel-zstd.js";
 import { ZstdDecompressor } from "./zstd-stream.js";
 
@@ -55,12 +56,13 @@ export function compressor(kind: Compression, level?: number, threads?: number):
 }
 
 /**
- * Whether `compressor(kind)` is done with a written chunk once its write calls back, so the
- * writer may fill the same buffer again: the gzip and zstd streams copy their input into
- * their blocks; "none" passes the chunk itself on.
+ * Where a writer of a compressor(kind) stream can put its input to spare a copy: the free
+ * space of the block being filled, which the gzip and zstd streams take a write of as it is
+ * (parallel-blocks.ts). Undefined for "none", which passes each written chunk itself on, so
+ * each needs a buffer of its own.
  */
-export function compressorConsumesInput(kind: Compression): boolean {
-  return kind !== "none";
+export function compressorInputSpace(stream: Transform): (() => Buffer) | undefined {
+  return stream instanceof ParallelBlockCompressor ? () => stream.inputSpace() : undefined;
 }
 
 /**

@@ -158,15 +158,25 @@ export class ParallelBlockCompressor extends Transform {
     else pool.close().then(() => callback(error), () => callback(error));
   }
 
+  /**
+   * The free space of the block being filled. A writer may write its input there and then
+   * write() exactly the bytes it filled (a view that starts at this space): that chunk is
+   * taken where it is, not copied. The space is valid until the next write.
+   */
+  inputSpace(): Buffer {
+    return this.slot.data.subarray(this.filled);
+  }
+
   private async ingest(chunk: Buffer): Promise<void> {
     if (this.format.crc32) this.crc = this.format.crc32(chunk, this.crc);
     this.length += chunk.length;
     const { blockSize } = this.format;
+    const inPlace = chunk.buffer === this.slot.data.buffer && chunk.byteOffset === this.slot.data.byteOffset + this.filled;
     let offset = 0;
     while (offset < chunk.length) {
-      const copied = chunk.copy(this.slot.data, this.filled, offset);
-      offset += copied;
-      this.filled += copied;
+      const taken = inPlace ? chunk.length : chunk.copy(this.slot.data, this.filled, offset);
+      offset += taken;
+      this.filled += taken;
       if (this.filled === blockSize) await this.sealBlock(false);
     }
     // Pass on what is already compressed, without waiting for what is not.

@@ -1,18 +1,19 @@
 import type { Writable } from "node:stream";
-import { ChunkedTarSink } from "../tar/sink.js";
+import { ChunkedTarSink, type ChunkSource } from "../tar/sink.js";
 
-/** The tar bytes a layer's blocks hold: large enough that a block costs little, small enough to sit in cache. */
+/** The tar bytes a layer's blocks hold, unless the compressor gives its own: large enough that a block costs little, small enough to sit in cache. */
 const BLOCK_BYTES = 1024 * 1024;
 
 /**
- * The layer's tar in blocks of BLOCK_BYTES: each is told to `onBlock` (hashing, progress),
- * then written to the compressor, and the writer waits until it is taken. A compressor
- * that consumes its input before it calls back gets the same buffer again and again, so
- * a layer of any size allocates one.
+ * The layer's tar in blocks: each is told to `onBlock` (hashing, progress), then written to
+ * the compressor, and the writer waits until it is taken. A compressor that gives the space
+ * of its own block (`source`, compression.ts compressorInputSpace) has the tar written
+ * straight into it, so no byte is copied between the tar and the compressor; otherwise
+ * blocks are BLOCK_BYTES of their own.
  */
 export class BlockSink extends ChunkedTarSink {
-  constructor(private readonly out: Writable, reuse: boolean, private readonly onBlock: (block: Buffer) => void) {
-    super(BLOCK_BYTES, reuse);
+  constructor(private readonly out: Writable, source: ChunkSource, private readonly onBlock: (block: Buffer) => void) {
+    super(BLOCK_BYTES, source);
   }
 
   protected handOn(block: Buffer): Promise<void> {

@@ -8,7 +8,7 @@ import type { ContentStore } from "../model/content-store.js";
 import { hasherDigest, newHasher, type Digest } from "../model/digest.js";
 import type { Compression } from "../model/mediatypes.js";
 import { measuring } from "../model/verify.js";
-import { compressor, compressorConsumesInput } from "../compression/compression.js";
+import { compressor, compressorInputSpace } from "../compression/compression.js";
 import type { LayerEntry } from "./differ.js";
 import { approximateTarSize, writeTar } from "./tar-writer.js";
 import { BlockSink } from "./block-sink.js";
@@ -52,7 +52,7 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
   const diffIdHash = newHasher();
   let tarSize = 0;
   const compress = compressor(opts.compression, opts.level);
-  const blocks = new BlockSink(compress, compressorConsumesInput(opts.compression), (block) => {
+  const blocks = new BlockSink(compress, compressorInputSpace(compress) ?? "fresh", (block) => {
     diffIdHash.update(block);
     tarSize += block.length;
     meter.add(block.length);

@@ -13,7 +13,7 @@ export class FileTarSink extends ChunkedTarSink {
   /** `onBytes` is told every byte of the tar, written or gone past (a progress meter). */
   constructor(private readonly fd: number, private readonly onBytes?: (n: number) => void) {
     // Written a fileWriter's buffer at a time; the writer waits for each write, so one buffer serves them all.
-    super(WRITE_BUFFER, true);
+    super(WRITE_BUFFER, "reuse");
   }
 
   /** The offset of the next byte: written bytes and skipped ones, buffered ones not yet. */

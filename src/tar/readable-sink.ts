@@ -20,7 +20,7 @@ export class ReadableTarSink extends ChunkedTarSink {
 
   constructor() {
     // A pushed chunk belongs to the stream: each has a buffer of its own.
-    super(CHUNK, false);
+    super(CHUNK, "fresh");
     this.readable = new Readable({
       highWaterMark: CHUNK,
       read: () => this.release(),

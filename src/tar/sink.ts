@@ -51,21 +51,27 @@ export async function putZeros(sink: TarSink, count: number): Promise<void> {
 }
 
 /**
- * A sink that fills chunks of `chunkSize` bytes and hands each on when full (the last one
- * when the tar closes, however short; a given chunk of that size or more, as it is). With `reuse`, the next chunk is filled in the same
- * buffer once `handOn`'s promise resolves, for a reader done with the bytes by then;
- * otherwise every chunk has a buffer of its own, which the reader may keep.
+ * Where a ChunkedTarSink's chunks come from: "reuse" (one buffer, filled again once the
+ * last chunk is taken), "fresh" (a buffer of its own for each chunk, which the reader may
+ * keep), or a function that gives the space to fill next: another stage's own buffer (a
+ * compressor's block), so the tar is written in place there and never copied into it.
+ */
+export type ChunkSource = "reuse" | "fresh" | (() => Buffer);
+
+/**
+ * A sink that fills chunks of `chunkSize` bytes (or of the space its source gives) and hands
+ * each on when full (the last one when the tar closes, however short; a given chunk of
+ * `chunkSize` or more, as it is, unless the source gives the space). The next chunk is taken from the source once `handOn`'s
+ * promise resolves, when the reader is done with the last one.
  */
 export abstract class ChunkedTarSink implements TarSink {
-  private chunk: Buffer;
+  private chunk: Buffer | undefined;
   private filledTo = 0;
 
-  constructor(private readonly chunkSize: number, private readonly reuse: boolean) {
-    this.chunk = Buffer.allocUnsafe(chunkSize);
-  }
+  constructor(private readonly chunkSize: number, private readonly source: ChunkSource) {}
 
   get buffer(): Buffer {
-    return this.chunk;
+    return (this.chunk ??= typeof this.source === "function" ? this.source() : Buffer.allocUnsafe(this.chunkSize));
   }
 
   get used(): number {
@@ -74,19 +80,20 @@ export abstract class ChunkedTarSink implements TarSink {
 
   filled(n: number): Promise<void> | undefined {
     this.filledTo += n;
-    return this.filledTo === this.chunk.length ? this.flush() : undefined;
+    return this.filledTo === this.buffer.length ? this.flush() : undefined;
   }
 
   async give(bytes: Buffer): Promise<void> {
     let offset = 0;
     while (offset < bytes.length) {
       let wait: Promise<void> | undefined;
-      if (this.filledTo === 0 && bytes.length - offset >= this.chunkSize) {
-        // A chunk's worth or more, and nothing buffered before it: on it goes, uncopied.
+      if (this.filledTo === 0 && typeof this.source !== "function" && bytes.length - offset >= this.chunkSize) {
+        // A chunk's worth or more, and nothing buffered before it: on it goes, uncopied (into
+        // a source's space it is copied either way, and the space must follow what was written).
         wait = this.handOn(bytes.subarray(offset));
         offset = bytes.length;
       } else {
-        const copied = bytes.copy(this.chunk, this.filledTo, offset);
+        const copied = bytes.copy(this.buffer, this.filledTo, offset);
         offset += copied;
         wait = this.filled(copied);
       }
@@ -102,8 +109,8 @@ export abstract class ChunkedTarSink implements TarSink {
   protected abstract handOn(chunk: Buffer): Promise<void> | undefined;
 
   private flush(): Promise<void> | undefined {
-    const full = this.chunk.subarray(0, this.filledTo);
-    if (!this.reuse) this.chunk = Buffer.allocUnsafe(this.chunkSize);
+    const full = this.buffer.subarray(0, this.filledTo);
+    if (this.source !== "reuse") this.chunk = undefined;
     this.filledTo = 0;
     return this.handOn(full);
   }

@@ -19,7 +19,7 @@ async function settledWithin(wait: Promise<unknown>, ms: number): Promise<"resol
 test("a block taken by the compressor resolves the wait; each block is told to onBlock first", async () => {
   const out = new PassThrough({ readableHighWaterMark: 4 * BLOCK });
   const seen: number[] = [];
-  const sink = new BlockSink(out, false, (block) => seen.push(block.length));
+  const sink = new BlockSink(out, "fresh", (block) => seen.push(block.length));
   assert.equal(await settledWithin(sink.give(Buffer.alloc(BLOCK, 1)), 1000), "resolved");
   assert.deepEqual(seen, [BLOCK]);
 });
@@ -28,7 +28,7 @@ test("a compressor torn down while its output waits to be read rejects the wait 
   // Its output is never read: the write's callback is kept back until it would be.
   const out = new Transform({ readableHighWaterMark: 1, transform: (chunk: Buffer, _e, done) => done(null, chunk) });
   out.on("error", () => {}); // the pipeline's to report
-  const sink = new BlockSink(out, false, () => {});
+  const sink = new BlockSink(out, "fresh", () => {});
   const wait = sink.give(Buffer.alloc(BLOCK, 2));
   assert.equal(await settledWithin(wait, 100), "pending", "held while the output waits");
   out.destroy(new Error("interrupted"));
@@ -39,6 +39,6 @@ test("a block given to a compressor already destroyed rejects the wait", async (
   const out = new PassThrough();
   out.on("error", () => {});
   out.destroy();
-  const sink = new BlockSink(out, false, () => {});
+  const sink = new BlockSink(out, "fresh", () => {});
   assert.equal(await settledWithin(sink.give(Buffer.alloc(BLOCK, 3)), 1000), "rejected");
 });
