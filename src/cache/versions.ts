@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Compression } from "../model/mediatypes.js";
 import { FRAME_SIZE } from "../compression/zstd-block.js";
+import { BLOCK_SIZE } from "../compression/gzip-block.js";
 
 /**
  * The versions a cache key must hold: gantry's own (its tar writer, its tree semantics)
@@ -10,8 +11,8 @@ import { FRAME_SIZE } from "../compression/zstd-block.js";
 
 /** The library that writes compressed bytes, and its version: another version may write other bytes. */
 export function compressorEngine(compression: Compression): string {
-  if (compression === "gzip") return `zlib ${process.versions.zlib ?? "unknown"}`;
-  // The frame size shapes zstd's bytes as much as the library does (zstd-block.ts).
+  // The block and frame sizes shape the bytes as much as the libraries do (gzip-block.ts, zstd-block.ts).
+  if (compression === "gzip") return `zlib ${process.versions.zlib ?? "unknown"}, independent blocks of ${BLOCK_SIZE} bytes`;
   if (compression === "zstd") return `zstd-napi ${packageVersion(() => createRequire(import.meta.url)("zstd-napi/package.json"))}, frames of ${FRAME_SIZE} bytes`;
   return "none";
 }

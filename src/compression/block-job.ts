@@ -11,8 +11,6 @@ export interface BlockJob {
   format: BlockFormatName;
   /** A whole block, or less for the last one (possibly empty). */
   input: Uint8Array;
-  /** Deflate only: the input just before this block, primed as its dictionary; absent for the first. */
-  dictionary: Uint8Array | undefined;
   /** The final block of the input. */
   last: boolean;
   /** The compressor's level, the same for every block of a stream. */

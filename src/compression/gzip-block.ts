@@ -5,22 +5,23 @@ import type { BlockJob } from "./block-job.js";
  * The block format of gantry's gzip output, shared by the calling thread and the
  * deflate workers so that both write the same bytes.
  *
- * The input is cut into blocks of BLOCK_SIZE bytes; each block is deflated on its own,
- * primed with the 32 KiB of input before it as the dictionary (so matches reach across
- * block boundaries, as in one long stream), and ends with a sync flush: an empty stored
- * block that leaves the output byte-aligned, so the deflated blocks concatenate into one
- * valid deflate stream. The last block (the partial rest of the input, possibly empty)
- * ends with Z_FINISH instead. A full flush would write the same marker; the state reset it
- * adds buys nothing when every block starts a fresh deflate stream anyway.
+ * The input is cut into blocks of BLOCK_SIZE bytes; each block is deflated on its own, from
+ * an empty window, and ends with a sync flush: an empty stored block that leaves the
+ * output byte-aligned, so the deflated blocks concatenate into one valid deflate stream.
+ * The last block (the partial rest of the input, possibly empty) ends with Z_FINISH
+ * instead. A full flush would write the same marker; the state reset it adds buys nothing
+ * when every block starts a fresh deflate stream anyway.
+ *
+ * Blocks are not primed with the 32 KiB of input before them: Node keeps its copy of a
+ * dictionary with the zlib handle until the garbage collector frees the handle, which in
+ * a worker, whose heap barely grows, is hundreds of blocks later. The app's first build
+ * held 20 MB of such copies at its peak (bench/README.md); priming saved 0.3% of the size.
  *
  * The block size is part of the format: it never depends on the number of threads.
  */
 
-/** 512 KiB: measured against 128 KiB–2 MiB, the least CPU per byte (smaller blocks pay the dictionary priming more often) at the same size. */
+/** 512 KiB: measured against 128 KiB–2 MiB, the least CPU per byte at the same size. */
 export const BLOCK_SIZE = 512 * 1024;
-
-/** Deflate's window: a block may refer back this far, into the block before it. */
-export const DICTIONARY_SIZE = 32 * 1024;
 
 /**
  * Larger than any block's deflated size (incompressible data costs 5 bytes per 64 KiB
@@ -36,7 +37,6 @@ export function deflateBlock(job: BlockJob): Buffer {
     level: job.level,
     chunkSize: OUTPUT_BUFFER_SIZE,
     finishFlush: job.last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-    ...(job.dictionary === undefined ? {} : { dictionary: job.dictionary }),
   });
 }
 

@@ -27,8 +27,6 @@ export interface BlockFormat {
   name: BlockFormatName;
   /** Input per block; the block size is part of the format, never a matter of threads. */
   blockSize: number;
-  /** Input before a block it is primed with (deflate's window); 0 when blocks are independent. */
-  dictionarySize: number;
   /** Input compressed on the calling thread before the workers start, unless told otherwise. */
   parallelAfter: number;
   /** The level as the compressor takes it; throws an UnsupportedError for one it does not take. */
@@ -57,21 +55,17 @@ export function defaultCompressionThreads(): number {
 }
 
 /**
- * Where a block's bytes and its dictionary live: shared memory, which a worker reads in place
- * rather than getting a copy. Copies would be garbage in the worker's heap, and V8 collects
- * such external memory only every few tens of MiB, per worker: peak RSS grew by 100 MiB.
+ * Where a block's bytes live: shared memory, which a worker reads in place rather than
+ * getting a copy. Copies would be garbage in the worker's heap, and V8 collects such
+ * external memory only every few tens of MiB, per worker: peak RSS grew by 100 MiB.
  * Slots go round: a slot is filled again once its block's output is written.
  */
 interface Slot {
   data: Buffer;
-  dictionary: Buffer | undefined;
 }
 
 function newSlot(format: BlockFormat): Slot {
-  return {
-    data: Buffer.from(new SharedArrayBuffer(format.blockSize)),
-    dictionary: format.dictionarySize > 0 ? Buffer.from(new SharedArrayBuffer(format.dictionarySize)) : undefined,
-  };
+  return { data: Buffer.from(new SharedArrayBuffer(format.blockSize)) };
 }
 
 /** A block given out for compression, whose result is written once every earlier one is. */
@@ -119,12 +113,11 @@ export class ParallelBlockCompressor extends Transform {
   /** How many blocks may be out for compression or waiting to be written. */
   private readonly window: number;
 
-  /** The slot being filled; its dictionary holds the end of the block before (when there is one). */
+  /** The slot being filled. */
   private slot: Slot;
   /** Slots of blocks already written out. */
   private readonly spare: Slot[] = [];
   private filled = 0;
-  private hasDictionary = false;
   private crc = 0;
   private length = 0;
   private readonly pending: PendingBlock[] = [];
@@ -200,17 +193,10 @@ export class ParallelBlockCompressor extends Transform {
     const job: BlockJob = {
       format: format.name,
       input: last ? slot.data.subarray(0, this.filled) : slot.data,
-      dictionary: this.hasDictionary ? slot.dictionary : undefined,
       last,
       level: this.level,
     };
-    if (!last) {
-      this.slot = this.spare.pop() ?? newSlot(format);
-      if (this.slot.dictionary !== undefined) {
-        slot.data.copy(this.slot.dictionary, 0, format.blockSize - format.dictionarySize);
-        this.hasDictionary = true;
-      }
-    }
+    if (!last) this.slot = this.spare.pop() ?? newSlot(format);
     this.filled = 0;
     this.pending.push(track(this.compress(job), slot));
   }

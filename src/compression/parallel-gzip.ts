@@ -1,6 +1,6 @@
 import type { Transform } from "node:stream";
 import { UnsupportedError } from "../model/errors.js";
-import { BLOCK_SIZE, DICTIONARY_SIZE, crc32, gzipHeader, gzipTrailer } from "./gzip-block.js";
+import { BLOCK_SIZE, crc32, gzipHeader, gzipTrailer } from "./gzip-block.js";
 import { ParallelBlockCompressor, type BlockFormat, type ParallelOptions } from "./parallel-blocks.js";
 
 /**
@@ -23,7 +23,6 @@ export type ParallelGzipOptions = ParallelOptions;
 const GZIP_BLOCKS: BlockFormat = {
   name: "deflate",
   blockSize: BLOCK_SIZE,
-  dictionarySize: DICTIONARY_SIZE,
   parallelAfter: DEFAULT_PARALLEL_AFTER,
   checkLevel(level) {
     if (level === -1) return 6;

@@ -17,7 +17,6 @@ const MAX_LEVEL = 22;
 const ZSTD_FRAMES: BlockFormat = {
   name: "zstd",
   blockSize: FRAME_SIZE,
-  dictionarySize: 0,
   // zstd compresses about six times as fast as deflate: workers pay for their start (about
   // 160 ms of CPU) from about as many blocks as gzip's do.
   parallelAfter: FRAME_SIZE,

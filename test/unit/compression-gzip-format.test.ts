@@ -79,15 +79,14 @@ test("an input shorter than one block compresses to exactly what Node's createGz
   }
 });
 
-test("blocks are cut every BLOCK_SIZE bytes, each primed with the 32 KiB before it and sync-flushed", async () => {
+test("blocks are cut every BLOCK_SIZE bytes, each deflated alone and sync-flushed", async () => {
   // Built by hand from zlib's raw deflate, independently of the writer: if the block size
-  // or the dictionary changed, every gzip layer digest would change with it.
+  // or the way a block is deflated changed, every gzip layer digest would change with it.
   const input = compressible(2 * BLOCK_SIZE + 100, 3);
   const blocks = [0, BLOCK_SIZE, 2 * BLOCK_SIZE].map((start, i) => deflateRawSync(input.subarray(start, start + BLOCK_SIZE), {
     level: 6,
     chunkSize: 2 * BLOCK_SIZE,
     finishFlush: i === 2 ? constants.Z_FINISH : constants.Z_SYNC_FLUSH,
-    ...(start === 0 ? {} : { dictionary: input.subarray(start - 32 * 1024, start) }),
   }));
   const trailer = Buffer.alloc(8);
   trailer.writeUInt32LE(crc32(input), 0);
