@@ -197,7 +197,7 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
   const { layer, inPlace } = packed;
   let changed: string | undefined;
   if (keyAfterPacking !== undefined) {
-    const learnt = packed.fileDigests && byHostPath(packed.entries, packed.fileDigests);
+    const learnt = packed.fileDigests;
     // The key is made of what packing read, so there is nothing to check against it, and the
     // layer's entries need not be held while it is made (a sixth of a big walk's memory).
     packed = undefined;
@@ -225,17 +225,6 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
  */
 async function firstBuildFrom(sources: readonly SourceSpec[], ctx: LayerContext): Promise<boolean> {
   return ctx.stat !== undefined && ctx.shared?.looksUp !== true && await neverBuiltFrom(sources, ctx.stat);
-}
-
-/** The digests packing learnt (by layer path), by the host path each file was read from. */
-function byHostPath(entries: readonly LayerEntry[], fileDigests: ReadonlyMap<string, Digest>): Map<string, Digest> {
-  const out = new Map<string, Digest>();
-  for (const e of entries) {
-    if (e.content?.kind !== "hostFile") continue;
-    const digest = fileDigests.get(e.path);
-    if (digest !== undefined) out.set(e.content.path, digest);
-  }
-  return out;
 }
 
 /** A layer the layer index has for `key`. */

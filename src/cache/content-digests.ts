@@ -78,7 +78,7 @@ export async function walkAndPrehash(sources: readonly SourceSpec[], stat: StatI
  * file's fingerprint is unchanged, else read and hashed (and recorded), by `prehashed` when
  * the walk queued it (its maps are then taken over). Each host file is hashed at most once,
  * however many image paths it fills. A walk that deferred its hashing takes the digests in
- * `learnt` (by host path: what packing the layer read) and hashes only the files not in it.
+ * `learnt` (by image path: what packing the layer read) and hashes only the files not in it.
  */
 export async function contentDigests(tree: SourceTree, sources: readonly SourceSpec[], stat: StatIndex | undefined, signal?: AbortSignal, prehashed?: Prehashed, learnt?: ReadonlyMap<string, Digest>): Promise<ContentDigests> {
   // A walk that prehashed has triaged every file it found; a tree walked without (or one
@@ -109,26 +109,31 @@ async function triageTree(tree: SourceTree, sources: readonly SourceSpec[], stat
     if (node.type !== "file" || node.hostPath === undefined) continue;
     const fingerprint = tree.fingerprints.get(path);
     const row = fingerprint === undefined || tables === undefined ? undefined : statRow(node.hostPath, fingerprint, sources, tables);
-    triage(out, node.hostPath, node.size, row, learnt);
+    triage(out, node.hostPath, node.size, row, learnt?.get(path));
   }
   return out;
 }
 
 /**
- * One file: known, if its row vouches for it; else recorded from what packing read of it
- * (`learnt`), or queued to be hashed (each host file once).
+ * One file: known, if its row vouches for it; else recorded at once from what packing read
+ * of it (`learnt`), or queued to be hashed and recorded later (each host file once). What
+ * packing read needs no row kept: 100,000 of them, and the map that held them, were garbage
+ * enough to grow a first build's heap by tens of MB.
  */
-function triage(into: Prehashed, hostPath: string, size: number, row: StatRow | undefined, learnt?: ReadonlyMap<string, Digest>): void {
+function triage(into: Prehashed, hostPath: string, size: number, row: StatRow | undefined, learnt?: Digest): void {
   if (into.known.has(hostPath) || into.unvouched.has(hostPath)) return;
   const digest = row?.table.lookup(row.path, row.fingerprint);
   if (digest !== undefined) {
     into.known.set(hostPath, digest);
     return;
   }
+  if (learnt !== undefined) {
+    into.known.set(hostPath, learnt);
+    row?.table.record(row.path, row.fingerprint, learnt, into.queue.startedAtNs);
+    return;
+  }
   into.unvouched.set(hostPath, row);
-  const packed = learnt?.get(hostPath);
-  if (packed !== undefined) into.known.set(hostPath, packed);
-  else into.queue.add({ path: hostPath, size });
+  into.queue.add({ path: hostPath, size });
 }
 
 /** Whether no key was ever made from where these sources are: no table of theirs is known. */

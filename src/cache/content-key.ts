@@ -60,7 +60,7 @@ export interface LayerKey {
   walked: SourceTree;
   /** The content digest of each regular file the key holds, by host path: what packing must find again. */
   digests: ReadonlyMap<string, Digest>;
-  /** Files that had to be read to make the key (none on a warm machine). */
+  /** Files that had to be read to make the key (none on a warm machine; those packing read are not counted). */
   hashed: number;
 }
 
@@ -79,7 +79,7 @@ export interface KeyOptions {
   signal?: AbortSignal | undefined;
   /** The hashing the walk started (walkForKey). */
   prehashed?: Prehashed | undefined;
-  /** With a walk that deferred its hashing: the digests packing learnt, by host path. */
+  /** With a walk that deferred its hashing: the digests packing learnt, by image path (the tree's). */
   learnt?: ReadonlyMap<string, Digest> | undefined;
 }
 
