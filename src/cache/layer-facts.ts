@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { digestHex, sha256, type Digest } from "../model/digest.js";
-import { factRecord, factsFromRecords, type LayerFacts } from "../layer/apply-layer.js";
+import { factRecord, factsFromRecords, type FactList, type LayerFacts } from "../layer/apply-layer.js";
 import type { FactsStore } from "../layer/merged-tree.js";
 import { gantryVersion } from "./versions.js";
 import { readSealed, writeSealedRecords } from "./sealed-file.js";
@@ -39,7 +39,7 @@ export class LayerFactsIndex implements FactsStore {
     return facts !== undefined && facts.length === sealed.header.entries ? facts : undefined;
   }
 
-  async save(diffId: Digest, facts: LayerFacts): Promise<void> {
+  async save(diffId: Digest, facts: FactList): Promise<void> {
     await writeSealedRecords(this.pathOf(diffId), FACTS_FORMAT, facts, factRecord, { entries: facts.length });
   }
 }

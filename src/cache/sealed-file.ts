@@ -48,16 +48,17 @@ export async function writeSealed(path: string, format: string, body: unknown, e
 const RECORDS_PER_PIECE = 2000;
 
 /**
- * writeSealed of a body that is an array of many records (`items`, each as `toRecord` makes
- * it), with the same bytes, but made a few thousand records at a time, twice: once to hash the
+ * writeSealed of a body that is an array of many records (`items`, an array or anything read
+ * by index, each as `toRecord` makes it), with the same bytes, but made a few thousand records at a time, twice: once to hash the
  * body for the header that comes first, once to write it. A layer's facts, 100,000 entries, as
  * one array of records and one JSON text held 50 MB at the end of its build.
  */
-export async function writeSealedRecords<T>(path: string, format: string, items: readonly T[], toRecord: (item: T) => unknown, extra: Record<string, unknown> = {}): Promise<void> {
+export async function writeSealedRecords<T>(path: string, format: string, items: { readonly length: number; at(index: number): T | undefined }, toRecord: (item: T) => unknown, extra: Record<string, unknown> = {}): Promise<void> {
   function* pieces(): Generator<string> {
     if (items.length === 0) yield "[]";
     for (let start = 0; start < items.length; start += RECORDS_PER_PIECE) {
-      const text = JSON.stringify(items.slice(start, start + RECORDS_PER_PIECE).map(toRecord));
+      const count = Math.min(RECORDS_PER_PIECE, items.length - start);
+      const text = JSON.stringify(Array.from({ length: count }, (_, i) => toRecord(items.at(start + i)!)));
       // The piece's records without its brackets, joined to the pieces around them as one JSON text joins them.
       yield `${start === 0 ? "[" : ","}${text.slice(1, -1)}${start + RECORDS_PER_PIECE >= items.length ? "]" : ""}`;
     }

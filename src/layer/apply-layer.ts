@@ -20,6 +20,17 @@ import type { FileTree, TreeNode } from "./tree.js";
 export type LayerFacts = readonly EntryFacts[];
 
 /**
+ * What a layer says, read by index: an array of facts (LayerFacts is one), or, for a layer
+ * just packed, a view that makes an entry's facts when asked (packedFacts), so that they
+ * are not held all at once while they are saved: 100,000 entries' facts were 20 MB more of
+ * live heap at the end of a build.
+ */
+export interface FactList {
+  readonly length: number;
+  at(index: number): EntryFacts | undefined;
+}
+
+/**
  * Applies a layer's tar to `tree`, handing what each entry says to `onFact` (for a store to
  * keep) as it goes. Nothing is kept here: the facts of a layer of 800,000 files took about as
  * much memory as the tree itself, for readers (diff, export) that keep none.
@@ -36,8 +47,8 @@ export async function applyLayer(
 }
 
 /** Applies what a layer says, known from an earlier read or from packing it. */
-export function replayFacts(tree: FileTree, facts: LayerFacts, index: number, layerName: string): void {
-  for (const f of facts) applyFacts(tree, f, index, layerName);
+export function replayFacts(tree: FileTree, facts: FactList, index: number, layerName: string): void {
+  for (let i = 0; i < facts.length; i++) applyFacts(tree, facts.at(i)!, index, layerName);
 }
 
 const TAR_TYPES: Partial<Record<string, EntryType>> = {
@@ -138,19 +149,16 @@ async function factsOf(entry: TarEntry, layerName: string): Promise<EntryFacts> 
  * What a layer gantry has just packed says, with the content digest of each regular file as
  * the tar writer hashed it: the same facts reading the layer back would give.
  */
-export function packedFacts(entries: readonly LayerEntry[], digests: ReadonlyMap<string, Digest>, layerName: string): LayerFacts {
-  return entries.map((e): EntryFacts => {
-    let content: EntryFacts["content"];
-    if (e.type === "file") {
-      const digest = digests.get(e.path);
-      if (digest === undefined) throw new IoError(`the content digest of ${e.path} in ${layerName} was not recorded while it was packed`);
-      content = { size: e.size, digest };
-    }
-    return {
-      name: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime,
-      linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor, content,
-    };
+export function packedFacts(entries: readonly LayerEntry[], digests: ReadonlyMap<string, Digest>, layerName: string): FactList {
+  for (const e of entries) {
+    if (e.type === "file" && !digests.has(e.path)) throw new IoError(`the content digest of ${e.path} in ${layerName} was not recorded while it was packed`);
+  }
+  const factsOf = (e: LayerEntry): EntryFacts => ({
+    name: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime,
+    linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor,
+    content: e.type === "file" ? { size: e.size, digest: digests.get(e.path)! } : undefined,
   });
+  return { length: entries.length, at: (index) => { const e = entries[index]; return e && factsOf(e); } };
 }
 
 /** One fact as a fixed-order array, compact to store and quick to read back. */

@@ -1,7 +1,7 @@
 import type { Digest } from "../model/digest.js";
 import { GantryError, throwIfAborted } from "../model/errors.js";
 import type { Layer } from "../model/image.js";
-import { applyLayer, replayFacts, type EntryFacts, type LayerFacts } from "./apply-layer.js";
+import { applyLayer, replayFacts, type EntryFacts, type FactList, type LayerFacts } from "./apply-layer.js";
 import { FileTree } from "./tree.js";
 
 /**
@@ -15,7 +15,7 @@ import { FileTree } from "./tree.js";
 /** Where what each layer says is kept between processes, by the layer's diffId. */
 export interface FactsStore {
   load(diffId: Digest): Promise<LayerFacts | undefined>;
-  save(diffId: Digest, facts: LayerFacts): Promise<void>;
+  save(diffId: Digest, facts: FactList): Promise<void>;
 }
 
 /** How mergedTree reads the layers; a fired `signal` rejects with an AbortedError. */
@@ -126,7 +126,7 @@ async function buildChain(layers: readonly Layer[], signal: AbortSignal | undefi
  * layer the known tree of the chain, so no build reads the layer back. `tree` is the
  * memo's from then on.
  */
-export async function rememberPackedLayer(below: readonly Layer[], layer: Layer, tree: FileTree | undefined, facts: LayerFacts, store: FactsStore | undefined): Promise<void> {
+export async function rememberPackedLayer(below: readonly Layer[], layer: Layer, tree: FileTree | undefined, facts: FactList, store: FactsStore | undefined): Promise<void> {
   if (tree !== undefined) {
     const chain = [...below, layer];
     replayFacts(tree, facts, below.length, `new layer ${layer.diffId}`);
