@@ -49,8 +49,10 @@ export interface LayerContext {
   /**
    * Layers packed in this build by the signature of their entries: another platform's
    * identical layer (same sources, same entries) is the same blob, so it is not packed again.
+   * Absent when the build makes one image: no signature is then made (100,000 entries'
+   * worth of text to hash).
    */
-  packed: Map<string, Layer>;
+  packed: Map<string, Layer> | undefined;
   /** The output archive being put together, new layers packed straight into it (archive/assembly.ts). */
   assembly?: ArchiveAssembly | undefined;
 }
@@ -273,8 +275,8 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
   const belowTree = new BelowTree(job.comparedWith, { signal, facts: ctx.facts, journal: ctx.journal });
   const content = await layerContent(belowTree, job.plan, job.comparedWith, plan, signal, base?.config, walked, progress);
   try {
-    const signature = entriesSignature(content.entries, plan);
-    const same = ctx.packed.get(signature);
+    const signature = ctx.packed && entriesSignature(content.entries, plan);
+    const same = signature && ctx.packed?.get(signature);
     if (same) {
       progress({ step: "layer", message: `${job.what}: the same entries as a layer already packed for another platform` });
       return { layer: same, entries: content.entries, fileDigests: undefined, inPlace: false };
@@ -294,7 +296,7 @@ async function packNew(job: LayerJob, below: readonly Layer[], base: Image | und
       const chainTree = layerAbove && job.comparedWith.length === below.length ? belowTree.loaded() : undefined;
       await rememberPackedLayer(below, layer, chainTree, facts, ctx.facts);
     }
-    ctx.packed.set(signature, layer);
+    if (signature) ctx.packed?.set(signature, layer);
     return { layer, entries: content.entries, fileDigests, inPlace: into !== undefined };
   } finally {
     // A staged layer's files are read while packing; its staging directory goes after.

@@ -206,7 +206,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const expanded = await expandPlan(plan, join(tempStore ?? cacheDir, "generated"), signal, progress);
     const localFacts = opts.noCache ? undefined : new LayerFactsIndex(join(cacheDir, "facts"));
     const ctx: BuildContext = {
-      opts, plan: expanded.plan, programs: expanded.programs, signal, progress, packed: new Map(),
+      opts, plan: expanded.plan, programs: expanded.programs, signal, progress,
+      packed: platforms !== undefined && platforms.length > 1 ? new Map() : undefined,
       store: new BlobStore(tempStore ?? join(cacheDir, "blobs")),
       // --no-cache neither reads nor writes the indexes.
       index: opts.noCache ? undefined : new LayerIndex(join(cacheDir, "layers")),
