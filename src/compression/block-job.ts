@@ -17,9 +17,10 @@ export interface BlockJob {
   level: number;
 }
 
-export type BlockFormatName = "deflate" | "zstd";
+/** The compressor a block is for: "gzip" blocks are raw deflate, one gzip member's worth together. */
+export type BlockFormatName = "gzip" | "zstd";
 
 /** Compresses one block as its format says (gzip-block.ts, zstd-block.ts). */
 export function compressBlock(job: BlockJob): Buffer {
-  return job.format === "deflate" ? deflateBlock(job) : zstdFrame(job.input, job.level);
+  return job.format === "gzip" ? deflateBlock(job) : zstdFrame(job.input, job.level);
 }

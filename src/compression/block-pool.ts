@@ -124,7 +124,7 @@ export class BlockPool {
     slot.worker.unref();
     if (done !== undefined) {
       if ("output" in reply) done.resolve(Buffer.from(reply.output.buffer, reply.output.byteOffset, reply.output.byteLength));
-      else done.reject(new IoError(`${done.job.format === "zstd" ? "zstd" : "gzip"} compression of a layer block failed: ${reply.error}`));
+      else done.reject(new IoError(`${done.job.format} compression of a layer block failed: ${reply.error}`));
     }
     this.dispatch();
   }

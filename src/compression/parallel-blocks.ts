@@ -55,27 +55,23 @@ export function defaultCompressionThreads(): number {
 }
 
 /**
- * Where a block's bytes live: shared memory, which a worker reads in place rather than
+ * A block's bytes live in a slot of shared memory, which a worker reads in place rather than
  * getting a copy. Copies would be garbage in the worker's heap, and V8 collects such
  * external memory only every few tens of MiB, per worker: peak RSS grew by 100 MiB.
  * Slots go round: a slot is filled again once its block's output is written.
  */
-interface Slot {
-  data: Buffer;
-}
-
-function newSlot(format: BlockFormat): Slot {
-  return { data: Buffer.from(new SharedArrayBuffer(format.blockSize)) };
+function newSlot(format: BlockFormat): Buffer {
+  return Buffer.from(new SharedArrayBuffer(format.blockSize));
 }
 
 /** A block given out for compression, whose result is written once every earlier one is. */
 interface PendingBlock {
   result: Promise<Buffer>;
   settled: boolean;
-  slot: Slot;
+  slot: Buffer;
 }
 
-function track(result: Promise<Buffer>, slot: Slot): PendingBlock {
+function track(result: Promise<Buffer>, slot: Buffer): PendingBlock {
   const pending: PendingBlock = { result, settled: false, slot };
   // Also keeps a failure that nobody awaits yet (the stream may be destroyed first) from counting as unhandled.
   result.then(() => { pending.settled = true; }, () => { pending.settled = true; });
@@ -100,7 +96,7 @@ function compressSoon(job: BlockJob): Promise<Buffer> {
 
 function checkCount(format: BlockFormat, value: number, what: string): number {
   if (!Number.isInteger(value) || value < 0) {
-    throw new UnsupportedError(`${format.name === "deflate" ? "gzip" : "zstd"} ${what} ${value} is not supported: use a whole number, 0 or more`);
+    throw new UnsupportedError(`${format.name} ${what} ${value} is not supported: use a whole number, 0 or more`);
   }
   return value;
 }
@@ -114,9 +110,9 @@ export class ParallelBlockCompressor extends Transform {
   private readonly window: number;
 
   /** The slot being filled. */
-  private slot: Slot;
+  private slot: Buffer;
   /** Slots of blocks already written out. */
-  private readonly spare: Slot[] = [];
+  private readonly spare: Buffer[] = [];
   private filled = 0;
   private crc = 0;
   private length = 0;
@@ -127,6 +123,7 @@ export class ParallelBlockCompressor extends Transform {
   private poolTried = false;
 
   constructor(private readonly format: BlockFormat, options: ParallelOptions) {
+    // About one block's output waits for the reader (gzip's 512 KiB; zstd's 4 MiB frames, at most 1 MiB).
     super({ readableHighWaterMark: Math.min(format.blockSize, 1024 * 1024) });
     this.level = format.checkLevel(options.level);
     this.threads = checkCount(format, options.threads ?? defaultCompressionThreads(), "thread count");
@@ -157,17 +154,17 @@ export class ParallelBlockCompressor extends Transform {
    * taken where it is, not copied. The space is valid until the next write.
    */
   inputSpace(): Buffer {
-    return this.slot.data.subarray(this.filled);
+    return this.slot.subarray(this.filled);
   }
 
   private async ingest(chunk: Buffer): Promise<void> {
     if (this.format.crc32) this.crc = this.format.crc32(chunk, this.crc);
     this.length += chunk.length;
     const { blockSize } = this.format;
-    const inPlace = chunk.buffer === this.slot.data.buffer && chunk.byteOffset === this.slot.data.byteOffset + this.filled;
+    const inPlace = chunk.buffer === this.slot.buffer && chunk.byteOffset === this.slot.byteOffset + this.filled;
     let offset = 0;
     while (offset < chunk.length) {
-      const taken = inPlace ? chunk.length : chunk.copy(this.slot.data, this.filled, offset);
+      const taken = inPlace ? chunk.length : chunk.copy(this.slot, this.filled, offset);
       offset += taken;
       this.filled += taken;
       if (this.filled === blockSize) await this.sealBlock(false);
@@ -192,7 +189,7 @@ export class ParallelBlockCompressor extends Transform {
     const { slot, format } = this;
     const job: BlockJob = {
       format: format.name,
-      input: last ? slot.data.subarray(0, this.filled) : slot.data,
+      input: last ? slot.subarray(0, this.filled) : slot,
       last,
       level: this.level,
     };

@@ -21,7 +21,7 @@ export const DEFAULT_PARALLEL_AFTER = 8 * BLOCK_SIZE;
 export type ParallelGzipOptions = ParallelOptions;
 
 const GZIP_BLOCKS: BlockFormat = {
-  name: "deflate",
+  name: "gzip",
   blockSize: BLOCK_SIZE,
   parallelAfter: DEFAULT_PARALLEL_AFTER,
   checkLevel(level) {

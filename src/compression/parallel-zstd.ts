@@ -17,8 +17,10 @@ const MAX_LEVEL = 22;
 const ZSTD_FRAMES: BlockFormat = {
   name: "zstd",
   blockSize: FRAME_SIZE,
-  // zstd compresses about six times as fast as deflate: workers pay for their start (about
-  // 160 ms of CPU) from about as many blocks as gzip's do.
+  // Workers start once a layer is past its first frame: a layer smaller than that takes
+  // about 15 ms on the calling thread, less than a worker takes to load. On the 400 MB tree,
+  // against zstd's own threads, starting them after eight frames was as quick, after one 4%
+  // quicker (1.93 s against 2.00 s).
   parallelAfter: FRAME_SIZE,
   checkLevel(level) {
     if (!Number.isInteger(level) || level < 1 || level > MAX_LEVEL) {
