@@ -13,7 +13,9 @@ import type { ImageSpecInput } from "../../src/builder/spec-schema.js";
 import { LayerFactsIndex } from "../../src/cache/layer-facts.js";
 import { readSealed, writeSealed, writeSealedRecords } from "../../src/cache/sealed-file.js";
 import type { Layer } from "../../src/model/image.js";
-import { applyLayer, replayFacts, type EntryFacts } from "../../src/layer/apply-layer.js";
+import { applyLayer, packedFacts, replayFacts, type EntryFacts } from "../../src/layer/apply-layer.js";
+import type { LayerEntry } from "../../src/layer/differ.js";
+import { sha256 } from "../../src/model/digest.js";
 import { forgetMergedTrees } from "../../src/layer/merged-tree.js";
 import { FileTree } from "../../src/layer/tree.js";
 import { REPO_ROOT } from "../helpers/paths.js";
@@ -149,4 +151,25 @@ test("records written a piece at a time are the bytes one JSON text gives, and r
     const read = await readSealed(join(dir, `pieces-${count}`), "test format");
     assert.deepEqual(read?.body, items.map(toRecord));
   }
+});
+
+test("a packed layer's facts are read off its entries by index, and a file packed without its digest fails at once", () => {
+  const owner = { uid: 0, gid: 0, uname: "", gname: "", mtime: 1 };
+  const entries: LayerEntry[] = [
+    { path: "app", type: "dir", mode: 0o755, size: 0, ...owner },
+    { path: "app/f.txt", type: "file", mode: 0o644, size: 3, ...owner, content: { kind: "hostFile", path: "/src/f.txt" } },
+    { path: "app/link", type: "symlink", mode: 0o777, size: 0, linkname: "f.txt", ...owner },
+  ];
+  const digest = sha256("abc");
+  const facts = packedFacts(entries, new Map([["app/f.txt", digest]]), "the test layer");
+  assert.equal(facts.length, 3);
+  assert.deepEqual(facts.at(1), {
+    name: "app/f.txt", type: "file", mode: 0o644, uid: 0, gid: 0, mtime: 1,
+    linkname: undefined, devmajor: undefined, devminor: undefined, content: { size: 3, digest },
+  });
+  assert.equal(facts.at(0)?.content, undefined);
+  assert.equal(facts.at(2)?.linkname, "f.txt");
+  assert.equal(facts.at(3), undefined);
+  // Checked when the view is made, not when a store reads it (a store's failure is swallowed).
+  assert.throws(() => packedFacts(entries, new Map(), "the test layer"), /the content digest of app\/f\.txt in the test layer was not recorded/);
 });
