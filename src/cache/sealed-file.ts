@@ -49,9 +49,10 @@ const RECORDS_PER_PIECE = 2000;
 
 /**
  * writeSealed of a body that is an array of many records (`items`, an array or anything read
- * by index, each as `toRecord` makes it), with the same bytes, but made a few thousand records at a time, twice: once to hash the
- * body for the header that comes first, once to write it. A layer's facts, 100,000 entries, as
- * one array of records and one JSON text held 50 MB at the end of its build.
+ * by index, each as `toRecord` makes it), with the same bytes, but made a few thousand
+ * records at a time, twice: once to hash the body for the header that comes first, once to
+ * write it. A layer's facts, 100,000 entries, as one array of records and one JSON text held
+ * 50 MB at the end of its build.
  */
 export async function writeSealedRecords<T>(path: string, format: string, items: { readonly length: number; at(index: number): T | undefined }, toRecord: (item: T) => unknown, extra: Record<string, unknown> = {}): Promise<void> {
   function* pieces(): Generator<string> {

@@ -1,7 +1,10 @@
 import type { Writable } from "node:stream";
 import { ChunkedTarSink, type ChunkSource } from "../tar/sink.js";
 
-/** The tar bytes a layer's blocks hold, unless the compressor gives its own: large enough that a block costs little, small enough to sit in cache. */
+/**
+ * The tar bytes a layer's blocks hold, unless the compressor gives its own: large enough
+ * that a block costs little, small enough to sit in cache.
+ */
 const BLOCK_BYTES = 1024 * 1024;
 
 /**

@@ -61,8 +61,9 @@ export type ChunkSource = "reuse" | "fresh" | (() => Buffer);
 /**
  * A sink that fills chunks of `chunkSize` bytes (or of the space its source gives) and hands
  * each on when full (the last one when the tar closes, however short; a given chunk of
- * `chunkSize` or more, as it is, unless the source gives the space). The next chunk is taken from the source once `handOn`'s
- * promise resolves, when the reader is done with the last one.
+ * `chunkSize` or more, as it is, unless the source gives the space). The next chunk is
+ * taken from the source once `handOn`'s promise resolves, when the reader is done with the
+ * last one.
  */
 export abstract class ChunkedTarSink implements TarSink {
   private chunk: Buffer | undefined;

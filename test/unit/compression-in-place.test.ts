@@ -12,7 +12,6 @@ import { compressor, compressorInputSpace } from "../../src/compression/compress
 import { BLOCK_SIZE } from "../../src/compression/gzip-block.js";
 import { FRAME_SIZE } from "../../src/compression/zstd-block.js";
 
-
 /** Writes `pieces` into `stream`: each in place (filling its input space, possibly over several blocks) or, when `foreign`, as a chunk of its own. */
 async function feed(stream: Transform, pieces: Array<{ bytes: Buffer; foreign: boolean }>): Promise<Buffer> {
   const out = buffer(stream);
