@@ -10,9 +10,46 @@
 // specs) and zstd-napi (a native addon) stay outside.
 import { build } from "esbuild";
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 
 const common = { bundle: true, platform: "node", target: "node20", logLevel: "warning" };
+
+// Node modules the CLI needs only on some paths (a push, a runAsRoot, worker threads, a
+// progress bar), each loaded the first time one of its exports is read rather than when the
+// bundle starts. A bundle runs every module's top level at once, so without this every command
+// paid for all of them: 20-30 ms of each start, and twice that when node runs with a V8 flag
+// (bin/gantry), which costs node its compiled copy of its own modules.
+const LAZY_BUILTINS = ["child_process", "crypto", "http", "https", "readline", "tls", "worker_threads", "zlib"];
+const lazyBuiltins = {
+  name: "lazy-builtins",
+  setup(build) {
+    const filter = new RegExp(`^(node:)?(${LAZY_BUILTINS.join("|")})$`);
+    build.onResolve({ filter }, (args) =>
+      args.namespace === "lazy-builtin" ? { path: args.path, external: true } : { path: args.path.replace(/^node:/, ""), namespace: "lazy-builtin" });
+    build.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (args) => ({ contents: lazyModule(args.path), loader: "js" }));
+  },
+};
+
+/** A CommonJS module whose exports read through to `node:NAME`, required at the first read. */
+function lazyModule(name) {
+  const names = Object.keys(createRequire(import.meta.url)(`node:${name}`)).filter((n) => n !== "default");
+  const getters = names.map((n) => `  ${JSON.stringify(n)}: { enumerable: true, get: () => load()[${JSON.stringify(n)}] },`);
+  return [
+    `let loaded;`,
+    `const load = () => loaded ??= require("node:${name}");`,
+    `module.exports = Object.defineProperties({}, {`,
+    `  __esModule: { value: true },`,
+    `  default: { enumerable: true, get: load },`,
+    ...getters,
+    `});`,
+  ].join("\n");
+}
 const CLI = "dist/src/cli/gantry-cli.cjs";
+// A CommonJS script has no import.meta: its own file URL stands in for it.
+const asScript = {
+  define: { "import.meta.url": "__gantryModuleUrl" },
+  banner: { js: "var __gantryModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+};
 
 await build({
   ...common,
@@ -20,9 +57,23 @@ await build({
   outfile: CLI,
   format: "cjs",
   external: ["jiti", "zstd-napi"],
-  // A script has no import.meta: the bundle's own file URL stands in for it.
-  define: { "import.meta.url": "__gantryModuleUrl" },
-  banner: { js: "var __gantryModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [lazyBuiltins],
+  ...asScript,
+  define: { ...asScript.define, GANTRY_BUNDLED_WORKERS: "true" },
+});
+
+// Each worker thread's module as one script beside it (NAME.cjs), which the CLI's workers
+// run (src/util/worker-script.ts).
+await build({
+  ...common,
+  entryPoints: ["src/cache/hash-worker.ts", "src/cache/snapshot-worker.ts", "src/compression/block-worker.ts"],
+  outdir: "dist/src",
+  outbase: "src",
+  outExtension: { ".js": ".cjs" },
+  format: "cjs",
+  external: ["zstd-napi"],
+  plugins: [lazyBuiltins],
+  ...asScript,
 });
 
 // A script compiled by launch.ts has no loader for import(): one would fail when reached.
@@ -31,9 +82,19 @@ if (dynamicImport) {
   throw new Error(`${CLI} holds an import() expression, which the launcher cannot run; use require (see spec-load.ts)`);
 }
 
+// The launcher twice: gantry.mjs for `node dist/src/cli/gantry.mjs`, and gantry.cjs for
+// bin/gantry. Node runs an ES module through its ES module loader, whose own modules it must
+// load first (7-10 ms of every start here); a CommonJS script needs none of that.
 await build({
   ...common,
   entryPoints: ["src/cli/launch.ts"],
   outfile: "dist/src/cli/gantry.mjs",
   format: "esm",
+});
+await build({
+  ...common,
+  entryPoints: ["src/cli/launch.ts"],
+  outfile: "dist/src/cli/gantry.cjs",
+  format: "cjs",
+  ...asScript,
 });

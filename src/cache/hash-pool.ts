@@ -6,6 +6,7 @@ import { SourceUnreadableError, throwIfAborted } from "../model/errors.js";
 import { hashFileSync } from "../layer/hash-file.js";
 import { READ_CHUNK } from "../util/io.js";
 import type { HashJob, HashReply } from "./hash-worker.js";
+import { workerScript } from "../util/worker-script.js";
 
 /**
  * The sha256 of many host files: a fresh checkout's first build hashes every source file
@@ -29,7 +30,7 @@ const BATCH_BYTES = 8 * 1024 * 1024;
 const BATCH_FILES = 2000;
 
 // Spelled from the cache folder so that it resolves the same from the CLI bundle (dist/src/cli).
-const WORKER_URL = new URL("../cache/hash-worker.js", import.meta.url);
+const WORKER_URL = workerScript(new URL("../cache/hash-worker.js", import.meta.url));
 
 /** A host file to hash; `size`, in bytes, decides when workers start and how batches fill. */
 export interface FileToHash {

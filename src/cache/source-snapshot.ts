@@ -9,6 +9,7 @@ import { CONTROL_WORDS, Control, SEGMENT_DIGEST_BYTES, SegmentHasher, hashSegmen
 import type { IndexKey } from "./layer-index.js";
 import { readSealed, writeSealed } from "./sealed-file.js";
 import { wallClockNs } from "./stat-index.js";
+import { workerScript } from "../util/worker-script.js";
 
 /**
  * Source snapshots: the layer key an unchanged set of sources had, found from a bare
@@ -41,7 +42,7 @@ const PARALLEL_ENTRIES = 10_000;
 const MAX_THREADS = 4;
 
 // Spelled from the cache folder so that it resolves the same from the CLI bundle (dist/src/cli).
-const WORKER_URL = new URL("../cache/snapshot-worker.js", import.meta.url);
+const WORKER_URL = workerScript(new URL("../cache/snapshot-worker.js", import.meta.url));
 
 /** Hashes what lstat says of each entry of a walk, visited in walk order; see above. */
 export class SnapshotHasher {

@@ -12,9 +12,11 @@ import { userCacheHome } from "../cache/location.js";
  * 45–60 ms of every command, about a sixth of a no-op rebuild; V8 reads its code cache back
  * instead.
  *
- * Where: `$XDG_CACHE_HOME/gantry-code` (else `~/.cache/gantry-code`), one file, outside the
- * layer cache (`$GANTRY_CACHE`), which `--no-cache` and a refused command leave untouched.
- * It is written after a command that succeeded, with what that command compiled.
+ * Where: `$XDG_CACHE_HOME/gantry-code` (else `~/.cache/gantry-code`), one file per node flags
+ * (V8 refuses a cache made under other flags, and bin/gantry passes one that `node gantry.mjs`
+ * does not), outside the layer cache (`$GANTRY_CACHE`), which `--no-cache` and a refused
+ * command leave untouched. It is written after a command that succeeded, with what that
+ * command compiled.
  *
  * The code cache is V8's own bytecode, which V8 runs as it is: whoever can write the file can
  * run code as the user. So it is read only from a directory this user owns and no one else
@@ -45,9 +47,10 @@ function readCache(path: string): Buffer | undefined {
 
 /**
  * Written beside, then renamed: a reader never sees half a cache. The caches of other
- * bundles and nodes (an upgrade's leftovers) go: one file is kept, about 500 KB.
+ * bundles and nodes (an upgrade's leftovers) go: those of this bundle and node under other
+ * flags stay, about 500 KB each.
  */
-function writeCache(path: string, data: Buffer): void {
+function writeCache(path: string, bundleName: string, data: Buffer): void {
   const dir = dirname(path);
   const temp = `${path}.${process.pid}.tmp`;
   try {
@@ -61,7 +64,8 @@ function writeCache(path: string, data: Buffer): void {
     }
     renameSync(temp, path);
     for (const name of readdirSync(dir)) {
-      if (name.endsWith(".bin") && join(dir, name) !== path) rmSync(join(dir, name), { force: true });
+      const thisBundle = name === `${bundleName}.bin` || name.startsWith(`${bundleName}-`);
+      if (name.endsWith(".bin") && !thisBundle) rmSync(join(dir, name), { force: true });
     }
   } catch {
     rmSync(temp, { force: true });
@@ -90,14 +94,41 @@ function restoreMallocArenas(): void {
   delete process.env["GANTRY_SET_MALLOC_ARENA_MAX"];
 }
 
+/**
+ * V8 grows its old generation to up to four times what it last found live before it collects
+ * again; a big build's peak is mostly that headroom. Growing by a fifth keeps the peak near
+ * what is live, for a few more collections (bench/README.md). V8 reads the flag at each
+ * collection, so it can be set while the command runs, and a flag set then leaves the code
+ * caches valid, where one given to node as it starts does not. It is set after a second: a
+ * command done sooner (an unchanged rebuild) never grows its heap far enough for it to
+ * matter, and loading node's v8 module would cost it 4-9 ms.
+ */
+const HEAP_GROWING_PERCENT = 20;
+const HEAP_GROWING_AFTER_MS = 1000;
+
+function boundHeapGrowth(): void {
+  const timer = setTimeout(() => {
+    const v8 = createRequire(BUNDLE)("node:v8") as typeof import("node:v8");
+    v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  }, HEAP_GROWING_AFTER_MS);
+  timer.unref();
+}
+
+/** The node flags this process started with, as part of a file name ("" for none). */
+function flagsName(): string {
+  return process.execArgv.map((flag) => `-${flag.replace(/^-+/, "").replace(/[^\w.=-]/g, "_")}`).join("");
+}
+
 function launch(): void {
   restoreExtraCaCerts();
   restoreMallocArenas();
+  boundHeapGrowth();
   const source = readFileSync(BUNDLE, "utf8");
   const bundle = lstatSync(BUNDLE);
   const dir = join(userCacheHome(), "gantry-code");
-  // A cache per bundle and node: V8 would refuse another's anyway, at the cost of reading it.
-  const path = join(dir, `${process.version}-${process.arch}-${bundle.size}-${Math.floor(bundle.mtimeMs)}.bin`);
+  // A cache per bundle, node and flags: V8 would refuse another's anyway, at the cost of reading it.
+  const bundleName = `${process.version}-${process.arch}-${bundle.size}-${Math.floor(bundle.mtimeMs)}`;
+  const path = join(dir, `${bundleName}${flagsName()}.bin`);
   const cachedData = safeDirectory(dir) ? readCache(path) : undefined;
   const script = new vm.Script(Module.wrap(source.replace(/^#!.*/, "")), {
     filename: BUNDLE,
@@ -105,7 +136,7 @@ function launch(): void {
   });
   if (cachedData === undefined || script.cachedDataRejected === true) {
     process.once("exit", (code) => {
-      if (code === 0) writeCache(path, script.createCachedData());
+      if (code === 0) writeCache(path, bundleName, script.createCachedData());
     });
   }
   const module = { exports: {} };

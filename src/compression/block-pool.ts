@@ -2,6 +2,7 @@ import { Worker } from "node:worker_threads";
 import { AbortedError, IoError } from "../model/errors.js";
 import type { BlockJob } from "./block-job.js";
 import type { WorkerMessage } from "./block-worker.js";
+import { workerScript } from "../util/worker-script.js";
 
 /**
  * A fixed set of worker threads that compress blocks (block-job.ts), one job per worker at
@@ -34,7 +35,7 @@ interface Slot {
 }
 
 // Spelled from the compression folder so that it resolves the same from the CLI bundle (dist/src/cli).
-const WORKER_URL = new URL("../compression/block-worker.js", import.meta.url);
+const WORKER_URL = workerScript(new URL("../compression/block-worker.js", import.meta.url));
 
 /**
  * `threads` compression workers, started at construction, running jobs in the order given. A job fails with

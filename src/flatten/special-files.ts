@@ -2,7 +2,6 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { IoError } from "../model/errors.js";
 
-const run = promisify(execFile);
 
 /**
  * Makes a device node or FIFO at `hostPath`. Node has no mknod(2), so this is the one place
@@ -12,7 +11,7 @@ const run = promisify(execFile);
 export async function makeSpecialFile(hostPath: string, type: "char" | "block" | "fifo", major = 0, minor = 0): Promise<void> {
   const args = type === "fifo" ? [hostPath, "p"] : [hostPath, type === "char" ? "c" : "b", String(major), String(minor)];
   try {
-    await run("mknod", ["-m", "0600", "--", ...args]);
+    await promisify(execFile)("mknod", ["-m", "0600", "--", ...args]);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
     const why = e.code === "ENOENT" ? "the mknod program is missing" : (e.stderr?.trim() || e.message);

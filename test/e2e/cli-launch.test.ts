@@ -2,15 +2,18 @@
  * The `gantry` bin (src/cli/launch.ts) compiles the CLI with a V8 code cache kept in
  * `$XDG_CACHE_HOME/gantry-code`: made once, after a command that succeeded, private to the
  * user, reused as it is, replaced when damaged, never read from or written to a directory
- * others may write to, and the leftovers of other bundles removed. Every run must behave as
- * the CLI does without it.
+ * others may write to, and the leftovers of other bundles removed; one per set of node flags,
+ * since bin/gantry starts node with a flag and V8 refuses a cache made under other flags.
+ * Every run must behave as the CLI does without it.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runGantry } from "../helpers/gantry.js";
+import { gantryEnv, runGantry } from "../helpers/gantry.js";
+import { REPO_ROOT } from "../helpers/paths.js";
+import { run } from "../helpers/tools.js";
 
 async function freshHome(): Promise<string> {
   return mkdtemp(join(tmpdir(), "gantry-launch-"));
@@ -83,4 +86,24 @@ test("the code caches of other bundles are removed when a new one is written", a
   await writeFile(join(xdg, "gantry-code", "v0.0.0-x64-1-1.bin"), "an old bundle's", { mode: 0o600 });
   await version(xdg);
   assert.deepEqual(await codeFiles(xdg), [current]);
+});
+
+test("bin/gantry (node started with a flag) and `node gantry.mjs` each keep a code cache the other leaves alone", async (t) => {
+  const xdg = await freshHome();
+  t.after(() => rm(xdg, { recursive: true, force: true }));
+  const bin = async (): Promise<void> => {
+    const r = await run(join(REPO_ROOT, "bin", "gantry"), ["--version"], { allowFailure: true, env: gantryEnv({ XDG_CACHE_HOME: xdg }) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "", "nothing on stderr");
+  };
+  await version(xdg);
+  await bin();
+  const files = await codeFiles(xdg);
+  assert.equal(files.length, 2, `one cache for each: ${files.join(", ")}`);
+  const before = await Promise.all(files.map((f) => stat(join(xdg, "gantry-code", f))));
+  // Were they one file, each would refuse the other's cache and write its own over it.
+  await version(xdg);
+  await bin();
+  const after = await Promise.all(files.map((f) => stat(join(xdg, "gantry-code", f))));
+  assert.deepEqual(after.map((s) => [s.ino, s.mtimeMs]), before.map((s) => [s.ino, s.mtimeMs]), "a cache was written again");
 });

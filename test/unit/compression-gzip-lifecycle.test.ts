@@ -139,7 +139,7 @@ test("when the workers cannot start, the calling thread deflates and the bytes a
   await mkdir(join(dir, "model"), { recursive: true });
   await mkdir(join(dir, "util"), { recursive: true });
   await writeFile(join(dir, "package.json"), '{ "type": "module" }');
-  for (const file of ["compression/parallel-gzip.js", "compression/parallel-blocks.js", "compression/block-job.js", "compression/gzip-block.js", "compression/zstd-block.js", "compression/zstd-module.js", "compression/block-pool.js", "model/errors.js", "util/loaned-buffers.js"]) {
+  for (const file of ["compression/parallel-gzip.js", "compression/parallel-blocks.js", "compression/block-job.js", "compression/gzip-block.js", "compression/zstd-block.js", "compression/zstd-module.js", "compression/block-pool.js", "model/errors.js", "util/loaned-buffers.js", "util/worker-script.js"]) {
     await copyFile(join(dist, file), join(dir, file));
   }
   const moved = (await import(join(dir, "compression/parallel-gzip.js"))) as { createParallelGzip: typeof createParallelGzip };

@@ -54,11 +54,17 @@ const USER_AGENT = "gantry";
  */
 const IDLE_MS = 30_000;
 const kept = { keepAlive: true, timeout: IDLE_MS };
-const agents = {
-  http: new HttpAgent(kept),
-  httpsUnchecked: new HttpsAgent({ ...kept, rejectUnauthorized: false }),
-};
+// Each agent is made at its first use: making one loads node's http or https module, which
+// a command that never speaks to a registry should not pay for as it starts.
+let plainAgent: HttpAgent | undefined;
+let uncheckedAgent: HttpsAgent | undefined;
 let httpsChecked: HttpsAgent | undefined;
+
+function agentFor(secure: boolean, insecure: boolean | undefined): HttpAgent | HttpsAgent {
+  if (!secure) return (plainAgent ??= new HttpAgent(kept));
+  if (insecure === true) return (uncheckedAgent ??= new HttpsAgent({ ...kept, rejectUnauthorized: false }));
+  return checkedAgent();
+}
 
 /**
  * The agent of checked HTTPS, made at its first use. The `gantry` command (bin/gantry) starts
@@ -94,7 +100,7 @@ export function exchange(ex: Exchange): Promise<RegistryResponse> {
     const secure = ex.url.startsWith("https:");
     const headers: Record<string, string> = { "user-agent": USER_AGENT, accept: "*/*", ...ex.headers };
     if (Buffer.isBuffer(ex.body)) headers["content-length"] = String(ex.body.length);
-    const req = (secure ? httpsRequest : httpRequest)(ex.url, { method: ex.method, headers, agent: secure ? (ex.insecure === true ? agents.httpsUnchecked : checkedAgent()) : agents.http });
+    const req = (secure ? httpsRequest : httpRequest)(ex.url, { method: ex.method, headers, agent: agentFor(secure, ex.insecure) });
     let answer: IncomingMessage | undefined;
     const abort = (): void => {
       const reason = ex.signal.reason as Error;
