@@ -9,7 +9,7 @@
 // for TS specs) resolve as they do from the unbundled files. jiti (loaded only for TS
 // specs) and zstd-napi (a native addon) stay outside.
 import { build } from "esbuild";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 
 const common = { bundle: true, platform: "node", target: "node20", logLevel: "warning" };
@@ -77,10 +77,17 @@ await build({
 });
 
 // A script compiled by launch.ts has no loader for import(): one would fail when reached.
-const dynamicImport = /[^\w.$]import\(/.exec(readFileSync(CLI, "utf8"));
+const bundled = readFileSync(CLI, "utf8");
+const dynamicImport = /[^\w.$]import\(/.exec(bundled);
 if (dynamicImport) {
   throw new Error(`${CLI} holds an import() expression, which the launcher cannot run; use require (see spec-load.ts)`);
 }
+
+// launch.ts reads the bundle as latin1, which is its text only while every byte is ASCII. esbuild
+// writes code in ASCII (its default charset) but keeps the comments it keeps as they were
+// written; in a comment an escape is as good as the character.
+const ascii = bundled.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+if (ascii !== bundled) writeFileSync(CLI, ascii);
 
 // The launcher twice: gantry.mjs for `node dist/src/cli/gantry.mjs`, and gantry.cjs for
 // bin/gantry. Node runs an ES module through its ES module loader, whose own modules it must

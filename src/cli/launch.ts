@@ -123,7 +123,9 @@ function launch(): void {
   restoreExtraCaCerts();
   restoreMallocArenas();
   boundHeapGrowth();
-  const source = readFileSync(BUNDLE, "utf8");
+  // The bundle is ASCII (tools/bundle-cli.mjs): read as latin1, it is the same text, without
+  // utf8's checks, in half the time (4-5 ms here for 900 KB).
+  const source = readFileSync(BUNDLE, "latin1");
   const bundle = lstatSync(BUNDLE);
   const dir = join(userCacheHome(), "gantry-code");
   // A cache per bundle, node and flags: V8 would refuse another's anyway, at the cost of reading it.
