@@ -3,6 +3,7 @@ import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, r
 import { createRequire, Module } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import v8 from "node:v8";
 import vm from "node:vm";
 import { userCacheHome } from "../cache/location.js";
 
@@ -98,21 +99,11 @@ function restoreMallocArenas(): void {
  * V8 grows its old generation to up to four times what it last found live before it collects
  * again; a big build's peak is mostly that headroom. Growing by a fifth keeps the peak near
  * what is live, for a few more collections (bench/README.md). V8 reads the flag at each
- * collection, so it can be set while the command runs, and a flag set then leaves the code
- * caches valid, where one given to node as it starts does not. It is set after a second: a
- * command done sooner (an unchanged rebuild) never grows its heap far enough for it to
- * matter, and loading node's v8 module would cost it 4-9 ms.
+ * collection, so it can be set as the command starts, and a flag set then leaves the code
+ * caches valid, where one given to node as it starts does not. Set any later (after a second,
+ * say), it came too late: the limits of the collections before held.
  */
 const HEAP_GROWING_PERCENT = 20;
-const HEAP_GROWING_AFTER_MS = 1000;
-
-function boundHeapGrowth(): void {
-  const timer = setTimeout(() => {
-    const v8 = createRequire(BUNDLE)("node:v8") as typeof import("node:v8");
-    v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-  }, HEAP_GROWING_AFTER_MS);
-  timer.unref();
-}
 
 /** The node flags this process started with, as part of a file name ("" for none). */
 function flagsName(): string {
@@ -122,7 +113,7 @@ function flagsName(): string {
 function launch(): void {
   restoreExtraCaCerts();
   restoreMallocArenas();
-  boundHeapGrowth();
+  v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   // The bundle is ASCII (tools/bundle-cli.mjs): read as latin1, it is the same text, without
   // utf8's checks, in half the time (4-5 ms here for 900 KB).
   const source = readFileSync(BUNDLE, "latin1");
