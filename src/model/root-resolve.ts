@@ -85,7 +85,10 @@ export function resolveLinks(view: RootView, path: string, rules: FollowRules): 
   const keepLast = !rules.followLast && last !== "" && last !== "." && last !== "..";
   if (keepLast) parts.pop();
   const dir = walk(lookup, "", parts, undefined);
-  return keepLast ? joinPath(dir, last) : dir;
+  const resolved = keepLast ? joinPath(dir, last) : dir;
+  // The path asked, when nothing rerouted it: each entry of a new layer keeps its resolved
+  // path, and a string of its own per file, equal to the walk's, was 3 MB of 100,000 files.
+  return resolved === path ? path : resolved;
 }
 
 /**
