@@ -39,17 +39,19 @@ export const LEVELS: Record<Exclude<Compression, "none">, { min: number; max: nu
 };
 
 /**
- * A compressing stream. `threads` (default: every core, at most 8) changes the speed, never
- * the bytes: they depend on the input, the kind and the level alone.
+ * A compressing stream. `threads` (default: every core, at most 8) and `expectedLength` (how
+ * much input is coming, when known: see ParallelOptions) change the speed, never the bytes:
+ * they depend on the input, the kind and the level alone.
  */
-export function compressor(kind: Compression, level?: number, threads?: number): Transform {
+export function compressor(kind: Compression, level?: number, threads?: number, expectedLength?: number): Transform {
+  const speed = { ...(threads !== undefined ? { threads } : {}), expectedLength };
   switch (kind) {
     case "gzip":
       // Fixed-size blocks deflated on every core, one gzip member with a fixed header (see parallel-gzip.ts).
-      return createParallelGzip({ level: level ?? DEFAULT_GZIP_LEVEL, ...(threads !== undefined ? { threads } : {}) });
+      return createParallelGzip({ level: level ?? DEFAULT_GZIP_LEVEL, ...speed });
     case "zstd":
       // Fixed-size frames compressed on every core and concatenated (see parallel-zstd.ts).
-      return createParallelZstd({ level: level ?? DEFAULT_ZSTD_LEVEL, ...(threads !== undefined ? { threads } : {}) });
+      return createParallelZstd({ level: level ?? DEFAULT_ZSTD_LEVEL, ...speed });
     case "none":
       return new PassThrough();
   }

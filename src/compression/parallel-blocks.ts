@@ -47,6 +47,11 @@ export interface ParallelOptions {
   threads?: number;
   /** Input bytes compressed on the calling thread before the workers start. Default: the format's. */
   parallelAfter?: number;
+  /**
+   * How long the input is expected to be, when known: past `parallelAfter`, the workers start
+   * with the stream rather than once that much input is in, and are loaded sooner.
+   */
+  expectedLength?: number | undefined;
 }
 
 /** The worker threads a compressing stream uses unless told: the cores available, at least 1 and at most 8. */
@@ -79,14 +84,14 @@ function track(result: Promise<Buffer>, slot: Buffer): PendingBlock {
 }
 
 /**
- * Compresses on the calling thread in a later turn of the event loop, so that a source that
- * never waits for I/O still lets timers, I/O and the workers' messages through between blocks.
+ * Runs `work` in a later turn of the event loop, so that a source that never waits for I/O
+ * still lets timers, I/O and the workers' messages through between blocks.
  */
-function compressSoon(job: BlockJob): Promise<Buffer> {
+function soon(work: () => Buffer | Promise<Buffer>): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     setImmediate(() => {
       try {
-        resolve(compressBlock(job));
+        resolve(work());
       } catch (err) {
         reject(err);
       }
@@ -130,6 +135,9 @@ export class ParallelBlockCompressor extends Transform {
     this.parallelAfter = checkCount(format, options.parallelAfter ?? format.parallelAfter, "parallel threshold");
     this.window = 2 * Math.max(1, this.threads);
     this.slot = newSlot(format);
+    // A worker takes 100-300 ms to load while the calling thread reads and tars: begun here,
+    // it is loaded before the calling thread has compressed the first blocks itself.
+    if ((options.expectedLength ?? 0) > this.parallelAfter) this.workers(true);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -200,9 +208,17 @@ export class ParallelBlockCompressor extends Transform {
 
   private compress(job: BlockJob): Promise<Buffer> {
     const pool = this.workers();
+    if (pool?.ready === true) return this.onWorker(pool, job);
     // Until a worker is loaded, the calling thread goes on compressing rather than wait; so it
-    // does for good when none ever loads (a bundle that left block-worker.js behind, say).
-    if (pool === undefined || !pool.ready) return compressSoon(job);
+    // does for good when none ever loads (a bundle that left block-worker.js behind, say). It
+    // decides when it gets to the block, not when the block is filled: a source that never
+    // waits fills the whole window at once, and a worker that said it was ready since (its
+    // message is read before the turn's immediates run) takes the block instead. Deciding
+    // early, the calling thread compressed the first eight 4 MiB zstd frames of a build itself.
+    return soon(() => (pool?.ready === true ? this.onWorker(pool, job) : compressBlock(job)));
+  }
+
+  private onWorker(pool: BlockPool, job: BlockJob): Promise<Buffer> {
     return pool.run(job).catch((err: unknown) => {
       // A worker that died costs speed, not the result: its blocks are compressed here.
       if (!(err instanceof BlockPoolFailure) || this.destroyed) throw err;
@@ -210,9 +226,9 @@ export class ParallelBlockCompressor extends Transform {
     });
   }
 
-  /** The worker pool, started the first time the input is past the threshold. */
-  private workers(): BlockPool | undefined {
-    if (!this.poolTried && this.threads > 0 && this.length > this.parallelAfter) {
+  /** The worker pool, started the first time the input is past the threshold (or `expected` to be). */
+  private workers(expected = false): BlockPool | undefined {
+    if (!this.poolTried && this.threads > 0 && (expected || this.length > this.parallelAfter)) {
       this.poolTried = true;
       this.pool = new BlockPool(this.threads);
     }

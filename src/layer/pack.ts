@@ -48,10 +48,11 @@ export async function packLayer(entries: readonly LayerEntry[], opts: PackOption
   // Where the layer alone lives when it is not stored: its place in the output archive.
   const onlyInto = into?.only === true ? into : undefined;
   const tempPath = onlyInto ? undefined : await opts.store.tempPath();
-  const meter = byteMeter(opts.onProgress, "pack", `pack ${opts.describe}`, `packing ${opts.describe}`, approximateTarSize(entries));
+  const expectedSize = approximateTarSize(entries);
+  const meter = byteMeter(opts.onProgress, "pack", `pack ${opts.describe}`, `packing ${opts.describe}`, expectedSize);
   const diffIdHash = newHasher();
   let tarSize = 0;
-  const compress = compressor(opts.compression, opts.level);
+  const compress = compressor(opts.compression, opts.level, undefined, expectedSize);
   const blocks = new BlockSink(compress, compressorInputSpace(compress) ?? "fresh", (block) => {
     diffIdHash.update(block);
     tarSize += block.length;

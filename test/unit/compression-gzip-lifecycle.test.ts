@@ -149,3 +149,25 @@ test("when the workers cannot start, the calling thread deflates and the bytes a
   assert.ok(workerless.equals(inThread));
   assert.ok(gunzipSync(workerless).equals(input));
 });
+
+test("an expected length past the threshold starts the workers with the stream; one ended with no input lets the process exit", async (t) => {
+  const out = await childScript(t, `
+const small = createParallelGzip({ level: 6, threads: 2, expectedLength: block });
+console.log("small:", workers());
+small.destroy();
+const big = createParallelGzip({ level: 6, threads: 2, expectedLength: 64 * block });
+console.log("big:", workers());
+const chunks = [];
+big.on("data", (c) => chunks.push(c));
+big.on("end", () => console.log("ended,", Buffer.concat(chunks).length > 0 ? "a gzip member" : "nothing"));
+big.end();`);
+  assert.equal(out, "small: 0\nbig: 2\nended, a gzip member");
+});
+
+test("with an expected length, the bytes are those of the calling thread alone", async () => {
+  const input = Buffer.concat([randomBytes(BLOCK_SIZE), Buffer.alloc(5 * BLOCK_SIZE + 7, "gantry ")]);
+  const told = await buffer(Readable.from([input]).pipe(createParallelGzip({ level: 6, threads: 2, expectedLength: input.length })));
+  const inThread = await buffer(Readable.from([input]).pipe(createParallelGzip({ level: 6, threads: 0 })));
+  assert.ok(told.equals(inThread));
+  assert.ok(gunzipSync(told).equals(input));
+});
