@@ -110,7 +110,11 @@ function checkCount(format: BlockFormat, value: number, what: string): number {
 export class ParallelBlockCompressor extends Transform {
   private readonly level: number;
   private readonly threads: number;
-  private readonly parallelAfter: number;
+  /**
+   * The input length past which the workers start: the threshold, or -1 (at once) when the
+   * whole input is expected past it.
+   */
+  private readonly workersAfter: number;
   /** How many blocks may be out for compression or waiting to be written. */
   private readonly window: number;
 
@@ -132,12 +136,13 @@ export class ParallelBlockCompressor extends Transform {
     super({ readableHighWaterMark: Math.min(format.blockSize, 1024 * 1024) });
     this.level = format.checkLevel(options.level);
     this.threads = checkCount(format, options.threads ?? defaultCompressionThreads(), "thread count");
-    this.parallelAfter = checkCount(format, options.parallelAfter ?? format.parallelAfter, "parallel threshold");
+    const parallelAfter = checkCount(format, options.parallelAfter ?? format.parallelAfter, "parallel threshold");
     this.window = 2 * Math.max(1, this.threads);
     this.slot = newSlot(format);
     // A worker takes 100-300 ms to load while the calling thread reads and tars: begun here,
     // it is loaded before the calling thread has compressed the first blocks itself.
-    if ((options.expectedLength ?? 0) > this.parallelAfter) this.workers(true);
+    this.workersAfter = (options.expectedLength ?? 0) > parallelAfter ? -1 : parallelAfter;
+    this.workers();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -226,9 +231,9 @@ export class ParallelBlockCompressor extends Transform {
     });
   }
 
-  /** The worker pool, started the first time the input is past the threshold (or `expected` to be). */
-  private workers(expected = false): BlockPool | undefined {
-    if (!this.poolTried && this.threads > 0 && (expected || this.length > this.parallelAfter)) {
+  /** The worker pool, started the first time the input is past `workersAfter`. */
+  private workers(): BlockPool | undefined {
+    if (!this.poolTried && this.threads > 0 && this.length > this.workersAfter) {
       this.poolTried = true;
       this.pool = new BlockPool(this.threads);
     }

@@ -33,9 +33,13 @@ function answer(path: string, opts: { workerData?: unknown; message?: unknown; w
   });
 }
 
-test("the library's workers run their modules; only the command's bundle runs the scripts", () => {
+test("the library's workers run their modules; the command's bundle was built to run the scripts", async () => {
   const module = new URL("file:///x/dist/src/cache/hash-worker.js");
   assert.equal(workerScript(module).href, module.href);
+  // Left undefined in the bundle, the name would send the command's workers to the modules.
+  const cli = await readFile(join(REPO_ROOT, "dist", "src", "cli", "gantry-cli.cjs"), "latin1");
+  assert.ok(cli.includes("function workerScript("), "the bundle has workerScript");
+  assert.ok(!cli.includes("GANTRY_BUNDLED_WORKERS"), "GANTRY_BUNDLED_WORKERS was not defined in the bundle");
 });
 
 test("hash-worker.cjs answers a job with the sha256 of each file", async (t) => {
