@@ -48,6 +48,8 @@ function lazyModule(name) {
 }
 
 const CLI = "dist/src/cli/gantry-cli.cjs";
+// The CLI's worker threads run the scripts below, not the library's modules (src/util/worker-script.ts).
+const bundledWorkers = { GANTRY_BUNDLED_WORKERS: "true" };
 // A CommonJS script has no import.meta: its own file URL stands in for it.
 const asScript = {
   define: { "import.meta.url": "__gantryModuleUrl" },
@@ -62,7 +64,7 @@ await build({
   external: ["jiti", "zstd-napi"],
   plugins: [lazyBuiltins],
   ...asScript,
-  define: { ...asScript.define, GANTRY_BUNDLED_WORKERS: "true" },
+  define: { ...asScript.define, ...bundledWorkers },
 });
 
 // Each worker thread's module as one script beside it (NAME.cjs), which the CLI's workers
@@ -95,16 +97,24 @@ if (ascii !== bundled) writeFileSync(CLI, ascii);
 // The launcher twice: gantry.mjs for `node dist/src/cli/gantry.mjs`, and gantry.cjs for
 // bin/gantry. Node runs an ES module through its ES module loader, whose own modules it must
 // load first (7-10 ms of every start here); a CommonJS script needs none of that.
+// Both may start the CLI's snapshot worker ahead of it (src/cache/snapshot-prestart.ts), so they
+// name the workers' scripts as the CLI does, and load worker_threads only then. The ES module
+// has no require of its own for the lazy modules: one is made for it.
 await build({
   ...common,
   entryPoints: ["src/cli/launch.ts"],
   outfile: "dist/src/cli/gantry.mjs",
   format: "esm",
+  plugins: [lazyBuiltins],
+  banner: { js: "import { createRequire as __gantryCreateRequire } from 'node:module'; const require = __gantryCreateRequire(import.meta.url);" },
+  define: bundledWorkers,
 });
 await build({
   ...common,
   entryPoints: ["src/cli/launch.ts"],
   outfile: "dist/src/cli/gantry.cjs",
   format: "cjs",
+  plugins: [lazyBuiltins],
   ...asScript,
+  define: { ...asScript.define, ...bundledWorkers },
 });

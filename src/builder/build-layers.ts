@@ -22,6 +22,7 @@ import type { NewLayerRecord } from "./config.js";
 import { layerContent, type WalkedSources } from "./layer-content.js";
 import type { ExpandedLayer, ExpandedPlan } from "./plan.js";
 import { assignBins, findUnits } from "./units.js";
+import { releasePrestartedWorker } from "../util/prestarted-worker.js";
 
 /**
  * The new layers of one image, on its base: each found in the layer index by its key, or
@@ -102,6 +103,7 @@ export async function buildNewLayers(base: Image | undefined, ctx: LayerContext)
       out.records.push({ diffId: layer.diffId, createdBy: `gantry build: ${describeLayer(job)}` });
     }
   }
+  releasePrestartedWorker(); // every layer was found unchanged, none by a walk on two threads
   return out;
 }
 
@@ -118,6 +120,7 @@ function binsFor(plan: ExpandedPlan, baseLayers: number): number {
 
 /** One job per bin of units (units.ts), each over its part of one walk of the sources. */
 async function splitJobs(layerPlan: ExpandedLayer, bins: number, baseLayers: readonly Layer[], signal: AbortSignal | undefined): Promise<LayerJob[]> {
+  releasePrestartedWorker(); // the sources are walked in full
   const { tree: walk } = await walkForKey(layerPlan.sources, { signal });
   const parts = assignBins(findUnits(walk), bins);
   if (parts.length === 0) return [{ plan: layerPlan, what: "layer 1/1", walk, comparedWith: baseLayers }];
@@ -169,11 +172,17 @@ async function makeLayer(job: LayerJob, below: readonly Layer[], base: Image | u
   // What a snapshot record is filed under: the recipe, the sources named by their host paths.
   const recordSnapshot = (walked: SnapshotHasher, key: IndexKey): Promise<void> | undefined =>
     ctx.snapshots?.record(recipeText(recipe), recipe.sources, walked, key);
-  if (index !== undefined && isCacheable(job.plan)) {
+  const cacheable = index !== undefined && isCacheable(job.plan);
+  if (cacheable && job.walk === undefined) {
     // Sources unchanged since a build recorded their snapshot: the key without making it.
-    const unchanged = job.walk === undefined ? await ctx.snapshots?.unchangedKey(recipeText(recipe), recipe.sources, signal) : undefined;
+    const unchanged = await ctx.snapshots?.unchangedKey(recipeText(recipe), recipe.sources, signal);
     hit = unchanged && await index.lookup(unchanged, store);
     if (hit !== undefined) return { layer: cachedLayer(unchanged!, hit, job, ctx, out, " (its sources as the last build saw them)"), inPlace: false };
+  }
+  // From here the layer is walked in full or packed, which the thread started for a snapshot
+  // would not share: it would only hold memory.
+  releasePrestartedWorker();
+  if (cacheable) {
     if (job.walk === undefined && ctx.snapshots !== undefined) snapshot = new SnapshotHasher();
     const packFirst = job.walk === undefined && await firstBuildFrom(job.plan.sources, ctx);
     const walked = job.walk !== undefined ? { tree: job.walk } : await walkForKey(job.plan.sources, { signal, stat: ctx.stat, onStat: snapshot?.visit, deferHashing: packFirst });

@@ -228,6 +228,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       if (what) progress({ step: "platform", message: `building${what}` });
       built.push(await buildOne(platform === undefined ? ctx.plan : withPlatform(ctx.plan, platform), ctx));
     }
+    await ctx.snapshots?.rememberThreads();
     const first = built[0]!;
     const multi = platforms !== undefined && platforms.length > 1;
     const index = multi ? indexOf(built) : undefined;

@@ -1,11 +1,14 @@
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort } from "node:worker_threads";
 import { hashSegments, type SegmentJob } from "./snapshot-segments.js";
 
 /**
- * A thread of a parallel source snapshot (source-snapshot.ts): takes segments of the job it
- * is started with until none is left, then says so. Failures are in the job's shared control.
+ * A thread of a parallel source snapshot (source-snapshot.ts): waits for its job, takes
+ * segments of it until none is left, then says so and ends. Failures are in the job's shared
+ * control. The job comes as a message, not with the start, so that the thread can be started
+ * before the job exists (src/util/prestarted-worker.ts).
  */
-if (parentPort !== null) {
-  hashSegments(workerData as SegmentJob);
-  parentPort.postMessage("done");
-}
+const port = parentPort;
+port?.once("message", (job: SegmentJob) => {
+  hashSegments(job);
+  port.postMessage("done");
+});

@@ -9,7 +9,8 @@ import { CONTROL_WORDS, Control, SEGMENT_DIGEST_BYTES, SegmentHasher, hashSegmen
 import type { IndexKey } from "./layer-index.js";
 import { readSealed, writeSealed } from "./sealed-file.js";
 import { wallClockNs } from "./stat-index.js";
-import { workerScript } from "../util/worker-script.js";
+import { takePrestartedWorker } from "../util/prestarted-worker.js";
+import { SNAPSHOT_WORKER_URL, rememberThreadsWanted } from "./snapshot-prestart.js";
 
 /**
  * Source snapshots: the layer key an unchanged set of sources had, found from a bare
@@ -40,9 +41,6 @@ const FORMAT = "gantry source snapshot 3";
 const PARALLEL_ENTRIES = 10_000;
 /** Threads a snapshot is made on at most: the lstat calls stop scaling past a few. */
 const MAX_THREADS = 4;
-
-// Spelled from the cache folder so that it resolves the same from the CLI bundle (dist/src/cli).
-const WORKER_URL = workerScript(new URL("../cache/snapshot-worker.js", import.meta.url));
 
 /** Hashes what lstat says of each entry of a walk, visited in walk order; see above. */
 export class SnapshotHasher {
@@ -131,19 +129,30 @@ export async function snapshotOf(sources: readonly SourceSpec[], opts: { threads
   return { digest: outer.digest("hex"), racy: roots.racy || control[Control.Racy] !== 0, entries: roots.entries + control[Control.Entries]! };
 }
 
-/** Runs one worker on `job`: true once it has taken its last segment, false if it failed to run. */
+/**
+ * Runs one worker on `job`, the one the command started for this if there is one: true once
+ * it has taken its last segment, false if it failed to run.
+ */
 function runWorker(job: SegmentJob): Promise<boolean> {
   return new Promise((resolve) => {
-    const worker = new Worker(WORKER_URL, { execArgv: [], workerData: job });
+    const worker = takePrestartedWorker(SNAPSHOT_WORKER_URL) ?? new Worker(SNAPSHOT_WORKER_URL, { execArgv: [] });
     worker.once("message", () => resolve(true));
     worker.once("error", () => resolve(false));
     worker.once("exit", () => resolve(false));
+    worker.postMessage(job);
   });
 }
 
 /** `<cache>/snapshots`: recipe → the snapshot of its sources and the key they gave. */
 export class SourceSnapshots {
-  constructor(readonly root: string) {}
+  /** Whether a snapshot this build looked up or recorded is big enough for several threads. */
+  private threadsWanted = false;
+  /** Entries a recorded snapshot must have had for the next one to be made on several threads. */
+  private readonly parallelEntries: number;
+
+  constructor(readonly root: string, opts: { parallelEntries?: number } = {}) {
+    this.parallelEntries = opts.parallelEntries ?? PARALLEL_ENTRIES;
+  }
 
   private pathOf(recipeText: string, sources: readonly SourceSpec[]): string {
     const id = sha256(`${FORMAT}\n${recipeText}\n${JSON.stringify(sources.map((s) => [s.from, s.to]))}`);
@@ -158,7 +167,9 @@ export class SourceSnapshots {
     const sealed = await readSealed(this.pathOf(recipeText, sources), FORMAT);
     const { snapshot, key, entries } = (sealed?.body ?? {}) as Record<string, unknown>;
     if (!isHex(snapshot) || !isHex(key)) return undefined;
-    const threads = typeof entries === "number" && entries >= PARALLEL_ENTRIES ? availableParallelism() : 1;
+    const parallel = typeof entries === "number" && entries >= this.parallelEntries;
+    if (parallel) this.threadsWanted = true;
+    const threads = parallel ? availableParallelism() : 1;
     const now = await snapshotOf(sources, { threads, signal });
     if (now === undefined || now.racy || now.digest !== snapshot) return undefined;
     return { hex: key };
@@ -171,8 +182,17 @@ export class SourceSnapshots {
    */
   async record(recipeText: string, sources: readonly SourceSpec[], walked: SnapshotHasher, key: IndexKey): Promise<void> {
     if (walked.racy) return;
+    if (walked.entries >= this.parallelEntries) this.threadsWanted = true;
     // The next build walks the sources in full.
     await writeSealed(this.pathOf(recipeText, sources), FORMAT, { snapshot: walked.digest(), key: key.hex, entries: walked.entries }).catch(() => {});
+  }
+
+  /**
+   * Once the build's layers are made: tells the next command whether to start a snapshot's
+   * second thread ahead of it (snapshot-prestart.ts).
+   */
+  rememberThreads(): Promise<void> {
+    return rememberThreadsWanted(this.root, this.threadsWanted);
   }
 }
 

@@ -4,15 +4,18 @@
  * user, reused as it is, replaced when damaged, never read from or written to a directory
  * others may write to, and the leftovers of other bundles removed; one per set of node flags,
  * since bin/gantry starts node with a flag and V8 refuses a cache made under other flags.
- * Every run must behave as the CLI does without it.
+ * Every run must behave as the CLI does without it. It also starts the thread of a
+ * rebuild's snapshot walk ahead (src/cache/snapshot-prestart.ts) while the cache asks for it.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gantryEnv, runGantry } from "../helpers/gantry.js";
 import { REPO_ROOT } from "../helpers/paths.js";
+import { settle } from "../helpers/settle.js";
 import { run } from "../helpers/tools.js";
 
 async function freshHome(): Promise<string> {
@@ -106,4 +109,35 @@ test("bin/gantry (node started with a flag) and `node gantry.mjs` each keep a co
   await bin();
   const after = await Promise.all(files.map((f) => stat(join(xdg, "gantry-code", f))));
   assert.deepEqual(after.map((s) => [s.ino, s.mtimeMs]), before.map((s) => [s.ino, s.mtimeMs]), "a cache was written again");
+});
+
+test("after a build that walked a big tree, the next starts the walk's second thread with the command; a build that wants none stops that", async (t) => {
+  const dir = await freshHome();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  // 10,100 entries: a snapshot that big is walked on several threads (source-snapshot.ts).
+  const tree = join(dir, "tree");
+  for (let d = 0; d < 100; d++) {
+    await mkdir(join(tree, `d${d}`), { recursive: true });
+    await Promise.all(Array.from({ length: 100 }, (_, f) => writeFile(join(tree, `d${d}`, `f${f}`), `${d}/${f}\n`)));
+  }
+  await writeFile(join(dir, "big.json"), JSON.stringify({ name: "big", tag: "1", copyToRoot: [tree] }));
+  await mkdir(join(dir, "small"));
+  await writeFile(join(dir, "small", "a.txt"), "a\n");
+  await writeFile(join(dir, "small.json"), JSON.stringify({ name: "small", tag: "1", copyToRoot: ["small"] }));
+  await settle(dir); // a snapshot is recorded only once its entries are older than the clock's tick
+  const env = { GANTRY_CACHE: join(dir, "cache") };
+  const hint = join(dir, "cache", "snapshots", "threads-wanted");
+  const build = async (spec: string): Promise<string> => {
+    const r = await runGantry(["build", join(dir, spec), "-o", join(dir, `${spec}.tar`)], { env });
+    assert.equal(r.code, 0, r.stderr.toString());
+    return r.stderr.toString();
+  };
+  await build("big.json");
+  assert.ok(existsSync(hint), "the build that recorded a big snapshot says so");
+  const again = await build("big.json");
+  assert.match(again, /unchanged: sha256:[0-9a-f]{64} from the cache \(its sources as the last build saw them\)/);
+  assert.ok(existsSync(hint), "a build that matched a big snapshot says so");
+  // This build's command starts a thread no walk takes: it is released, and the hint goes.
+  await build("small.json");
+  assert.ok(!existsSync(hint), "a build whose snapshots are small says so");
 });

@@ -18,10 +18,10 @@ import { tmpDir } from "../helpers/tmp.js";
 
 const bundle = (relative: string): string => join(REPO_ROOT, "dist", "src", relative);
 
-/** Starts the bundle, sends `message` (if any) and resolves with the first message it posts that `wanted` accepts. */
-function answer(path: string, opts: { workerData?: unknown; message?: unknown; wanted?: (m: unknown) => boolean }): Promise<unknown> {
+/** Starts the bundle, sends `message` and resolves with the first message it posts that `wanted` accepts. */
+function answer(path: string, opts: { message: unknown; wanted?: (m: unknown) => boolean }): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(path, { workerData: opts.workerData });
+    const worker = new Worker(path);
     worker.on("error", reject);
     worker.on("exit", (code) => reject(new Error(`${path} exited (${code}) without answering`)));
     worker.on("message", (m: unknown) => {
@@ -29,7 +29,7 @@ function answer(path: string, opts: { workerData?: unknown; message?: unknown; w
       resolve(m);
       void worker.terminate();
     });
-    if (opts.message !== undefined) worker.postMessage(opts.message);
+    worker.postMessage(opts.message);
   });
 }
 
@@ -70,7 +70,7 @@ test("snapshot-worker.cjs hashes the segments of a job as the calling thread doe
   const here = job();
   hashSegments(here);
   const there = job();
-  assert.equal(await answer(bundle("cache/snapshot-worker.cjs"), { workerData: there }), "done");
+  assert.equal(await answer(bundle("cache/snapshot-worker.cjs"), { message: there }), "done");
   assert.deepEqual(Buffer.from(there.digests), Buffer.from(here.digests));
   assert.ok(Buffer.from(there.digests).some((b) => b !== 0), "no segment was hashed");
 });
