@@ -103,7 +103,7 @@ export async function buildNewLayers(base: Image | undefined, ctx: LayerContext)
       out.records.push({ diffId: layer.diffId, createdBy: `gantry build: ${describeLayer(job)}` });
     }
   }
-  releasePrestartedWorker(); // every layer was found unchanged, none by a walk on two threads
+  releasePrestartedWorker(); // no snapshot of these layers took the thread started for one
   return out;
 }
 
