@@ -50,31 +50,40 @@ const RECORDS_PER_PIECE = 2000;
 /**
  * writeSealed of a body that is an array of many records (`items`, an array or anything read
  * by index, each as `toRecord` makes it), with the same bytes, but made a few thousand
- * records at a time, twice: once to hash the body for the header that comes first, once to
- * write it. A layer's facts, 100,000 entries, as one array of records and one JSON text held
- * 50 MB at the end of its build.
+ * records at a time and written as they are made: a layer's facts, 100,000 entries, as one
+ * array of records and one JSON text held 50 MB at the end of its build. The header comes
+ * first but holds the body's digest, so it is written last, over a placeholder of its length
+ * (every sha256 digest is as long); the file is renamed into place only after.
  */
 export async function writeSealedRecords<T>(path: string, format: string, items: { readonly length: number; at(index: number): T | undefined }, toRecord: (item: T) => unknown, extra: Record<string, unknown> = {}): Promise<void> {
-  function* pieces(): Generator<string> {
-    if (items.length === 0) yield "[]";
-    for (let start = 0; start < items.length; start += RECORDS_PER_PIECE) {
-      const count = Math.min(RECORDS_PER_PIECE, items.length - start);
-      const text = JSON.stringify(Array.from({ length: count }, (_, i) => toRecord(items.at(start + i)!)));
-      // The piece's records without its brackets, joined to the pieces around them as one JSON text joins them.
-      yield `${start === 0 ? "[" : ","}${text.slice(1, -1)}${start + RECORDS_PER_PIECE >= items.length ? "]" : ""}`;
-    }
-  }
-  const hash = newHasher();
-  for (const piece of pieces()) hash.update(piece);
-  const header = { ...extra, format, sha256: hasherDigest(hash) };
+  const headerLine = (digest: string): string => `${JSON.stringify({ ...extra, format, sha256: digest })}\n`;
   await mkdir(dirname(path), { recursive: true });
   await writeFileAtomically(path, async (temp) => {
     const file = await open(temp, "w");
     try {
-      await file.write(`${JSON.stringify(header)}\n`);
-      for (const piece of pieces()) await file.write(piece);
+      const placeholder = headerLine(sha256("")); // any digest: they are all as long
+      await file.write(placeholder);
+      const hash = newHasher();
+      for (const piece of recordPieces(items, toRecord)) {
+        hash.update(piece);
+        await file.write(piece);
+      }
+      const header = headerLine(hasherDigest(hash));
+      if (Buffer.byteLength(header) !== Buffer.byteLength(placeholder)) throw new Error("a sealed record's header changed length");
+      await file.write(header, 0);
     } finally {
       await file.close();
     }
   });
+}
+
+/** The JSON text of an array of `items` as records, a few thousand at a time. */
+function* recordPieces<T>(items: { readonly length: number; at(index: number): T | undefined }, toRecord: (item: T) => unknown): Generator<string> {
+  if (items.length === 0) yield "[]";
+  for (let start = 0; start < items.length; start += RECORDS_PER_PIECE) {
+    const count = Math.min(RECORDS_PER_PIECE, items.length - start);
+    const text = JSON.stringify(Array.from({ length: count }, (_, i) => toRecord(items.at(start + i)!)));
+    // The piece's records without its brackets, joined to the pieces around them as one JSON text joins them.
+    yield `${start === 0 ? "[" : ","}${text.slice(1, -1)}${start + RECORDS_PER_PIECE >= items.length ? "]" : ""}`;
+  }
 }

@@ -139,14 +139,20 @@ test("facts are keyed by the layer's diffId alone", async (t) => {
   assert.equal(await index.load(two), undefined);
 });
 
-test("records written a piece at a time are the bytes one JSON text gives, and read back whole", async (t) => {
+test("records written a piece at a time, once each, are the bytes one JSON text gives, and read back whole", async (t) => {
   const dir = await tmpDir(t);
   // Pieces are 2,000 records: none, one, a whole piece, one past it, and pieces and a part.
   for (const count of [0, 1, 2000, 2001, 4500]) {
     const items = Array.from({ length: count }, (_, i) => ({ name: `dir/f${i}.txt`, note: i % 3 === 0 ? "é \"q\"" : null }));
-    const toRecord = (item: { name: string; note: string | null }): unknown => [item.name, item.note];
+    let made = 0;
+    const toRecord = (item: { name: string; note: string | null }): unknown => {
+      made++;
+      return [item.name, item.note];
+    };
     await writeSealed(join(dir, `whole-${count}`), "test format", items.map(toRecord), { entries: count });
+    made = 0;
     await writeSealedRecords(join(dir, `pieces-${count}`), "test format", items, toRecord, { entries: count });
+    assert.equal(made, count, "each record is made once: the header's digest does not cost a second pass");
     assert.deepEqual(await readFile(join(dir, `pieces-${count}`)), await readFile(join(dir, `whole-${count}`)), `${count} records`);
     const read = await readSealed(join(dir, `pieces-${count}`), "test format");
     assert.deepEqual(read?.body, items.map(toRecord));
