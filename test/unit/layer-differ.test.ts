@@ -161,6 +161,29 @@ test("a source directory where the base has a link to a directory is not stored;
   }
 });
 
+test("two source paths landing on one image path: the one that was not rerouted wins, whichever comes first", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    // lib/ is a base link to usr/lib, sorting before it; x11/ one to opt/y, sorting after it.
+    const base = await baseTree(dir, [{ name: "x11", type: "symlink", linkname: "opt/y" }]);
+    const src = join(dir, "src");
+    for (const d of ["lib", "usr/lib", "opt/y", "x11"]) await mkdir(join(src, d), { recursive: true });
+    await writeFile(join(src, "lib/dup.so"), "through the link, first");
+    await writeFile(join(src, "usr/lib/dup.so"), "at its own path, second");
+    await writeFile(join(src, "opt/y/dup"), "at its own path, first");
+    await writeFile(join(src, "x11/dup"), "through the link, second");
+    await writeFile(join(src, "lib/only.so"), "only through the link");
+    const entries = await diffLayer(base, await walkSources([{ from: src, to: "/" }]), OPTS);
+    assert.deepEqual(summary(entries), ["file opt/y/dup", "file usr/lib/dup.so", "file usr/lib/only.so"]);
+    const from = (path: string): unknown => entries.find((e) => e.path === path)?.content;
+    assert.deepEqual(from("usr/lib/dup.so"), { kind: "hostFile", path: join(src, "usr/lib/dup.so") });
+    assert.deepEqual(from("opt/y/dup"), { kind: "hostFile", path: join(src, "opt/y/dup") });
+    assert.deepEqual(from("usr/lib/only.so"), { kind: "hostFile", path: join(src, "lib/only.so") });
+  } finally {
+    await cleanup();
+  }
+});
+
 test("runAsRoot: deletions become whiteouts, an emptied and refilled directory the opaque marker", async () => {
   const { dir, cleanup } = await tempDir();
   try {
