@@ -12,7 +12,7 @@ import { workerScript } from "../util/worker-script.js";
  *
  * A thread takes 60-100 ms to start here, and a rebuild's lstat walk of a big tree wants its
  * second thread as the walk begins, about 0.1 s into the command. But a thread started by a
- * build that does not want it costs that build 15-30 ms (loading node's worker_threads, the
+ * build that does not want it costs that build 14-25 ms (loading node's worker_threads, the
  * thread's start beside the command's, its end). So it is started only while the cache says
  * that the last build walked a tree on several threads (the same spec, as a rule, in an
  * edit-build loop): a file in the snapshots directory, kept by SourceSnapshots.
