@@ -1,7 +1,7 @@
 import { PassThrough, type Duplex, type Transform } from "node:stream";
 import type { Compression } from "../model/mediatypes.js";
 import type { ExpansionBound } from "./expansion.js";
-import { StrictGunzip } from "./gunzip-stream.js";
+import { strictGunzip } from "./gunzip-stream.js";
 import { createParallelGzip } from "./parallel-gzip.js";
 import { ParallelBlockCompressor } from "./parallel-blocks.js";
 import { createParallelZstd } from "./parallel-zstd.js";
@@ -76,7 +76,7 @@ export function decompressor(kind: Compression, bound?: ExpansionBound): Duplex 
   switch (kind) {
     case "gzip":
       // Concatenated gzip members (pigz-style output) are valid; zlib handles them.
-      return new StrictGunzip(bound);
+      return strictGunzip(bound);
     case "zstd":
       return new ZstdDecompressor(bound);
     case "none":

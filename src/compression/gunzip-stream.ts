@@ -1,4 +1,4 @@
-import type { TransformCallback } from "node:stream";
+import type { Transform, TransformCallback } from "node:stream";
 import { Gunzip } from "node:zlib";
 import { ExpansionCounter, type ExpansionBound } from "./expansion.js";
 
@@ -13,44 +13,58 @@ import { ExpansionCounter, type ExpansionBound } from "./expansion.js";
  * (each chunk is a round trip to the thread pool), which a copy that checks its layers on
  * the way pays in full.
  */
-export class StrictGunzip extends Gunzip {
-  private readonly counter: ExpansionCounter;
-  /** Compressed bytes given to zlib so far; zlib's `bytesWritten` says how many it took. */
-  private received = 0;
-  private ended = false;
+export function strictGunzip(bound?: ExpansionBound): Transform {
+  strictGunzipClass ??= defineStrictGunzip();
+  return new strictGunzipClass(bound);
+}
 
-  constructor(bound?: ExpansionBound) {
-    super({ chunkSize: 1024 * 1024 });
-    this.counter = new ExpansionCounter(bound);
-  }
+let strictGunzipClass: ReturnType<typeof defineStrictGunzip> | undefined;
 
-  override _transform(chunk: Buffer, encoding: BufferEncoding, done: TransformCallback): void {
-    // Input after zlib ended the output is not a gzip member: it would have raised a header error.
-    if (this.ended && chunk.length > 0) {
-      done(trailingData(chunk.length));
-      return;
+/**
+ * The class, made at the first call: it extends node's Gunzip, and the gantry command loads
+ * zlib when a name of it is first read (tools/bundle-cli.mjs), so a class made as the module
+ * loads cost every command zlib's load (5-6 ms under bin/gantry's flag), a no-op rebuild too.
+ */
+function defineStrictGunzip() {
+  return class StrictGunzip extends Gunzip {
+    private readonly counter: ExpansionCounter;
+    /** Compressed bytes given to zlib so far; zlib's `bytesWritten` says how many it took. */
+    private received = 0;
+    private ended = false;
+
+    constructor(bound?: ExpansionBound) {
+      super({ chunkSize: 1024 * 1024 });
+      this.counter = new ExpansionCounter(bound);
     }
-    this.received += chunk.length;
-    super._transform(chunk, encoding, done);
-  }
 
-  override push(chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (chunk === null) {
-      this.ended = true;
-      // zlib ends its output early when it stops taking input after the last member.
-      const left = this.received - this.bytesWritten;
-      if (left > 0) {
-        this.destroy(trailingData(left));
-        return false;
+    override _transform(chunk: Buffer, encoding: BufferEncoding, done: TransformCallback): void {
+      // Input after zlib ended the output is not a gzip member: it would have raised a header error.
+      if (this.ended && chunk.length > 0) {
+        done(trailingData(chunk.length));
+        return;
       }
-    } else {
-      const tooMuch = this.counter.add((chunk as Buffer).length);
-      if (tooMuch) {
-        this.destroy(tooMuch);
-        return false;
-      }
+      this.received += chunk.length;
+      super._transform(chunk, encoding, done);
     }
-    return super.push(chunk, encoding);
+
+    override push(chunk: unknown, encoding?: BufferEncoding): boolean {
+      if (chunk === null) {
+        this.ended = true;
+        // zlib ends its output early when it stops taking input after the last member.
+        const left = this.received - this.bytesWritten;
+        if (left > 0) {
+          this.destroy(trailingData(left));
+          return false;
+        }
+      } else {
+        const tooMuch = this.counter.add((chunk as Buffer).length);
+        if (tooMuch) {
+          this.destroy(tooMuch);
+          return false;
+        }
+      }
+      return super.push(chunk, encoding);
+    }
   }
 }
 

@@ -59,10 +59,15 @@ export function gzipTrailer(crc: number, length: number): Buffer {
 
 /**
  * The running crc32 of a stream: zlib's (Node 20.15 and later), else a table-driven one
- * for the Node 20 releases before it, about ten times slower.
+ * for the Node 20 releases before it, about ten times slower. Chosen at the first call, not
+ * as the module loads: the gantry command loads zlib when a name of it is first read
+ * (tools/bundle-cli.mjs), and a command that compresses nothing need not.
  */
-export const crc32: (data: Uint8Array, crc: number) => number =
-  typeof zlib.crc32 === "function" ? zlib.crc32 : crc32ByTable;
+export function crc32(data: Uint8Array, crc: number): number {
+  chosenCrc32 ??= typeof zlib.crc32 === "function" ? zlib.crc32 : crc32ByTable;
+  return chosenCrc32(data, crc);
+}
+let chosenCrc32: ((data: Uint8Array, crc: number) => number) | undefined;
 
 let table: Uint32Array | undefined;
 /** Exported for its test; use `crc32`. */
