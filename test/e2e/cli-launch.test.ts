@@ -10,7 +10,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gantryEnv, runGantry } from "../helpers/gantry.js";
@@ -140,4 +140,22 @@ test("after a build that walked a big tree, the next starts the walk's second th
   // This build's command starts a thread no walk takes: it is released, and the hint goes.
   await build("small.json");
   assert.ok(!existsSync(hint), "a build whose snapshots are small says so");
+});
+
+test("bin/gantry runs through a link to it, from its own directory, and through a linked directory above it", async (t) => {
+  const dir = await freshHome();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const bin = join(REPO_ROOT, "bin", "gantry");
+  await symlink(bin, join(dir, "gantry")); // as npm's .bin/gantry is
+  await symlink(REPO_ROOT, join(dir, "checkout"));
+  const env = gantryEnv({ XDG_CACHE_HOME: dir });
+  for (const [cmd, args, cwd] of [
+    [join(dir, "gantry"), ["--version"], dir],
+    ["sh", ["gantry", "--version"], join(REPO_ROOT, "bin")],
+    [join(dir, "checkout", "bin", "gantry"), ["--version"], dir],
+  ] as const) {
+    const r = await run(cmd, [...args], { allowFailure: true, env, cwd });
+    assert.equal(r.code, 0, `${cmd} ${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stdout.toString(), /^\d+\.\d+\.\d+\n$/);
+  }
 });
