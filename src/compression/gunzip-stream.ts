@@ -23,7 +23,7 @@ let strictGunzipClass: ReturnType<typeof defineStrictGunzip> | undefined;
 /**
  * The class, made at the first call: it extends node's Gunzip, and the gantry command loads
  * zlib when a name of it is first read (tools/bundle-cli.mjs), so a class made as the module
- * loads cost every command zlib's load (5-6 ms under bin/gantry's flag), a no-op rebuild too.
+ * loads cost every command zlib's load (5-12 ms under bin/gantry's flag), a no-op rebuild too.
  */
 function defineStrictGunzip() {
   return class StrictGunzip extends Gunzip {
