@@ -2,7 +2,6 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { IoError } from "../model/errors.js";
 
-
 /**
  * Makes a device node or FIFO at `hostPath`. Node has no mknod(2), so this is the one place
  * that runs coreutils' `mknod` (present wherever there is a Linux userland); it never

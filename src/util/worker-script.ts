@@ -1,6 +1,7 @@
 /**
- * Defined (as true) only in the gantry command's bundle, by tools/bundle-cli.mjs, which also
- * bundles each worker's module into one CommonJS script beside it.
+ * Defined (as true) only in the gantry command's bundles (the CLI and its launchers), by
+ * tools/bundle-cli.mjs, which also bundles each worker's module into one CommonJS script
+ * beside it.
  */
 declare const GANTRY_BUNDLED_WORKERS: boolean | undefined;
 

@@ -111,7 +111,11 @@ test("bin/gantry (node started with a flag) and `node gantry.mjs` each keep a co
   assert.deepEqual(after.map((s) => [s.ino, s.mtimeMs]), before.map((s) => [s.ino, s.mtimeMs]), "a cache was written again");
 });
 
-test("after a build that walked a big tree, the next starts the walk's second thread with the command; a build that wants none stops that", async (t) => {
+// Whether the launcher then starts the thread is its one call to prestartSnapshotThread, whose
+// decision and hand-over prestarted-worker.test.ts checks: from outside, a command that started
+// one looks the same, so this checks what the cache tells the next command, and that a rebuild
+// the launcher gave the thread to still finds its layer unchanged.
+test("after a build that walked a big tree the cache asks the next command for the walk's second thread, which still finds the layer unchanged; a build that wants none stops asking", async (t) => {
   const dir = await freshHome();
   t.after(() => rm(dir, { recursive: true, force: true }));
   // 10,100 entries: a snapshot that big is walked on several threads (source-snapshot.ts).
