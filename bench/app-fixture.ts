@@ -26,11 +26,6 @@ export function timed(script: string, env: NodeJS.ProcessEnv = process.env): Tim
   return { seconds, rssKb, stdout: r.stdout, stderr: r.stderr };
 }
 
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-}
-
 /** `npm install` of bench/app/package.json into `dir`, unless it already holds node_modules. */
 export async function prepareApp(dir: string): Promise<void> {
   await mkdir(join(dir, "src"), { recursive: true });

@@ -13,13 +13,19 @@
  *   umoci repack        the tree already in an unpacked bundle (umoci's own tar + gzip)
  *   buildah commit      `buildah copy` untimed, then `commit --disable-compression=false` to oci-archive:
  *   tar | gzip -6, tar | pigz -6, tar | zstd -3 -T0   the shell pipelines
+ *   floors              what no gantry command can go under on this machine: node starting and
+ *                       exiting (`node -e 0`), `gantry --version` (the CLI loaded), and the tar
+ *                       deflated at gantry's level on every core by node's zlib alone
+ *                       (deflate-floor.ts): no walk, digest or write
  * Tools that are not installed are skipped. Ratios are relative to gantry build; gantry's
  * peak RSS (GNU time's maximum resident set) is printed after the table.
  */
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { copySome, gantry, has, mb, printTable, timeShell, type Row } from "./lib.js";
+import { fileURLToPath } from "node:url";
+import { DEFAULT_GZIP_LEVEL } from "../src/compression/compression.js";
+import { copySome, gantry, has, mb, median, printTable, timeShell, type Row } from "./lib.js";
 
 const source = process.argv[2] ?? "/usr/lib";
 const budget = Number(process.argv[3] ?? 380) * 1024 * 1024;
@@ -80,12 +86,26 @@ async function main(): Promise<void> {
     if (has("pigz")) rows.push({ name: "tar | pigz -6", seconds: timeShell(`tar -C ${tree} --sort=name -cf - . | pigz -6 > ${work}/t.pgz`), bytes: (await stat(`${work}/t.pgz`)).size });
     rows.push(await gantryRow(work, tree, "zstd"));
     if (has("zstd")) rows.push({ name: "tar | zstd -3 -T0", seconds: timeShell(`tar -C ${tree} --sort=name -cf - . | zstd -q -3 -T0 > ${work}/t.zst`), bytes: (await stat(`${work}/t.zst`)).size });
+    rows.push(...floorRows(work, tree));
     printTable(rows, "gantry build (gzip)");
     console.log(`\ngantry peak RSS: ${peakRss.join("; ")}`);
   } finally {
     timeShell(`umount -R ${work}/buildah-root/* 2>/dev/null; true`);
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** Start-up and deflate alone, on the same tree (see the header): the floors under the rows above. */
+function floorRows(work: string, tree: string): Row[] {
+  const startups = (command: string): number => median(Array.from({ length: 5 }, () => timeShell(command)));
+  const tar = join(work, "floor.tar");
+  timeShell(`tar -C ${tree} --sort=name -cf ${tar} .`);
+  const deflateFloor = fileURLToPath(new URL("./deflate-floor.js", import.meta.url));
+  return [
+    { name: "floor: node -e 0 (median of 5)", seconds: startups("node -e 0") },
+    { name: "floor: gantry --version (median of 5)", seconds: startups(`${gantry} --version`) },
+    { name: `floor: deflate alone, level ${DEFAULT_GZIP_LEVEL}`, seconds: timeShell(`node ${deflateFloor} ${tar} ${DEFAULT_GZIP_LEVEL} >/dev/null`) },
+  ];
 }
 
 /** The largest blob of an OCI layout: its one layer. */

@@ -72,6 +72,11 @@ export function has(tool: string): boolean {
   return spawnSync("bash", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status === 0;
 }
 
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
 export const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MB`;
 
 export interface Row { name: string; seconds: number; bytes?: number }

@@ -20,8 +20,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gantry, has, timeShell } from "./lib.js";
-import { makeBase, median, prepareApp, timed, writeAppSpec, type Timed } from "./app-fixture.js";
+import { gantry, has, median, timeShell } from "./lib.js";
+import { makeBase, prepareApp, timed, writeAppSpec, type Timed } from "./app-fixture.js";
 import { startRegistry, type RunningRegistry as BenchRegistry } from "../test/helpers/registry.js";
 
 const runs = Math.max(1, Number(process.argv[3] ?? 3));
