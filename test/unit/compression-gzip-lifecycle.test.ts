@@ -171,3 +171,19 @@ test("with an expected length, the bytes are those of the calling thread alone",
   assert.ok(told.equals(inThread));
   assert.ok(gunzipSync(told).equals(input));
 });
+
+test("blocks that deflate to little are handed on in memory of their own size, not in zlib's output buffer", async () => {
+  // zlib hands back a view of its 515 KiB output buffer however little it wrote; a reader
+  // that falls behind would hold one such buffer per waiting block.
+  const input = Buffer.alloc(12 * BLOCK_SIZE + 11, "gantry layer ");
+  for (const threads of [0, 2]) {
+    const chunks: Buffer[] = [];
+    const gz = Readable.from([input]).pipe(createParallelGzip({ level: 4, threads, parallelAfter: 0 }));
+    for await (const chunk of gz) chunks.push(chunk as Buffer);
+    assert.ok(gunzipSync(Buffer.concat(chunks)).equals(input));
+    for (const chunk of chunks) {
+      const held = chunk.buffer.byteLength;
+      assert.ok(held <= Math.max(2 * chunk.length, Buffer.poolSize), `${threads} threads: a chunk of ${chunk.length} bytes holds ${held}`);
+    }
+  }
+});
