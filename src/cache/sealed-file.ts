@@ -2,6 +2,7 @@ import { appendFile, mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { hasherDigest, newHasher, sha256 } from "../model/digest.js";
 import { writeFileAtomically } from "../util/atomic.js";
+import { writeTextPieces } from "../util/io.js";
 import { touchUsed } from "./prune.js";
 
 /**
@@ -52,8 +53,9 @@ const RECORDS_PER_PIECE = 2000;
  * by index, each as `toRecord` makes it), with the same bytes, but made a few thousand
  * records at a time and written as they are made: a layer's facts, 100,000 entries, as one
  * array of records and one JSON text held 50 MB at the end of its build. The header comes
- * first but holds the body's digest, so it is written last, over a placeholder of its length
- * (every sha256 digest is as long); the file is renamed into place only after.
+ * first but holds the body's digest, so the body is written after the space the header will
+ * take (as long as a placeholder's: every sha256 digest is as long) and the header last; the
+ * file is renamed into place only after.
  */
 export async function writeSealedRecords<T>(path: string, format: string, items: { readonly length: number; at(index: number): T | undefined }, toRecord: (item: T) => unknown, extra: Record<string, unknown> = {}): Promise<void> {
   const headerLine = (digest: string): string => `${JSON.stringify({ ...extra, format, sha256: digest })}\n`;
@@ -62,12 +64,8 @@ export async function writeSealedRecords<T>(path: string, format: string, items:
     const file = await open(temp, "w");
     try {
       const placeholder = headerLine(sha256("")); // any digest: they are all as long
-      await file.write(placeholder);
       const hash = newHasher();
-      for (const piece of recordPieces(items, toRecord)) {
-        hash.update(piece);
-        await file.write(piece);
-      }
+      await writeTextPieces(file.fd, recordPieces(items, toRecord), Buffer.byteLength(placeholder), (bytes) => hash.update(bytes));
       const header = headerLine(hasherDigest(hash));
       if (Buffer.byteLength(header) !== Buffer.byteLength(placeholder)) throw new Error("a sealed record's header changed length");
       await file.write(header, 0);

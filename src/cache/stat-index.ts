@@ -1,10 +1,9 @@
-import { mkdir, readFile } from "node:fs/promises";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { mkdir, open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { digestHex, sha256, type Digest } from "../model/digest.js";
 import { fingerprintCtimeNs, type HostFingerprint } from "../layer/sources.js";
-import { writeStreamAtomically } from "../util/atomic.js";
+import { writeFileAtomically } from "../util/atomic.js";
+import { writeTextPieces } from "../util/io.js";
 import { touchUsed } from "./prune.js";
 
 /**
@@ -166,7 +165,14 @@ export class StatIndex {
       if (!table.changed) continue;
       try {
         await mkdir(this.root, { recursive: true });
-        await writeStreamAtomically(this.fileOf(table.dir), (out) => pipeline(Readable.from(table.serialize()), out));
+        await writeFileAtomically(this.fileOf(table.dir), async (temp) => {
+          const file = await open(temp, "w");
+          try {
+            await writeTextPieces(file.fd, table.serialize(), 0);
+          } finally {
+            await file.close();
+          }
+        });
         table.changed = false;
       } catch {
         // The next build hashes these files again.

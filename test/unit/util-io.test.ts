@@ -3,16 +3,17 @@
  * destroyed before its file is open still opens, and so creates, the file; a failed write
  * must leave nothing behind all the same (beside an output: no temporary file).
  * The stream here opens its file late (as a busy thread pool would), so removing the path
- * at once, without waiting for the stream, leaves the file there.
+ * at once, without waiting for the stream, leaves the file there. And writeTextPieces: text
+ * written through one reused buffer, byte for byte as UTF-8.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { createWriteStream } from "node:fs";
-import { access, readFile, readdir, writeFile } from "node:fs/promises";
+import { access, open, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { removeWhenClosed } from "../../src/util/io.js";
+import { removeWhenClosed, writeTextPieces } from "../../src/util/io.js";
 import { writeStreamAtomically } from "../../src/util/atomic.js";
 import { tmpDir } from "../helpers/tmp.js";
 
@@ -71,4 +72,25 @@ test("an output whose bytes fail before its temporary file opened: the output as
   await sleep(80);
   assert.deepEqual(await readdir(dir), ["out.tar"]);
   assert.equal(await readFile(dest, "utf8"), "the old archive");
+});
+
+test("text pieces are written as UTF-8 from the position given, each piece's bytes seen as written, however long", async (t) => {
+  const path = join(await tmpDir(t), "pieces");
+  // A short piece first, then longer ones (the buffer must grow), multi-byte characters and a surrogate pair.
+  const pieces = ["ab\n", "é".repeat(5000), "x".repeat(100_000), "\u{1F600} gantry ✓\n", ""];
+  const seen: Buffer[] = [];
+  const file = await open(path, "w");
+  let end: number;
+  try {
+    end = await writeTextPieces(file.fd, pieces, 7, (bytes) => seen.push(Buffer.from(bytes)));
+  } finally {
+    await file.close();
+  }
+  const expected = Buffer.from(pieces.join(""), "utf8");
+  const written = await readFile(path);
+  assert.equal(end, 7 + expected.length);
+  assert.ok(written.subarray(0, 7).equals(Buffer.alloc(7)), "the bytes before the position are left alone");
+  assert.ok(written.subarray(7).equals(expected));
+  assert.ok(Buffer.concat(seen).equals(expected));
+  assert.deepEqual(seen.map((b) => b.toString("utf8")), pieces);
 });
