@@ -89,7 +89,7 @@ test("text pieces are written as UTF-8 from the position given, each piece's byt
   const expected = Buffer.from(pieces.join(""), "utf8");
   const written = await readFile(path);
   assert.equal(end, 7 + expected.length);
-  assert.ok(written.subarray(0, 7).equals(Buffer.alloc(7)), "the bytes before the position are left alone");
+  assert.ok(written.subarray(0, 7).equals(Buffer.alloc(7)), "nothing is written before the position");
   assert.ok(written.subarray(7).equals(expected));
   assert.ok(Buffer.concat(seen).equals(expected));
   assert.deepEqual(seen.map((b) => b.toString("utf8")), pieces);
